@@ -1,0 +1,36 @@
+/**
+ * The `crew` command line. Each command lives in src/commands/; this file only wires
+ * them into yargs. Options are checked by the same resolveOptions as createCluster.
+ */
+import yargs from "yargs";
+import { CrewError } from "./errors.js";
+import { startCommand } from "./commands/start.js";
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await yargs(argv)
+      .scriptName("crew")
+      .usage("$0 <command> [options]")
+      .command(startCommand)
+      .demandCommand(1, "Name a command: crew start | run | status | bench (crew <command> --help for its options)")
+      .strict()
+      .recommendCommands()
+      .help()
+      .alias("h", "help")
+      .version()
+      .wrap(Math.min(110, process.stdout.columns || 110))
+      .fail((message, err, y) => {
+        if (err) throw err;
+        console.error(`${y.help() && ""}crew: ${message}\nRun crew --help for usage.`);
+        process.exit(2);
+      })
+      .parseAsync();
+  } catch (err) {
+    if (err instanceof CrewError) {
+      console.error(`crew: ${err.code}: ${err.message}`);
+    } else {
+      console.error(`crew: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+    process.exit(1);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Imports the handler modules inside a node. The primary never imports user code: a
+ * module that calls process.exit or throws on import can only take a node down, and
+ * the first node's report is how `crew start` learns each handler's config.
+ */
+import { pathToFileURL } from "node:url";
+import type { HandlerConfig } from "../nodes/messages.js";
+import type { Handler } from "../types.js";
+
+export interface LoadedHandler {
+  fn: Handler;
+  config: HandlerConfig;
+}
+
+export class HandlerModuleError extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const TS_FILE = /\.[cm]?ts$/;
+
+export async function loadHandler(file: string): Promise<LoadedHandler> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = await importModule(file);
+  } catch (err) {
+    throw new HandlerModuleError(file, `failed to import: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // A .ts file outside a "type": "module" package is compiled to CommonJS by tsx, which
+  // puts the module's exports under `default`.
+  const inner = isObject(mod.default) ? (mod.default as Record<string, unknown>) : undefined;
+  const fn = typeof mod.default === "function" ? mod.default : inner?.default;
+  if (typeof fn !== "function") {
+    throw new HandlerModuleError(file, "has no default export function: export default function (payload, ctx) { … }");
+  }
+  const config = mod.config ?? inner?.config ?? {};
+  return { fn: fn as Handler, config: checkConfig(file, config) };
+}
+
+async function importModule(file: string): Promise<Record<string, unknown>> {
+  const url = pathToFileURL(file).href;
+  if (!TS_FILE.test(file)) return (await import(url)) as Record<string, unknown>;
+  // TypeScript handlers run without a build step. tsx is loaded only when one exists.
+  const { tsImport } = await import("tsx/esm/api");
+  return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+}
+
+function checkConfig(file: string, config: unknown): HandlerConfig {
+  if (!isObject(config)) throw new HandlerModuleError(file, "config must be an object");
+  const c = config as Record<string, unknown>;
+  const wrong = (field: string, expected: string) =>
+    new HandlerModuleError(file, `config.${field} must be ${expected}, got ${JSON.stringify(c[field])}`);
+  if (c.timeoutMs !== undefined && !(Number.isInteger(c.timeoutMs) && (c.timeoutMs as number) > 0)) {
+    throw wrong("timeoutMs", "a positive integer");
+  }
+  if (c.maxAttempts !== undefined && !(Number.isInteger(c.maxAttempts) && (c.maxAttempts as number) >= 1 && (c.maxAttempts as number) <= 100)) {
+    throw wrong("maxAttempts", "an integer from 1 to 100");
+  }
+  if (c.isolation !== undefined && c.isolation !== "thread" && c.isolation !== "process") {
+    throw wrong("isolation", '"thread" or "process"');
+  }
+  if (c.prefer !== undefined && c.prefer !== "thread" && c.prefer !== "process") {
+    throw wrong("prefer", '"thread" or "process"');
+  }
+  const out: HandlerConfig = {};
+  if (c.timeoutMs !== undefined) out.timeoutMs = c.timeoutMs as number;
+  if (c.maxAttempts !== undefined) out.maxAttempts = c.maxAttempts as number;
+  if (c.isolation !== undefined) out.isolation = c.isolation as HandlerConfig["isolation"];
+  if (c.prefer !== undefined) out.prefer = c.prefer as HandlerConfig["prefer"];
+  return out;
+}
+
+function isObject(v: unknown): v is object {
+  return typeof v === "object" && v !== null;
+}

@@ -1,0 +1,203 @@
+/**
+ * What runs inside a compute node, the same for threads and processes: it loads the
+ * handlers, runs attempts with their ctx, and talks to the primary in batches of
+ * tagged messages. The entry files only plug it into a MessagePort or fork IPC.
+ */
+import pino, { type Logger } from "pino";
+import { CheckpointTooLargeError, type WireError } from "../errors.js";
+import type { FromNode, HandlerConfig, NodeInit, RunMsg, ToNode } from "../nodes/messages.js";
+import type { HandlerContext } from "../types.js";
+import { HandlerModuleError, loadHandler, type LoadedHandler } from "./load-handlers.js";
+
+interface Running {
+  controller: AbortController;
+  seq: number;
+  acks: Map<number, { resolve: () => void; reject: (err: unknown) => void }>;
+}
+
+export class NodeRuntime {
+  readonly #init: NodeInit;
+  readonly #send: (msgs: FromNode[]) => void;
+  readonly #handlers = new Map<string, LoadedHandler>();
+  readonly #running = new Map<number, Running>();
+  readonly #log: Logger;
+  #outbox: FromNode[] = [];
+  #stop!: () => void;
+  /** Resolves when the primary asks the node to stop. */
+  readonly stopped = new Promise<void>((resolve) => (this.#stop = resolve));
+
+  constructor(init: NodeInit, send: (msgs: FromNode[]) => void) {
+    this.#init = init;
+    this.#send = send;
+    this.#log = pino({ level: init.logLevel, base: { node: init.nodeId } });
+  }
+
+  /** Imports every handler; answers `ready` with their configs, or `init-failed` naming the file. */
+  async load(): Promise<FromNode> {
+    const configs: Record<string, HandlerConfig> = {};
+    try {
+      for (const [name, file] of Object.entries(this.#init.handlers)) {
+        const handler = await loadHandler(file);
+        this.#handlers.set(name, handler);
+        configs[name] = handler.config;
+      }
+    } catch (err) {
+      const file = err instanceof HandlerModuleError ? err.file : "";
+      return { t: "init-failed", file, message: err instanceof Error ? err.message : String(err) };
+    }
+    return { t: "ready", configs };
+  }
+
+  receive(msgs: ToNode[]): void {
+    for (const msg of msgs) {
+      switch (msg.t) {
+        case "run":
+          this.#run(msg);
+          break;
+        case "abort": {
+          const running = this.#running.get(msg.a);
+          if (!running) break;
+          const reason = abortReason(msg.reason);
+          running.controller.abort(reason);
+          // The primary stores no checkpoint for an attempt it gave up on: fail the waits now.
+          for (const ack of running.acks.values()) ack.reject(reason);
+          running.acks.clear();
+          break;
+        }
+        case "ckpt-ack": {
+          const running = this.#running.get(msg.a);
+          const ack = running?.acks.get(msg.seq);
+          running?.acks.delete(msg.seq);
+          ack?.resolve();
+          break;
+        }
+        case "mem?": {
+          const { heapUsed, rss } = process.memoryUsage();
+          this.#post({ t: "mem", q: msg.q, heapUsed, rss });
+          break;
+        }
+        case "stop":
+          this.#stop();
+          break;
+      }
+    }
+  }
+
+  #run(msg: RunMsg): void {
+    const handler = this.#handlers.get(msg.handler);
+    const running: Running = { controller: new AbortController(), seq: 0, acks: new Map() };
+    this.#running.set(msg.a, running);
+    let result: unknown;
+    try {
+      if (!handler) throw new Error(`handler ${msg.handler} is not loaded on node ${this.#init.nodeId}`);
+      result = handler.fn(msg.payload, this.#context(msg, running));
+    } catch (err) {
+      this.#fail(msg.a, err);
+      return;
+    }
+    if (isPromiseLike(result)) {
+      result.then(
+        (value) => this.#succeed(msg.a, value),
+        (err: unknown) => this.#fail(msg.a, err),
+      );
+    } else {
+      this.#succeed(msg.a, result);
+    }
+  }
+
+  #context(msg: RunMsg, running: Running): HandlerContext {
+    const log = this.#log;
+    const node = { id: this.#init.nodeId, kind: this.#init.kind };
+    let child: Logger | undefined;
+    return {
+      requestId: msg.requestId,
+      attempt: msg.attempt,
+      resumeFrom: msg.resumeFrom === null ? undefined : JSON.parse(msg.resumeFrom),
+      signal: running.controller.signal,
+      node,
+      checkpoint: (state: unknown) => this.#checkpoint(msg.a, running, state),
+      // Most handlers never log: build the child logger on first use only.
+      get log() {
+        child ??= log.child({ requestId: msg.requestId, attempt: msg.attempt, handler: msg.handler });
+        return child;
+      },
+    };
+  }
+
+  #checkpoint(a: number, running: Running, state: unknown): Promise<void> {
+    if (this.#running.get(a) !== running) return Promise.reject(new Error("checkpoint after the attempt ended"));
+    if (running.controller.signal.aborted) return Promise.reject(running.controller.signal.reason);
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(state);
+    } catch (err) {
+      return Promise.reject(new TypeError(`checkpoint state must be JSON: ${(err as Error).message}`));
+    }
+    if (json === undefined) return Promise.reject(new TypeError("checkpoint state must be a JSON value"));
+    const bytes = Buffer.byteLength(json);
+    if (bytes > this.#init.maxCheckpointBytes) {
+      return Promise.reject(
+        new CheckpointTooLargeError(`checkpoint of ${bytes} bytes is over the limit of ${this.#init.maxCheckpointBytes} bytes`),
+      );
+    }
+    const seq = ++running.seq;
+    this.#post({ t: "ckpt", a, seq, json });
+    return new Promise((resolve, reject) => running.acks.set(seq, { resolve, reject }));
+  }
+
+  #succeed(a: number, value: unknown): void {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch (err) {
+      this.#fail(a, new TypeError(`result is not JSON: ${(err as Error).message}`));
+      return;
+    }
+    this.#end(a, { t: "result", a, ok: true, json: json ?? "null" });
+  }
+
+  #fail(a: number, err: unknown): void {
+    this.#end(a, { t: "result", a, ok: false, error: { code: "E_HANDLER", message: errorMessage(err) } });
+  }
+
+  #end(a: number, msg: FromNode): void {
+    const running = this.#running.get(a);
+    if (!running) return;
+    this.#running.delete(a);
+    // A handler that returned without awaiting its checkpoints: nobody waits on them now.
+    for (const ack of running.acks.values()) ack.resolve();
+    this.#post(msg);
+  }
+
+  /** Queues a message; everything queued in one turn goes out as one batch. */
+  #post(msg: FromNode): void {
+    if (this.#outbox.push(msg) === 1) queueMicrotask(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    const batch = this.#outbox;
+    this.#outbox = [];
+    this.#send(batch);
+  };
+}
+
+function abortReason(reason: WireError): Error {
+  const err = new Error(reason.message);
+  err.name = "AbortError";
+  (err as Error & { code: string }).code = reason.code;
+  return err;
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  if (typeof err === "string") return err;
+  try {
+    return JSON.stringify(err) ?? String(err);
+  } catch {
+    return String(err);
+  }
+}
+
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
+}

@@ -1,0 +1,23 @@
+/**
+ * The piscina task a thread node runs for its whole life. piscina starts the thread,
+ * caps its heap (resourceLimits) and terminates it on abort; the node then talks over
+ * its own MessagePort, because one piscina task per request costs the primary ~2.5×
+ * the CPU of a plain postMessage (measured in issue 2).
+ */
+import type { MessagePort } from "node:worker_threads";
+import type { NodeInit, ToNode } from "../nodes/messages.js";
+import { NodeRuntime } from "./runtime.js";
+
+export interface ThreadTask {
+  port: MessagePort;
+  init: NodeInit;
+}
+
+export default async function serve({ port, init }: ThreadTask): Promise<void> {
+  const runtime = new NodeRuntime(init, (msgs) => port.postMessage(msgs));
+  port.on("message", (msgs: ToNode[]) => runtime.receive(msgs));
+  const first = await runtime.load();
+  port.postMessage([first]);
+  if (first.t === "ready") await runtime.stopped;
+  port.close();
+}

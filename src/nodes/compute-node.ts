@@ -1,0 +1,240 @@
+/**
+ * One compute node: an id that outlives its thread or process, an explicit state,
+ * counters, and the attempts running on it. The transport under it is the only part
+ * that knows threads from processes; a restart swaps in a fresh transport, same id.
+ */
+import type { NodeView } from "../primary/balancers/balancer.js";
+import type { CheckpointMsg, FromNode, HandlerConfig, NodeInit, NodeKind, ResultMsg, ToNode } from "./messages.js";
+import type { ExitInfo, NodeTransport, TransportFactory } from "./transport.js";
+
+/**
+ * starting: its code is loading handlers; up: takes attempts; down: dead, waiting to
+ * be restarted; stopping: asked to stop; stopped: stopped for good.
+ */
+export type NodeState = "starting" | "up" | "down" | "stopping" | "stopped";
+
+export interface NodeListener {
+  onResult(node: ComputeNode, msg: ResultMsg): void;
+  onCheckpoint(node: ComputeNode, msg: CheckpointMsg): void;
+  /** The node's thread or process ended while up; `lost` are the attempts that were running. */
+  onExit(node: ComputeNode, info: ExitInfo, lost: number[]): void;
+}
+
+/** Why a start failed: a handler module that did not load, or a node that died while starting. */
+export class NodeStartError extends Error {
+  constructor(
+    message: string,
+    readonly file: string | null,
+    readonly exit: ExitInfo | null,
+  ) {
+    super(message);
+  }
+}
+
+export interface ComputeNodeOptions {
+  id: string;
+  kind: NodeKind;
+  capacity: number;
+  memoryMb: number;
+  init: Omit<NodeInit, "nodeId" | "kind">;
+  transport: TransportFactory;
+  listener: NodeListener;
+}
+
+const MEMORY_QUERY_TIMEOUT_MS = 1000;
+
+export class ComputeNode implements NodeView {
+  readonly id: string;
+  readonly kind: NodeKind;
+  readonly capacity: number;
+  #state: NodeState = "down";
+  #transport: NodeTransport | null = null;
+  /** The latest thread or process, kept after it dies so crash logs and status can name it. */
+  #last: NodeTransport | null = null;
+  readonly #running = new Set<number>();
+  readonly #options: ComputeNodeOptions;
+  #outbox: ToNode[] = [];
+  #memoryQueries = new Map<number, (v: { heapUsed: number; rss: number } | null) => void>();
+  #nextQuery = 1;
+  #exited: (() => void) | null = null;
+
+  /** Requests answered (result or handler error) over the node's whole life. */
+  completed = 0;
+  /** Requests answered since the current thread or process started. */
+  completedSinceStart = 0;
+  crashes = 0;
+  restarts = 0;
+  /** Deaths in a row before answering any request: drives the restart backoff. */
+  earlyDeaths = 0;
+  startedAt = 0;
+  lastExit: ExitInfo | null = null;
+
+  constructor(options: ComputeNodeOptions) {
+    this.#options = options;
+    this.id = options.id;
+    this.kind = options.kind;
+    this.capacity = options.capacity;
+  }
+
+  get state(): NodeState {
+    return this.#state;
+  }
+
+  get inFlight(): number {
+    return this.#running.size;
+  }
+
+  get pid(): number | null {
+    return this.#last?.pid ?? null;
+  }
+
+  get threadId(): number | null {
+    return this.#last?.threadId ?? null;
+  }
+
+  get hasRoom(): boolean {
+    return this.#state === "up" && this.#running.size < this.capacity;
+  }
+
+  /** Starts (or restarts) the node's code; resolves with the handler configs once it is up. */
+  start(): Promise<Record<string, HandlerConfig>> {
+    if (this.startedAt !== 0) this.restarts++;
+    this.#state = "starting";
+    this.startedAt = Date.now();
+    this.completedSinceStart = 0;
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      const transport = this.#options.transport({
+        init: { ...this.#options.init, nodeId: this.id, kind: this.kind },
+        memoryMb: this.#options.memoryMb,
+        events: {
+          onMessages: (msgs) => {
+            if (ready) return this.#receive(msgs);
+            const first = msgs[0];
+            if (first?.t === "ready") {
+              ready = true;
+              this.#state = "up";
+              resolve(first.configs);
+              if (msgs.length > 1) this.#receive(msgs.slice(1));
+            } else if (first?.t === "init-failed") {
+              reject(new NodeStartError(`${first.file || "a handler"}: ${first.message}`, first.file || null, null));
+              transport.kill();
+            }
+          },
+          onExit: (info) => {
+            if (this.#transport === transport) this.#transport = null;
+            if (ready) return this.#onExit(info);
+            this.#state = "down";
+            this.lastExit = info;
+            reject(new NodeStartError(`node ${this.id} died while starting: ${info.reason}`, null, info));
+            this.#settleStop();
+          },
+        },
+      });
+      this.#transport = transport;
+      this.#last = transport;
+    });
+  }
+
+  /** Starts an attempt on this node. The dispatcher only calls it when hasRoom. */
+  run(msg: ToNode & { t: "run" }): void {
+    this.#running.add(msg.a);
+    this.#post(msg);
+  }
+
+  /** Abort signals and checkpoint acks; dropped when the node is gone. */
+  send(msg: ToNode): void {
+    if (this.#transport) this.#post(msg);
+  }
+
+  /** Kills the thread or process now; the usual exit path follows (onExit). */
+  kill(): void {
+    this.#transport?.kill();
+  }
+
+  /** Asks the node to stop, and kills it if it has not within `graceMs`. Never restarted after. */
+  stop(graceMs: number): Promise<void> {
+    const previous = this.#state;
+    this.#state = "stopping";
+    if (!this.#transport || previous === "down") {
+      this.#state = "stopped";
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.#exited = resolve;
+      this.#post({ t: "stop" });
+      setTimeout(() => this.kill(), graceMs).unref();
+    });
+  }
+
+  /** Heap and RSS of the node's thread or process, or null when it does not answer in time. */
+  memory(): Promise<{ heapUsed: number; rss: number } | null> {
+    if (this.#state !== "up") return Promise.resolve(null);
+    const q = this.#nextQuery++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#memoryQueries.delete(q);
+        resolve(null);
+      }, MEMORY_QUERY_TIMEOUT_MS);
+      timer.unref();
+      this.#memoryQueries.set(q, (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      });
+      this.#post({ t: "mem?", q });
+    });
+  }
+
+  #receive(msgs: FromNode[]): void {
+    const listener = this.#options.listener;
+    for (const msg of msgs) {
+      if (msg.t === "result") {
+        if (!this.#running.delete(msg.a)) continue;
+        this.completed++;
+        this.completedSinceStart++;
+        this.earlyDeaths = 0;
+        listener.onResult(this, msg);
+      } else if (msg.t === "ckpt") {
+        if (this.#running.has(msg.a)) listener.onCheckpoint(this, msg);
+      } else if (msg.t === "mem") {
+        this.#memoryQueries.get(msg.q)?.({ heapUsed: msg.heapUsed, rss: msg.rss });
+        this.#memoryQueries.delete(msg.q);
+      }
+    }
+  }
+
+  #onExit(info: ExitInfo): void {
+    const lost = [...this.#running];
+    this.#running.clear();
+    this.#outbox = [];
+    this.lastExit = info;
+    for (const answer of this.#memoryQueries.values()) answer(null);
+    this.#memoryQueries.clear();
+    if (this.#state === "stopping") {
+      this.#state = "stopped";
+    } else {
+      this.#state = "down";
+      this.crashes++;
+      if (this.completedSinceStart === 0) this.earlyDeaths++;
+    }
+    this.#options.listener.onExit(this, info, lost);
+    this.#settleStop();
+  }
+
+  #settleStop(): void {
+    if (this.#state === "stopping") this.#state = "stopped";
+    this.#exited?.();
+    this.#exited = null;
+  }
+
+  /** Everything posted in one turn of the event loop goes out as one batch. */
+  #post(msg: ToNode): void {
+    if (this.#outbox.push(msg) === 1) queueMicrotask(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    const batch = this.#outbox;
+    this.#outbox = [];
+    if (batch.length > 0) this.#transport?.post(batch);
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * The typed, tagged messages between the primary and a compute node. Both transports
+ * (a MessagePort for threads, fork IPC for processes) carry batches: arrays of these,
+ * so a busy node can answer several attempts with one wake-up of the primary.
+ */
+import type { WireError } from "../errors.js";
+
+export type NodeKind = "thread" | "process";
+
+export type IsolationMode = "thread" | "process";
+
+/** What a handler module may export as `config`; every field optional. */
+export interface HandlerConfig {
+  timeoutMs?: number;
+  maxAttempts?: number;
+  isolation?: IsolationMode;
+  /** Placement preference: run on this kind of node when one has room, else anywhere allowed. */
+  prefer?: NodeKind;
+}
+
+/** Sent once, when the node starts: everything the node runtime needs. */
+export interface NodeInit {
+  nodeId: string;
+  kind: NodeKind;
+  /** handler name → absolute file path. */
+  handlers: Record<string, string>;
+  logLevel: string;
+  maxCheckpointBytes: number;
+}
+
+// primary → node
+export interface RunMsg {
+  t: "run";
+  /** Attempt id: unique in the primary for the cluster's life. */
+  a: number;
+  requestId: string;
+  handler: string;
+  payload: unknown;
+  attempt: number;
+  /** The last checkpoint as JSON text, or null on a fresh start. */
+  resumeFrom: string | null;
+}
+export interface AbortMsg {
+  t: "abort";
+  a: number;
+  reason: WireError;
+}
+export interface CheckpointAckMsg {
+  t: "ckpt-ack";
+  a: number;
+  seq: number;
+}
+export interface StopMsg {
+  t: "stop";
+}
+export interface MemoryQueryMsg {
+  t: "mem?";
+  q: number;
+}
+export type ToNode = RunMsg | AbortMsg | CheckpointAckMsg | StopMsg | MemoryQueryMsg;
+
+// node → primary
+export interface ReadyMsg {
+  t: "ready";
+  configs: Record<string, HandlerConfig>;
+}
+export interface InitFailedMsg {
+  t: "init-failed";
+  file: string;
+  message: string;
+}
+export interface ResultMsg {
+  t: "result";
+  a: number;
+  ok: boolean;
+  /**
+   * The handler's return value as JSON text when ok. The node serialises it, so the
+   * primary (the cluster's bottleneck) splices it into the reply without parsing it.
+   */
+  json?: string;
+  /** What the handler threw when not ok. */
+  error?: WireError;
+}
+export interface CheckpointMsg {
+  t: "ckpt";
+  a: number;
+  seq: number;
+  /** The state as JSON text: the primary stores it as is. */
+  json: string;
+}
+export interface MemoryMsg {
+  t: "mem";
+  q: number;
+  heapUsed: number;
+  rss: number;
+}
+export type FromNode = ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg;

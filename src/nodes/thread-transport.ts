@@ -1,0 +1,69 @@
+/**
+ * A thread node: one Piscina pool of exactly one thread running one long task
+ * (node-runtime/thread-entry.ts) that talks over its own MessagePort. piscina owns the
+ * thread's start, heap cap (resourceLimits) and termination; crew owns replacement,
+ * so each life of the node gets a fresh pool and piscina never respawns on its own.
+ */
+import { MessageChannel } from "node:worker_threads";
+import { Piscina } from "piscina";
+import type { FromNode, ToNode } from "./messages.js";
+import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
+
+const ENTRY = new URL("../node-runtime/thread-entry.js", import.meta.url).href;
+
+export function createThreadTransport({ init, memoryMb, events }: TransportOptions): NodeTransport {
+  const pool = new Piscina({
+    filename: ENTRY,
+    minThreads: 0, // started by the one run() below; not respawned by piscina after a crash
+    maxThreads: 1,
+    concurrentTasksPerWorker: 1,
+    idleTimeout: 0,
+    atomics: "disabled", // the task never ends while the node lives: no Atomics.wait between tasks
+    recordTiming: false,
+    resourceLimits: { maxOldGenerationSizeMb: memoryMb },
+  });
+  const { port1, port2 } = new MessageChannel();
+  const kill = new AbortController();
+  let exited = false;
+
+  const exit = (info: ExitInfo) => {
+    if (exited) return;
+    exited = true;
+    port1.close();
+    events.onExit(info);
+    pool.destroy().catch(() => {});
+  };
+
+  port1.on("message", (msgs: FromNode[]) => {
+    if (!exited) events.onMessages(msgs);
+  });
+  // With no listener, an error piscina cannot pin on a task would end the primary.
+  pool.on("error", (err: unknown) => exit(threadExit(err)));
+  pool.run({ port: port2, init }, { transferList: [port2] as never, signal: kill.signal }).then(
+    () => exit({ code: 0, signal: null, reason: "stopped" }),
+    (err: unknown) => exit(kill.signal.aborted ? { code: null, signal: null, reason: "terminated" } : threadExit(err)),
+  );
+
+  return {
+    kind: "thread",
+    pid: process.pid,
+    get threadId() {
+      return pool.threads[0]?.threadId ?? null;
+    },
+    post(msgs: ToNode[]) {
+      if (!exited) port1.postMessage(msgs);
+    },
+    kill() {
+      kill.abort();
+    },
+  };
+}
+
+/** Turns what piscina rejects with into an exit report. */
+function threadExit(err: unknown): ExitInfo {
+  const e = err as { code?: string; message?: string };
+  if (e?.code === "ERR_WORKER_OUT_OF_MEMORY") return { code: null, signal: null, reason: "out of memory" };
+  const match = /exit(?:ed with)? code:? (\d+)/i.exec(e?.message ?? "");
+  if (match) return { code: Number(match[1]), signal: null, reason: `exited with code ${match[1]}` };
+  return { code: null, signal: null, reason: `uncaught: ${e?.message ?? String(err)}` };
+}

@@ -1,0 +1,42 @@
+/**
+ * The one thing that differs between a thread node and a process node: how its code
+ * is started, talked to and killed. Everything else (state, counters, in-flight
+ * attempts, the crash path) lives in ComputeNode, which never asks which kind it holds.
+ */
+import type { FromNode, NodeInit, NodeKind, ToNode } from "./messages.js";
+
+/** How a node's code ended. Exactly one of these reaches `onExit`, once. */
+export interface ExitInfo {
+  /** Exit code, when the thread or process exited with one. */
+  code: number | null;
+  /** The signal that killed a process node. */
+  signal: NodeJS.Signals | null;
+  /** A short human reason: "exited with code 3", "out of memory", "killed by SIGKILL", "IPC channel lost". */
+  reason: string;
+}
+
+export interface TransportEvents {
+  onMessages(msgs: FromNode[]): void;
+  onExit(info: ExitInfo): void;
+}
+
+export interface NodeTransport {
+  readonly kind: NodeKind;
+  /** OS process id (process nodes, and the primary's pid for thread nodes). */
+  readonly pid: number;
+  /** Worker thread id; null for process nodes. */
+  readonly threadId: number | null;
+  /** Sends a batch; dropped silently once the node is gone (its exit is reported instead). */
+  post(msgs: ToNode[]): void;
+  /** Hard stop: terminate the thread or SIGKILL the process. onExit follows. */
+  kill(): void;
+}
+
+export interface TransportOptions {
+  init: NodeInit;
+  /** Caps the node's old-generation heap. */
+  memoryMb: number;
+  events: TransportEvents;
+}
+
+export type TransportFactory = (options: TransportOptions) => NodeTransport;

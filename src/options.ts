@@ -1,0 +1,136 @@
+/**
+ * Cluster options: one interface, one table of defaults, checked once at the edge.
+ * `createCluster` and the CLI both go through `resolveOptions`, so a bad value gets the
+ * same message from either, naming the option; nothing downstream sees `undefined`.
+ */
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import type { Logger } from "pino";
+import { InvalidOptionError } from "./errors.js";
+import { BALANCER_NAMES, type BalancerName } from "./primary/balancers/balancer.js";
+import { parseWeights } from "./primary/balancers/index.js";
+
+export interface ClusterOptions {
+  /** Folder of handler modules. Default "workers". */
+  handlers?: string;
+  /** Thread nodes. Default: one per core when `processes` is not given, else 0. */
+  threads?: number;
+  /** Child-process nodes. Default 0. */
+  processes?: number;
+  balancer?: BalancerName;
+  /** For the weighted balancer: "t=1,p=3" or { t0: 2 }. */
+  weights?: string | Record<string, number>;
+  /** Seeds the random and p2c balancers, for reproducible runs. */
+  seed?: number;
+  /** Attempts per request before E_CRASHED. Default 3. */
+  maxAttempts?: number;
+  /** Default deadline per request. Default 60000. */
+  timeoutMs?: number;
+  /** Requests waiting for a node before E_OVERLOADED. Default 10000. */
+  maxQueue?: number;
+  /** Largest TCP frame or HTTP body. Default 1 MiB. */
+  maxFrameBytes?: number;
+  /** Largest checkpoint state, as JSON. Default 1 MiB. */
+  maxCheckpointBytes?: number;
+  /** Heap cap per node. Default 2048. */
+  nodeMemoryMb?: number;
+  /** Attempts running at once on one node. Default 1. */
+  nodeConcurrency?: number;
+  /** Requests in flight on one connection before the primary stops reading from it. Default 1024. */
+  maxConnectionInflight?: number;
+  /** How long a handler may run past its deadline or cancel before its node is killed. Default 1000. */
+  killGraceMs?: number;
+  /** How long close() waits for in-flight work. Default 30000. */
+  drainTimeoutMs?: number;
+  /** First restart delay of a node that keeps dying before answering anything. Default 100. */
+  restartBackoffMs?: number;
+  /** Cap of that delay. Default 5000. */
+  restartBackoffMaxMs?: number;
+  /** How much waiting one priority step is worth, against starvation. Default 1000. */
+  priorityAgingMs?: number;
+  logLevel?: string;
+  /** A pino logger of your own (its level wins over logLevel). */
+  logger?: Logger;
+}
+
+export type ResolvedOptions = Required<Omit<ClusterOptions, "weights" | "seed" | "logger">> & {
+  weights: Record<string, number>;
+  seed: number | null;
+  logger: Logger | null;
+};
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
+  if (typeof input !== "object" || input === null) throw new InvalidOptionError("options must be an object");
+  const threadsGiven = input.threads !== undefined;
+  const processesGiven = input.processes !== undefined;
+  const out: ResolvedOptions = {
+    handlers: resolve(str(input.handlers ?? "workers", "handlers")),
+    threads: int(input.threads ?? (processesGiven ? 0 : availableParallelism()), "threads", 0, 256),
+    processes: int(input.processes ?? 0, "processes", 0, 256),
+    balancer: oneOf(input.balancer ?? "least-outstanding", "balancer", BALANCER_NAMES),
+    weights: weights(input.weights),
+    seed: input.seed === undefined ? null : int(input.seed, "seed", 0, 2 ** 32 - 1),
+    maxAttempts: int(input.maxAttempts ?? 3, "maxAttempts", 1, 100),
+    timeoutMs: int(input.timeoutMs ?? 60_000, "timeoutMs", 1, 2 ** 31 - 1),
+    maxQueue: int(input.maxQueue ?? 10_000, "maxQueue", 0, 10_000_000),
+    maxFrameBytes: int(input.maxFrameBytes ?? 1024 * 1024, "maxFrameBytes", 64, 1024 ** 3),
+    maxCheckpointBytes: int(input.maxCheckpointBytes ?? 1024 * 1024, "maxCheckpointBytes", 2, 1024 ** 3),
+    nodeMemoryMb: int(input.nodeMemoryMb ?? 2048, "nodeMemoryMb", 16, 1024 * 1024),
+    nodeConcurrency: int(input.nodeConcurrency ?? 1, "nodeConcurrency", 1, 10_000),
+    maxConnectionInflight: int(input.maxConnectionInflight ?? 1024, "maxConnectionInflight", 1, 1_000_000),
+    killGraceMs: int(input.killGraceMs ?? 1000, "killGraceMs", 0, 600_000),
+    drainTimeoutMs: int(input.drainTimeoutMs ?? 30_000, "drainTimeoutMs", 0, 24 * 3600_000),
+    restartBackoffMs: int(input.restartBackoffMs ?? 100, "restartBackoffMs", 0, 600_000),
+    restartBackoffMaxMs: int(input.restartBackoffMaxMs ?? 5000, "restartBackoffMaxMs", 0, 3600_000),
+    priorityAgingMs: int(input.priorityAgingMs ?? 1000, "priorityAgingMs", 0, 3600_000),
+    logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
+    logger: input.logger ?? null,
+  };
+  if (out.threads + out.processes === 0) {
+    throw new InvalidOptionError("threads and processes must not both be 0: a cluster needs at least one node");
+  }
+  if (threadsGiven && processesGiven && out.threads + out.processes > 512) {
+    throw new InvalidOptionError("threads + processes must be at most 512");
+  }
+  return out;
+}
+
+/** Checks an integer option; the message names it the way the caller spells it. */
+export function int(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function str(value: unknown, name: string): string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    throw new InvalidOptionError(`${name} must be one of ${allowed.join(", ")}; got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+function weights(value: unknown): Record<string, number> {
+  if (value === undefined) return {};
+  if (typeof value === "string") return parseWeights(value);
+  if (typeof value !== "object" || value === null) {
+    throw new InvalidOptionError('weights must be a string like "t=1,p=3" or an object like { t0: 2 }');
+  }
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+      throw new InvalidOptionError(`weights.${k} must be a finite number ≥ 0, got ${JSON.stringify(v)}`);
+    }
+    out[k] = v;
+  }
+  return out;
+}

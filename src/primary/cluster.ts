@@ -1,0 +1,264 @@
+/**
+ * A cluster: the nodes, their supervisor, the dispatcher, and the receivers, wired
+ * once. `createCluster` resolves when every node has loaded the handlers.
+ */
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { errorFromWire, InvalidOptionError } from "../errors.js";
+import { startHttpFront } from "../protocol/http-receiver.js";
+import { createLogger } from "../logger.js";
+import type { NodeKind } from "../nodes/messages.js";
+import type { NodeState } from "../nodes/compute-node.js";
+import { type ClusterOptions, int, type ResolvedOptions, resolveOptions } from "../options.js";
+import type { ReplyMeta } from "../protocol/frames.js";
+import { TcpReceiver } from "../protocol/tcp-receiver.js";
+import { createBalancer } from "./balancers/index.js";
+import { seededRandom } from "./balancers/seeded-random.js";
+import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
+import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
+import type { DoneCallback, Job } from "./job.js";
+import type { ClusterObserver } from "./observer.js";
+import { Supervisor } from "./supervisor.js";
+
+export interface RunOptions {
+  key?: string;
+  timeoutMs?: number;
+  priority?: number;
+  signal?: AbortSignal;
+}
+
+export interface ListenOptions {
+  /** TCP port; 0 picks a free one. Default 7070. */
+  port?: number;
+  /** Default 127.0.0.1: listening beyond loopback is a deliberate choice. */
+  host?: string;
+  /** HTTP port; no HTTP front unless given. */
+  httpPort?: number;
+  /** Allows the admin endpoints (node kill) from other hosts than loopback. */
+  adminToken?: string;
+}
+
+export interface ListenInfo {
+  host: string;
+  port: number;
+  httpPort: number | null;
+}
+
+export interface NodeStatus {
+  id: string;
+  kind: NodeKind;
+  pid: number | null;
+  threadId: number | null;
+  state: NodeState;
+  inFlight: number;
+  completed: number;
+  crashes: number;
+  restarts: number;
+  heapUsed: number | null;
+  rss: number | null;
+  lastExit: string | null;
+}
+
+export interface ClusterStatus {
+  nodes: NodeStatus[];
+  queue: { length: number; max: number };
+  requests: DispatchStats & { active: number };
+  balancer: string;
+  draining: boolean;
+  uptimeMs: number;
+}
+
+/** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
+export interface Front {
+  stopAccepting(): void;
+  destroyConnections(): void;
+}
+
+
+export class Cluster {
+  readonly options: ResolvedOptions;
+  readonly log: Logger;
+  readonly #supervisor: Supervisor;
+  readonly #dispatcher: Dispatcher;
+  readonly #registry: HandlerRegistry;
+  readonly #fronts: Front[] = [];
+  readonly #startedAt = Date.now();
+  #closing: Promise<void> | null = null;
+
+  /** Use createCluster(). */
+  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry) {
+    this.options = options;
+    this.log = log;
+    this.#supervisor = supervisor;
+    this.#dispatcher = dispatcher;
+    this.#registry = registry;
+  }
+
+  get handlers(): HandlerSpec[] {
+    return this.#registry.list();
+  }
+
+  get draining(): boolean {
+    return this.#dispatcher.draining;
+  }
+
+  /** Adds a watcher (metrics); its hooks run on the hot path. */
+  observe(observer: ClusterObserver): void {
+    const merge = (target: ClusterObserver) => {
+      for (const key of Object.keys(observer) as Array<keyof ClusterObserver>) {
+        const mine = observer[key] as ((...args: unknown[]) => void) | undefined;
+        const theirs = target[key] as ((...args: unknown[]) => void) | undefined;
+        if (!mine) continue;
+        (target as Record<string, unknown>)[key] = theirs
+          ? (...args: unknown[]) => {
+              theirs(...args);
+              mine(...args);
+            }
+          : mine;
+      }
+    };
+    merge(this.#dispatcher.observer);
+    merge(this.#supervisor.observer);
+  }
+
+  /** Runs one request through the dispatcher; resolves with its result or rejects with its coded error. */
+  run(handler: string, payload?: unknown, options: RunOptions = {}): Promise<unknown> {
+    return this.call(handler, payload, options).then((reply) => {
+      if (reply.ok) return reply.result;
+      throw Object.assign(errorFromWire(reply.error), { meta: reply.meta });
+    });
+  }
+
+  /** Like run(), but resolves with the whole reply (result or error, and meta). */
+  call(
+    handler: string,
+    payload?: unknown,
+    options: RunOptions = {},
+  ): Promise<{ ok: true; result: unknown; meta: ReplyMeta } | { ok: false; error: { code: string; message: string }; meta: ReplyMeta }> {
+    return new Promise((resolve) => {
+      const { signal } = options;
+      let job: Job | null = null;
+      const onAbort = () => job && this.#dispatcher.cancel(job);
+      job = this.submit({ handler, payload, key: options.key, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (outcome.ok) resolve({ ok: true, result: JSON.parse(outcome.json), meta: outcome.meta });
+        else resolve({ ok: false, error: outcome.error.toJSON(), meta: outcome.meta });
+      });
+      if (!job || !signal) return;
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** The receivers' entry: callback style, no promise per request. */
+  submit(request: SubmitRequest, done: DoneCallback): Job | null {
+    return this.#dispatcher.submit(request, done);
+  }
+
+  cancel(job: Job): void {
+    this.#dispatcher.cancel(job);
+  }
+
+  /** Kills a node (admin endpoint, chaos); it is restarted like any crashed node. */
+  killNode(id: string): boolean {
+    return this.#supervisor.kill(id);
+  }
+
+  async listen(options: ListenOptions = {}): Promise<ListenInfo> {
+    const host = options.host ?? "127.0.0.1";
+    const port = int(options.port ?? 7070, "port", 0, 65535);
+    const tcp = new TcpReceiver(
+      this.#dispatcher,
+      { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
+      this.log,
+    );
+    const address = await tcp.listen(port, host);
+    this.#fronts.push(tcp);
+    let httpPort: number | null = null;
+    if (options.httpPort !== undefined) {
+      int(options.httpPort, "httpPort", 0, 65535);
+      const http = await startHttpFront(this, { ...options, host });
+      this.#fronts.push(http.front);
+      httpPort = http.port;
+    }
+    this.log.info({ host, port: address.port, httpPort }, "listening");
+    return { host, port: address.port, httpPort };
+  }
+
+  async status(): Promise<ClusterStatus> {
+    const nodes = await Promise.all(
+      this.#supervisor.nodes.map(async (node): Promise<NodeStatus> => {
+        const memory = await node.memory();
+        return {
+          id: node.id,
+          kind: node.kind,
+          pid: node.pid,
+          threadId: node.threadId,
+          state: node.state,
+          inFlight: node.inFlight,
+          completed: node.completed,
+          crashes: node.crashes,
+          restarts: node.restarts,
+          heapUsed: memory?.heapUsed ?? null,
+          rss: memory?.rss ?? null,
+          lastExit: node.lastExit?.reason ?? null,
+        };
+      }),
+    );
+    return {
+      nodes,
+      queue: { length: this.#dispatcher.queueLength, max: this.options.maxQueue },
+      requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
+      balancer: this.options.balancer,
+      draining: this.#dispatcher.draining,
+      uptimeMs: Date.now() - this.#startedAt,
+    };
+  }
+
+  /** Live nodes, for metrics: id, kind, state and counters without a memory query. */
+  get nodes(): ReadonlyArray<{ id: string; kind: NodeKind; state: NodeState; inFlight: number; crashes: number; restarts: number; completed: number }> {
+    return this.#supervisor.nodes;
+  }
+
+  get queueLength(): number {
+    return this.#dispatcher.queueLength;
+  }
+
+  /**
+   * Drains: stops accepting, lets in-flight work finish (up to drainTimeoutMs), answers
+   * what is left with E_SHUTTING_DOWN, stops the nodes. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.log.info({ active: this.#dispatcher.active }, "draining");
+    for (const front of this.#fronts) front.stopAccepting();
+    await this.#dispatcher.drain(this.options.drainTimeoutMs);
+    // Let the last replies reach their sockets before the connections go.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const front of this.#fronts) front.destroyConnections();
+    await this.#supervisor.stop(this.options.killGraceMs);
+    this.log.info("stopped");
+  }
+}
+
+export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
+  const options = resolveOptions(input);
+  const log = options.logger ?? createLogger(options.logLevel);
+  const files = findHandlers(options.handlers);
+  const supervisor = new Supervisor(options, files, log);
+  const configs = await supervisor.start();
+  const registry = new HandlerRegistry(files, configs, options);
+  const random = options.seed === null ? Math.random : seededRandom(options.seed);
+  const balancer = createBalancer(options.balancer, { random, weights: options.weights });
+  const dispatcher = new Dispatcher({ nodes: supervisor.nodes, balancer, registry, options, log });
+  supervisor.attach(dispatcher);
+  log.info(
+    { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
+    "cluster up",
+  );
+  return new Cluster(options, log, supervisor, dispatcher, registry);
+}

@@ -1,0 +1,356 @@
+/**
+ * The dispatcher owns a request's life: admission, the wait queue, placement through
+ * the balancer, attempts, deadlines, cancels, retries from the last checkpoint, and the
+ * one reply. Both receivers and `cluster.run` come through `submit`.
+ */
+import type { Logger } from "pino";
+import {
+  CancelledError,
+  CrashedError,
+  type CrewError,
+  HandlerError,
+  NoNodeError,
+  OverloadedError,
+  ShuttingDownError,
+  TimeoutError,
+  UnknownHandlerError,
+} from "../errors.js";
+import type { ComputeNode } from "../nodes/compute-node.js";
+import type { CheckpointMsg, ResultMsg } from "../nodes/messages.js";
+import type { ExitInfo } from "../nodes/transport.js";
+import type { ResolvedOptions } from "../options.js";
+import type { Balancer } from "./balancers/balancer.js";
+import type { HandlerRegistry } from "./handler-registry.js";
+import { type Attempt, type DoneCallback, Job, type Outcome } from "./job.js";
+import type { ClusterObserver } from "./observer.js";
+import { WaitQueue } from "./queue.js";
+
+export interface SubmitRequest {
+  handler: string;
+  payload?: unknown;
+  key?: string | undefined;
+  timeoutMs?: number | undefined;
+  priority?: number | undefined;
+}
+
+export interface DispatchStats {
+  accepted: number;
+  refused: number;
+  completed: number;
+  failed: number;
+  retries: number;
+  checkpoints: number;
+}
+
+type Options = Pick<ResolvedOptions, "maxQueue" | "killGraceMs" | "priorityAgingMs">;
+
+export class Dispatcher {
+  readonly #nodes: readonly ComputeNode[];
+  readonly #balancer: Balancer;
+  readonly #registry: HandlerRegistry;
+  readonly #options: Options;
+  readonly #log: Logger;
+  readonly #hasProcessNodes: boolean;
+  /** Requests any node may run, and requests only process nodes may run. */
+  readonly #anyQueue = new WaitQueue<Job>();
+  readonly #processQueue = new WaitQueue<Job>();
+  /** Requests bound to one busy node by the hash balancer. */
+  readonly #parked = new Map<ComputeNode, WaitQueue<Job>>();
+  readonly #attempts = new Map<number, Attempt>();
+  readonly #candidates: ComputeNode[] = [];
+  readonly #preferred: ComputeNode[] = [];
+  #nextAttempt = 1;
+  #nextRequest = 1;
+  #parkedCount = 0;
+  #active = 0;
+  #draining = false;
+  #idle: Array<() => void> = [];
+  readonly stats: DispatchStats = { accepted: 0, refused: 0, completed: 0, failed: 0, retries: 0, checkpoints: 0 };
+  observer: ClusterObserver = {};
+
+  constructor(deps: {
+    nodes: readonly ComputeNode[];
+    balancer: Balancer;
+    registry: HandlerRegistry;
+    options: Options;
+    log: Logger;
+  }) {
+    this.#nodes = deps.nodes;
+    this.#balancer = deps.balancer;
+    this.#registry = deps.registry;
+    this.#options = deps.options;
+    this.#log = deps.log;
+    this.#hasProcessNodes = deps.nodes.some((n) => n.kind === "process");
+  }
+
+  /** Requests waiting for a node (queued or parked). */
+  get queueLength(): number {
+    return this.#anyQueue.length + this.#processQueue.length + this.#parkedCount;
+  }
+
+  /** Requests accepted and not yet answered. */
+  get active(): number {
+    return this.#active;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Accepts a request, or refuses it at once. `done` gets exactly one outcome; for a
+   * refused request it runs before submit returns, and submit returns null.
+   */
+  submit(req: SubmitRequest, done: DoneCallback): Job | null {
+    const spec = this.#registry.get(req.handler);
+    if (this.#draining) return this.#refuse(req.handler, done, new ShuttingDownError("the cluster is shutting down"));
+    if (!spec) return this.#refuse(req.handler, done, new UnknownHandlerError(`no handler named ${JSON.stringify(req.handler)}`));
+    if (spec.isolation === "process" && !this.#hasProcessNodes) {
+      return this.#refuse(req.handler, done, new NoNodeError(`handler ${spec.name} needs a process node and the cluster has none`));
+    }
+    const priority = req.priority ?? 0;
+    const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
+    const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
+    job.seq = this.#nextRequest;
+    job.rank = job.submittedAt - priority * this.#options.priorityAgingMs;
+    this.#enqueue(job);
+    this.#pump();
+    if (job.state === "queued" && this.queueLength > this.#options.maxQueue) {
+      this.#unqueue(job);
+      return this.#refuse(req.handler, done, new OverloadedError(`queue full (${this.#options.maxQueue} waiting): retry later`));
+    }
+    this.#active++;
+    this.stats.accepted++;
+    job.deadline = setTimeout(this.#onDeadline, timeoutMs, job);
+    return job;
+  }
+
+  /** Cancels a request: it answers `error` (E_CANCELLED by default) unless it already answered. */
+  cancel(job: Job, error: CrewError = new CancelledError("cancelled by the client")): void {
+    if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
+  }
+
+  /** Stops taking requests; resolves once every accepted one has answered, or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#draining = true;
+    if (this.#active > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.#idle.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    // Whatever outlived the grace period answers now: every accepted request gets its reply.
+    for (const job of this.#openJobs()) this.cancel(job, new ShuttingDownError("the cluster shut down before the request finished"));
+  }
+
+  onResult(node: ComputeNode, msg: ResultMsg): void {
+    const attempt = this.#attempts.get(msg.a);
+    if (!attempt) return;
+    this.#endAttempt(attempt);
+    const job = attempt.job;
+    if (msg.ok) this.#finish(job, { ok: true, json: msg.json ?? "null", meta: job.meta() });
+    else this.#finish(job, { ok: false, error: new HandlerError(msg.error?.message), meta: job.meta() });
+    this.#nodeFreed(node);
+  }
+
+  onCheckpoint(node: ComputeNode, msg: CheckpointMsg): void {
+    const attempt = this.#attempts.get(msg.a);
+    if (!attempt || attempt.job.state === "done") return;
+    attempt.job.checkpoint = msg.json;
+    this.stats.checkpoints++;
+    this.observer.checkpointStored?.(attempt.job);
+    // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held here.
+    node.send({ t: "ckpt-ack", a: msg.a, seq: msg.seq });
+  }
+
+  /** The one crash path: a node died with these attempts running on it. */
+  nodeLost(node: ComputeNode, info: ExitInfo, lost: number[]): void {
+    for (const a of lost) {
+      const attempt = this.#attempts.get(a);
+      if (!attempt) continue;
+      this.#endAttempt(attempt);
+      const job = attempt.job;
+      if (job.state === "done") continue;
+      const log = { requestId: job.requestId, handler: job.handler, node: node.id, attempt: job.attempts };
+      if (job.attempts >= job.spec.maxAttempts) {
+        this.#log.warn({ ...log, reason: info.reason }, "request failed: every attempt's node died");
+        const error = new CrashedError(`every attempt's node died (${job.attempts} attempts; last: node ${node.id} ${info.reason})`);
+        this.#finish(job, { ok: false, error, meta: job.meta() });
+      } else {
+        this.#log.warn({ ...log, resumeFrom: job.checkpoint !== null }, "retrying request on another node");
+        this.stats.retries++;
+        this.observer.retry?.(job, node);
+        this.#enqueue(job);
+      }
+    }
+    this.#balancer.nodesChanged?.(this.#nodes.filter((n) => n.state === "up"));
+    const parked = this.#parked.get(node);
+    if (parked && parked.length > 0) {
+      this.#parkedCount -= parked.length;
+      for (const job of parked.drain()) this.#enqueue(job);
+    }
+    this.#pump();
+  }
+
+  /** A node (re)started: it can take work. */
+  nodeUp(): void {
+    this.#balancer.nodesChanged?.(this.#nodes.filter((n) => n.state === "up"));
+    this.#pump();
+  }
+
+  #refuse(handler: string, done: DoneCallback, error: CrewError): null {
+    this.stats.refused++;
+    this.observer.requestRefused?.(handler, error.code);
+    done({ ok: false, error, meta: { node: null, attempts: 0, ms: 0 } });
+    return null;
+  }
+
+  #enqueue(job: Job): void {
+    job.state = "queued";
+    job.queue = job.spec.isolation === "process" ? this.#processQueue : this.#anyQueue;
+    job.queue.push(job);
+  }
+
+  #unqueue(job: Job): void {
+    if (!job.queue) return;
+    job.queue.remove(job);
+    if (job.state === "parked") this.#parkedCount--;
+    job.queue = null;
+  }
+
+  /** Places waiting requests on nodes while any can be placed, in queue order. */
+  #pump(): void {
+    for (;;) {
+      const a = this.#anyQueue.peek();
+      const p = this.#processQueue.peek();
+      if (!a && !p) return;
+      const [first, second] = !a || (p && p.rank < a.rank) ? [p!, a] : [a, p];
+      if (this.#place(first)) continue;
+      if (!second || !this.#place(second)) return;
+    }
+  }
+
+  #place(job: Job): boolean {
+    const bound = this.#balancer.affinity && job.key !== undefined;
+    const candidates = this.#candidates;
+    const preferred = this.#preferred;
+    candidates.length = 0;
+    preferred.length = 0;
+    for (const node of this.#nodes) {
+      if (node.state !== "up") continue;
+      if (job.spec.isolation === "process" && node.kind !== "process") continue;
+      if (!bound && !node.hasRoom) continue;
+      candidates.push(node);
+      if (node.kind === job.spec.prefer && node.hasRoom) preferred.push(node);
+    }
+    if (candidates.length === 0) return false;
+    const pool = !bound && preferred.length > 0 ? preferred : candidates;
+    const node = this.#balancer.pick(job, pool) as ComputeNode;
+    this.#unqueue(job);
+    if (node.hasRoom) {
+      this.#start(job, node);
+    } else {
+      let parked = this.#parked.get(node);
+      if (!parked) this.#parked.set(node, (parked = new WaitQueue<Job>()));
+      job.state = "parked";
+      job.queue = parked;
+      parked.push(job);
+      this.#parkedCount++;
+    }
+    return true;
+  }
+
+  #start(job: Job, node: ComputeNode): void {
+    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null };
+    job.state = "running";
+    job.attempt = attempt;
+    job.attempts++;
+    job.lastNode = node.id;
+    if (job.startedAt === 0) job.startedAt = performance.now();
+    this.#attempts.set(attempt.a, attempt);
+    this.observer.attemptStarted?.(job, node);
+    node.run({
+      t: "run",
+      a: attempt.a,
+      requestId: job.requestId,
+      handler: job.handler,
+      payload: job.payload,
+      attempt: job.attempts,
+      resumeFrom: job.checkpoint,
+    });
+  }
+
+  #endAttempt(attempt: Attempt): void {
+    this.#attempts.delete(attempt.a);
+    if (attempt.graceTimer) clearTimeout(attempt.graceTimer);
+    if (attempt.job.attempt === attempt) attempt.job.attempt = null;
+  }
+
+  /** A slot opened on `node`: requests bound to it come first, then the queue. */
+  #nodeFreed(node: ComputeNode): void {
+    const parked = this.#parked.get(node);
+    const next = parked?.peek();
+    if (next && node.hasRoom) {
+      this.#unqueue(next);
+      this.#start(next, node);
+    }
+    this.#pump();
+  }
+
+  /** Answers once; false when the request had answered already. */
+  #finish(job: Job, outcome: Outcome): boolean {
+    if (job.state === "done") return false;
+    this.#unqueue(job);
+    if (job.deadline) clearTimeout(job.deadline);
+    job.state = "done";
+    job.checkpoint = null;
+    this.#active--;
+    if (outcome.ok) this.stats.completed++;
+    else this.stats.failed++;
+    this.observer.requestDone?.(job, outcome);
+    try {
+      job.done(outcome);
+    } catch (err) {
+      this.#log.error({ err, requestId: job.requestId }, "a reply callback threw");
+    }
+    if (this.#active === 0 && this.#idle.length > 0) for (const resolve of this.#idle.splice(0)) resolve();
+    return true;
+  }
+
+  /** After a deadline or cancel: stop the attempt, and kill its node if the handler will not let go. */
+  #abandon(job: Job, error: CrewError): void {
+    const attempt = job.attempt;
+    if (!attempt) return;
+    attempt.node.send({ t: "abort", a: attempt.a, reason: error.toJSON() });
+    attempt.graceTimer = setTimeout(() => {
+      if (!this.#attempts.has(attempt.a)) return;
+      this.#log.warn(
+        { node: attempt.node.id, requestId: job.requestId, graceMs: this.#options.killGraceMs, reason: error.code },
+        "handler ignored its abort signal: killing its node",
+      );
+      attempt.node.kill();
+    }, this.#options.killGraceMs);
+  }
+
+  readonly #onDeadline = (job: Job): void => {
+    job.deadline = null;
+    const error = new TimeoutError(`deadline of ${job.timeoutMs} ms passed`);
+    if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
+  };
+
+  *#openJobs(): Generator<Job> {
+    const seen = new Set<Job>();
+    for (const attempt of this.#attempts.values()) if (attempt.job.state !== "done") seen.add(attempt.job);
+    for (const queue of [this.#anyQueue, this.#processQueue, ...this.#parked.values()]) {
+      for (const job of queue.drain()) {
+        if (job.state === "parked") this.#parkedCount--;
+        job.queue = null;
+        seen.add(job);
+      }
+    }
+    yield* seen;
+  }
+}

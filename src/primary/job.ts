@@ -1,0 +1,65 @@
+/**
+ * One accepted request, across all its attempts. It holds the request's last
+ * checkpoint (so nothing outlives the request) and answers exactly once.
+ */
+import type { CrewError } from "../errors.js";
+import type { ComputeNode } from "../nodes/compute-node.js";
+import type { ReplyMeta } from "../protocol/frames.js";
+import type { HandlerSpec } from "./handler-registry.js";
+import type { Queued, WaitQueue } from "./queue.js";
+
+export type Outcome = { ok: true; json: string; meta: ReplyMeta } | { ok: false; error: CrewError; meta: ReplyMeta };
+
+/** Receives a request's one answer. May run synchronously inside submit() for requests refused at the door. */
+export type DoneCallback = (outcome: Outcome) => void;
+
+/**
+ * queued: waiting for a node; parked: waiting for one busy node it is bound to (hash);
+ * running: an attempt is on a node; done: answered.
+ */
+export type JobState = "queued" | "parked" | "running" | "done";
+
+export interface Attempt {
+  readonly a: number;
+  readonly job: Job;
+  readonly node: ComputeNode;
+  /** Kills the node if the handler outlives its deadline or cancel by the grace period. */
+  graceTimer: NodeJS.Timeout | null;
+}
+
+export class Job implements Queued {
+  rank = 0;
+  seq = 0;
+  heapIndex = -1;
+  /** The queue holding the job while queued or parked. */
+  queue: WaitQueue<Job> | null = null;
+  state: JobState = "queued";
+  attempts = 0;
+  attempt: Attempt | null = null;
+  /** The last checkpoint, as JSON text. */
+  checkpoint: string | null = null;
+  /** The node of the latest attempt. */
+  lastNode: string | null = null;
+  deadline: NodeJS.Timeout | null = null;
+  readonly submittedAt = performance.now();
+  /** When the first attempt started, for the queue-wait metric. */
+  startedAt = 0;
+
+  constructor(
+    readonly requestId: string,
+    readonly spec: HandlerSpec,
+    readonly payload: unknown,
+    readonly key: string | undefined,
+    readonly priority: number,
+    readonly timeoutMs: number,
+    readonly done: DoneCallback,
+  ) {}
+
+  get handler(): string {
+    return this.spec.name;
+  }
+
+  meta(): ReplyMeta {
+    return { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+  }
+}

@@ -1,0 +1,405 @@
+/**
+ * The TCP client of DESIGN.md's wire protocol. One connection carries any number of
+ * pipelined requests; ids are numbers the client counts up, and replies are matched by
+ * id in whatever order they come.
+ *
+ * `Connection` owns one socket: connecting, framing, batched writes, backpressure and
+ * checking what comes back. `Client` owns the requests: ids, the in-flight table, abort,
+ * and turning replies into results or coded errors. A lost connection rejects what was
+ * in flight on it and is replaced lazily by the next request.
+ */
+import { connect as netConnect, type Socket } from "node:net";
+import {
+  CancelledError,
+  ConnectionError,
+  InvalidOptionError,
+  errorFromWire,
+  type CrewError,
+  type WireError,
+} from "../errors.js";
+import type { Reply, ReplyMeta } from "./frames.js";
+import { LineSplitter } from "./ndjson.js";
+
+export interface ClientOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 7070. */
+  port?: number;
+  /** Longest reply line accepted; a longer one drops the connection. Default 64 MiB. */
+  maxFrameBytes?: number;
+  /** Default 5000. */
+  connectTimeoutMs?: number;
+  /**
+   * Called with the server's E_BAD_REQUEST when it answers with `id: null` (it could not
+   * read one of our frames, so no request can be blamed). Ignored when absent. It runs
+   * inside the socket's data handler, so it must not throw.
+   */
+  onProtocolError?: (error: CrewError) => void;
+}
+
+export interface RunOptions {
+  key?: string;
+  timeoutMs?: number;
+  priority?: number;
+  signal?: AbortSignal;
+}
+
+export interface CallResult {
+  ok: boolean;
+  result?: unknown;
+  error?: { code: string; message: string };
+  meta?: ReplyMeta;
+}
+
+/** What `run` rejects with for an error reply: the coded class, plus the reply's meta. */
+export type ReplyError = CrewError & { meta?: ReplyMeta };
+
+interface FilledOptions {
+  host: string;
+  port: number;
+  maxFrameBytes: number;
+  connectTimeoutMs: number;
+  onProtocolError: ((error: CrewError) => void) | undefined;
+}
+
+interface Pending {
+  resolve: (reply: Reply) => void;
+  reject: (error: Error) => void;
+  signal: AbortSignal | undefined;
+}
+
+/** The requests one signal can abort, and the single listener that aborts them. */
+interface Watch {
+  ids: Set<number>;
+  onAbort: () => void;
+}
+
+export class Client {
+  readonly #options: FilledOptions;
+  readonly #pending = new Map<number, Pending>();
+  readonly #watches = new Map<AbortSignal, Watch>();
+  #connection: Connection | undefined;
+  #nextId = 1;
+  #closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    this.#options = fillOptions(options);
+  }
+
+  /** Opens the connection now; run, call and ping also open it on demand. */
+  connect(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
+    return this.#connect().opened;
+  }
+
+  /** Resolves with the handler's result; rejects with the reply's coded error (`ReplyError`). */
+  async run(handler: string, payload?: unknown, options: RunOptions = {}): Promise<unknown> {
+    const reply = await this.#request(runFrame(this.#nextId++, handler, payload, options), options.signal);
+    if (reply.ok) return reply.result;
+    throw replyError(reply.error, reply.meta);
+  }
+
+  /** Like run, but an error reply is returned, not thrown: no exceptions on a load generator's hot path. */
+  call(handler: string, payload?: unknown, options: RunOptions = {}): Promise<CallResult> {
+    const frame = runFrame(this.#nextId++, handler, payload, options);
+    return this.#request(frame, options.signal).then(toCallResult);
+  }
+
+  async ping(): Promise<void> {
+    const reply = await this.#request({ op: "ping", id: this.#nextId++ }, undefined);
+    if (!reply.ok) throw replyError(reply.error, reply.meta);
+  }
+
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** Ends the connection for good: in-flight requests reject, and later ones too. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#connection?.destroy(closedError());
+  }
+
+  #request(frame: RunWireFrame | PingWireFrame, signal: AbortSignal | undefined): Promise<Reply> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (signal?.aborted) return Promise.reject(cancelledError(signal));
+    let line: string;
+    try {
+      line = JSON.stringify(frame) + "\n";
+    } catch (err) {
+      return Promise.reject(err); // a payload JSON cannot hold (BigInt, cycles): nothing is sent
+    }
+    const connection = this.#connect();
+    const { id } = frame;
+    return new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, signal });
+      if (signal) this.#watch(signal, id);
+      connection.send(line);
+    });
+  }
+
+  /** The current connection, or a new one: a lost connection is only replaced when needed. */
+  #connect(): Connection {
+    if (this.#connection) return this.#connection;
+    const connection = new Connection(this.#options, {
+      reply: (reply) => this.#settle(reply),
+      lost: (error) => this.#lost(connection, error),
+    });
+    this.#connection = connection;
+    return connection;
+  }
+
+  #settle(reply: Reply): void {
+    if (typeof reply.id === "number") {
+      // Nothing pending: the late answer to a request the caller already aborted.
+      this.#take(reply.id)?.resolve(reply);
+    } else if (reply.id === null && !reply.ok) {
+      this.#options.onProtocolError?.(errorFromWire(reply.error));
+    } // a string id is none of ours: this client only sends numbers
+  }
+
+  #take(id: number): Pending | undefined {
+    const pending = this.#pending.get(id);
+    if (!pending) return undefined;
+    this.#pending.delete(id);
+    if (pending.signal) this.#unwatch(pending.signal, id);
+    return pending;
+  }
+
+  /**
+   * One abort listener per signal, however many requests share it: a load generator that
+   * stops all its calls with one signal must not trip Node's MaxListenersExceededWarning.
+   */
+  #watch(signal: AbortSignal, id: number): void {
+    let watch = this.#watches.get(signal);
+    if (!watch) {
+      const ids = new Set<number>();
+      const onAbort = (): void => {
+        this.#watches.delete(signal);
+        for (const aborted of ids) this.#abort(aborted, signal);
+      };
+      watch = { ids, onAbort };
+      this.#watches.set(signal, watch);
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    watch.ids.add(id);
+  }
+
+  #unwatch(signal: AbortSignal, id: number): void {
+    const watch = this.#watches.get(signal);
+    if (!watch) return; // the signal is aborting its requests right now
+    watch.ids.delete(id);
+    if (watch.ids.size > 0) return;
+    this.#watches.delete(signal);
+    signal.removeEventListener("abort", watch.onAbort);
+  }
+
+  #abort(id: number, signal: AbortSignal): void {
+    const pending = this.#take(id);
+    if (!pending) return;
+    // Only requests of the current connection are ever pending, so it is the one to tell.
+    this.#connection?.send(`{"op":"cancel","id":${id}}\n`);
+    pending.reject(cancelledError(signal));
+  }
+
+  /**
+   * Every request in flight on a lost connection fails: the client cannot know whether it
+   * ran. Each gets its own error so callers can annotate theirs without touching others'.
+   */
+  #lost(connection: Connection, error: CrewError): void {
+    if (this.#connection !== connection) return;
+    this.#connection = undefined;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const [signal, watch] of this.#watches) signal.removeEventListener("abort", watch.onAbort);
+    this.#watches.clear();
+    for (const p of pending) p.reject(new ConnectionError(error.message, { cause: error.cause }));
+  }
+}
+
+interface ConnectionEvents {
+  reply(reply: Reply): void;
+  /** Called once, synchronously from destroy or from the socket's error/close. */
+  lost(error: CrewError): void;
+}
+
+/** One socket: connect with a deadline, batched writes that respect backpressure, checked replies. */
+class Connection {
+  readonly #socket: Socket;
+  readonly #address: string;
+  readonly #events: ConnectionEvents;
+  readonly #splitter: LineSplitter;
+  #queue: string[] = [];
+  #flushScheduled = false;
+  #writable = false; // false while connecting and while the socket waits for 'drain'
+  #open = false;
+  #lost: CrewError | undefined;
+  #resolveOpened!: () => void;
+  #rejectOpened!: (error: Error) => void;
+  /** Resolves once connected; rejects with the ConnectionError if it never connects. */
+  readonly opened = new Promise<void>((resolve, reject) => {
+    this.#resolveOpened = resolve;
+    this.#rejectOpened = reject;
+  });
+
+  constructor(options: FilledOptions, events: ConnectionEvents) {
+    this.opened.catch(() => {}); // most callers never look: their requests fail instead
+    this.#address = options.host.includes(":") ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
+    this.#events = events;
+    this.#splitter = new LineSplitter(options.maxFrameBytes, (line) => this.#line(line));
+    // We batch frames ourselves, so Nagle's delay would only add latency.
+    const socket = netConnect({ host: options.host, port: options.port, noDelay: true });
+    this.#socket = socket;
+    socket.setTimeout(options.connectTimeoutMs, () => {
+      this.destroy(new ConnectionError(`could not connect to ${this.#address} within ${options.connectTimeoutMs} ms`));
+    });
+    socket.once("connect", () => this.#onConnect());
+    socket.on("data", (chunk: Buffer) => {
+      if (!this.#splitter.push(chunk)) {
+        this.destroy(new ConnectionError(`${this.#address} sent a reply over maxFrameBytes (${options.maxFrameBytes})`));
+      }
+    });
+    socket.on("drain", () => {
+      this.#writable = true;
+      this.#flush();
+    });
+    socket.on("error", (err) => this.#lose(this.#failure(err.message, err)));
+    socket.on("close", () => this.#lose(this.#failure("the server closed the connection")));
+  }
+
+  /**
+   * Queues a frame. Frames queued in the same turn of the event loop go out in one write:
+   * a load generator pipelining thousands of requests must not pay a syscall per frame.
+   * setImmediate rather than a microtask, so frames sent from many promise continuations
+   * (each reply's caller issuing its next request) still share one write.
+   */
+  send(line: string): void {
+    if (this.#lost) return;
+    this.#queue.push(line);
+    if (this.#writable && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  /** Drops the socket and fails what waits on it; resolves once the socket has closed. */
+  destroy(error: CrewError): Promise<void> {
+    const closed = this.#socket.closed ? Promise.resolve() : new Promise<void>((r) => this.#socket.once("close", r));
+    this.#socket.destroy();
+    this.#lose(error);
+    return closed;
+  }
+
+  #onConnect(): void {
+    this.#socket.setTimeout(0); // the deadline was for connecting; idle connections are fine
+    this.#open = true;
+    this.#writable = true;
+    this.#resolveOpened();
+    this.#flush();
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (!this.#writable || this.#lost || this.#queue.length === 0) return;
+    const data = this.#queue.length === 1 ? this.#queue[0]! : this.#queue.join("");
+    this.#queue = [];
+    // The queue is bounded by what callers have in flight, so waiting for 'drain' is safe.
+    if (!this.#socket.write(data)) this.#writable = false;
+  }
+
+  #line(line: string): void {
+    if (this.#lost) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      value = undefined;
+    }
+    // A line we cannot read may have been some request's reply; dropping the connection
+    // fails that request now instead of leaving it waiting forever.
+    if (!isReply(value)) {
+      this.destroy(new ConnectionError(`${this.#address} sent a line that is not a reply frame`));
+      return;
+    }
+    this.#events.reply(value);
+  }
+
+  #failure(reason: string, cause?: Error): CrewError {
+    const message = this.#open
+      ? `connection to ${this.#address} lost: ${reason}`
+      : `could not connect to ${this.#address}: ${reason}`;
+    return new ConnectionError(message, cause ? { cause } : undefined);
+  }
+
+  #lose(error: CrewError): void {
+    if (this.#lost) return;
+    this.#lost = error;
+    this.#queue = [];
+    this.#socket.destroy();
+    this.#rejectOpened(error); // no effect once opened
+    this.#events.lost(error);
+  }
+}
+
+type RunWireFrame = { id: number; handler: string; payload: unknown } & Pick<RunOptions, "key" | "timeoutMs" | "priority">;
+type PingWireFrame = { op: "ping"; id: number };
+
+function runFrame(id: number, handler: string, payload: unknown, options: RunOptions): RunWireFrame {
+  // Undefined fields vanish in JSON.stringify, so absent options never reach the wire.
+  return { id, handler, payload, key: options.key, timeoutMs: options.timeoutMs, priority: options.priority };
+}
+
+function toCallResult(reply: Reply): CallResult {
+  return reply.ok
+    ? { ok: true, result: reply.result, meta: reply.meta }
+    : { ok: false, error: reply.error, meta: reply.meta };
+}
+
+function replyError(wire: WireError, meta: ReplyMeta | undefined): ReplyError {
+  const error: ReplyError = errorFromWire(wire);
+  if (meta !== undefined) error.meta = meta;
+  return error;
+}
+
+function cancelledError(signal: AbortSignal): CrewError {
+  const reason: unknown = signal.reason;
+  if (typeof reason === "string") return new CancelledError(reason, { cause: reason });
+  if (reason instanceof Error) return new CancelledError(reason.message, { cause: reason });
+  return new CancelledError();
+}
+
+function closedError(): CrewError {
+  return new ConnectionError("the client is closed");
+}
+
+function isReply(value: unknown): value is Reply {
+  if (typeof value !== "object" || value === null) return false;
+  const { id, ok, error } = value as Record<string, unknown>;
+  if (id !== null && typeof id !== "string" && typeof id !== "number") return false;
+  if (ok === true) return true;
+  const e = error as Partial<WireError> | null | undefined;
+  return ok === false && typeof e?.code === "string" && typeof e.message === "string";
+}
+
+function fillOptions(options: ClientOptions): FilledOptions {
+  const filled: FilledOptions = {
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 7070,
+    maxFrameBytes: options.maxFrameBytes ?? 64 * 1024 * 1024,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    onProtocolError: options.onProtocolError,
+  };
+  if (typeof filled.host !== "string" || filled.host === "") {
+    throw new InvalidOptionError("options.host must be a non-empty string");
+  }
+  checkInteger(filled.port, "options.port", 1, 65535);
+  checkInteger(filled.maxFrameBytes, "options.maxFrameBytes", 1, Number.MAX_SAFE_INTEGER);
+  checkInteger(filled.connectTimeoutMs, "options.connectTimeoutMs", 1, 2 ** 31 - 1);
+  return filled;
+}
+
+function checkInteger(value: number, name: string, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(`${name} must be an integer from ${min} to ${max}, not ${String(value)}`);
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The TCP receiver: DESIGN.md's NDJSON protocol over plain sockets. Every connection
+ * is bounded: a frame by maxFrameBytes, its requests in flight by
+ * maxConnectionInflight, its unsent replies by TCP backpressure (the primary stops
+ * reading from a client that does not read).
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import type { Logger } from "pino";
+import { CancelledError, DuplicateIdError, FrameTooLargeError } from "../errors.js";
+import type { Dispatcher } from "../primary/dispatcher.js";
+import type { Job, Outcome } from "../primary/job.js";
+import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
+import { LineSplitter } from "./ndjson.js";
+
+export interface TcpReceiverOptions {
+  maxFrameBytes: number;
+  maxConnectionInflight: number;
+  maxConnections: number;
+}
+
+export class TcpReceiver {
+  readonly #server: Server;
+  readonly #connections = new Set<Connection>();
+
+  constructor(dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
+    this.#server = createServer({ noDelay: true }, (socket) => {
+      const conn = new Connection(socket, dispatcher, options, log);
+      this.#connections.add(conn);
+      socket.once("close", () => this.#connections.delete(conn));
+    });
+    this.#server.maxConnections = options.maxConnections;
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off("error", reject);
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections; open ones keep being served until `destroyConnections`.
+   * (server.close's own callback waits for every connection to end, so it is not awaited here.)
+   */
+  stopAccepting(): void {
+    if (this.#server.listening) this.#server.close();
+  }
+
+  destroyConnections(): void {
+    for (const conn of this.#connections) conn.destroy();
+  }
+}
+
+class Connection {
+  readonly #socket: Socket;
+  readonly #dispatcher: Dispatcher;
+  readonly #options: TcpReceiverOptions;
+  readonly #log: Logger;
+  readonly #splitter: LineSplitter;
+  readonly #inflight = new Map<RequestId, Job>();
+  #out: string[] = [];
+  #writeBlocked = false;
+  #closed = false;
+
+  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
+    this.#socket = socket;
+    this.#dispatcher = dispatcher;
+    this.#options = options;
+    this.#log = log;
+    this.#splitter = new LineSplitter(options.maxFrameBytes, (line) => this.#onLine(line));
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("drain", () => {
+      this.#writeBlocked = false;
+      this.#resumeIfRoom();
+    });
+    socket.on("error", () => {}); // 'close' follows; a reset client is not the primary's problem
+    socket.on("close", () => this.#onClose());
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#splitter.push(chunk)) return;
+    this.#log.warn({ remote: this.#socket.remoteAddress, limit: this.#options.maxFrameBytes }, "frame too large: closing connection");
+    this.#send(encodeError(null, new FrameTooLargeError(`frame over the limit of ${this.#options.maxFrameBytes} bytes`)));
+    this.#flush();
+    this.#socket.end();
+    this.#socket.pause();
+  }
+
+  #onLine(line: string): void {
+    if (this.#closed) return;
+    const parsed = parseFrame(line);
+    if ("error" in parsed) return this.#send(encodeError(parsed.id, parsed.error));
+    const frame = parsed.frame;
+    switch (frame.op) {
+      case "ping":
+        return this.#send(`{"id":${JSON.stringify(frame.id)},"ok":true,"result":"pong"}\n`);
+      case "cancel": {
+        const job = this.#inflight.get(frame.id);
+        if (job) this.#dispatcher.cancel(job);
+        return;
+      }
+      case "run":
+        return this.#run(frame);
+    }
+  }
+
+  #run(frame: RunFrame): void {
+    const id = frame.id;
+    if (this.#inflight.has(id)) {
+      return this.#send(encodeError(id, new DuplicateIdError(`id ${JSON.stringify(id)} is already in flight on this connection`)));
+    }
+    let job: Job | null = null;
+    job = this.#dispatcher.submit(frame, (outcome: Outcome) => {
+      if (job && this.#inflight.get(id) === job) this.#inflight.delete(id);
+      this.#send(encodeReply(id, outcome));
+      this.#resumeIfRoom();
+    });
+    if (job && job.state !== "done") {
+      this.#inflight.set(id, job);
+      if (this.#inflight.size >= this.#options.maxConnectionInflight) this.#socket.pause();
+    }
+  }
+
+  /** Queues a reply; replies that finish in the same turn of the event loop leave in one write. */
+  #send(text: string): void {
+    if (this.#closed) return;
+    if (this.#out.push(text) === 1) setImmediate(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    if (this.#out.length === 0 || this.#closed) return;
+    const text = this.#out.length === 1 ? this.#out[0]! : this.#out.join("");
+    this.#out = [];
+    if (!this.#socket.write(text)) {
+      this.#writeBlocked = true;
+      this.#socket.pause();
+    }
+  };
+
+  #resumeIfRoom(): void {
+    if (this.#closed || this.#writeBlocked || this.#splitter.overflowed) return;
+    if (this.#inflight.size < this.#options.maxConnectionInflight && this.#socket.isPaused()) this.#socket.resume();
+  }
+
+  /** A client that hangs up cancels what it had in flight: nobody is left to answer. */
+  #onClose(): void {
+    this.#closed = true;
+    this.#out = [];
+    const jobs = [...this.#inflight.values()];
+    this.#inflight.clear();
+    for (const job of jobs) this.#dispatcher.cancel(job, new CancelledError("client disconnected"));
+  }
+}
