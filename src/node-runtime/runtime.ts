@@ -5,14 +5,33 @@
  */
 import pino, { type Logger } from "pino";
 import { CheckpointTooLargeError, type WireError } from "../errors.js";
-import type { FromNode, HandlerConfig, NodeInit, RunMsg, ToNode } from "../nodes/messages.js";
+import type { FromNode, HandlerConfig, NodeInit, ResultMsg, RunMsg, ToNode } from "../nodes/messages.js";
 import type { HandlerContext } from "../types.js";
 import { HandlerModuleError, loadHandler, type LoadedHandler } from "./load-handlers.js";
 
-interface Running {
-  controller: AbortController;
-  seq: number;
-  acks: Map<number, { resolve: () => void; reject: (err: unknown) => void }>;
+/** One attempt inside the node. Its AbortController is made only if the handler reads ctx.signal (most never do, and one costs ~8% of a small request's node time). */
+class Running {
+  controller: AbortController | null = null;
+  reason: Error | null = null;
+  seq = 0;
+  startedAt = 0;
+  readonly acks = new Map<number, { resolve: () => void; reject: (err: unknown) => void }>();
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: Error): void {
+    this.reason = reason;
+    this.controller?.abort(reason);
+    // The primary stores no checkpoint for an attempt it gave up on: fail the waits now.
+    for (const ack of this.acks.values()) ack.reject(reason);
+    this.acks.clear();
+  }
 }
 
 export class NodeRuntime {
@@ -20,6 +39,11 @@ export class NodeRuntime {
   readonly #send: (msgs: FromNode[]) => void;
   readonly #handlers = new Map<string, LoadedHandler>();
   readonly #running = new Map<number, Running>();
+  /**
+   * Attempts the primary sent ahead while every slot was busy (node pipelining): they
+   * start in arrival order as slots free, so the oldest unfinished attempts are the running ones.
+   */
+  readonly #waiting: RunMsg[] = [];
   readonly #log: Logger;
   #outbox: FromNode[] = [];
   #stop!: () => void;
@@ -52,16 +76,13 @@ export class NodeRuntime {
     for (const msg of msgs) {
       switch (msg.t) {
         case "run":
-          this.#run(msg);
+          if (this.#running.size < this.#init.concurrency) this.#run(msg);
+          else this.#waiting.push(msg);
           break;
         case "abort": {
           const running = this.#running.get(msg.a);
-          if (!running) break;
-          const reason = abortReason(msg.reason);
-          running.controller.abort(reason);
-          // The primary stores no checkpoint for an attempt it gave up on: fail the waits now.
-          for (const ack of running.acks.values()) ack.reject(reason);
-          running.acks.clear();
+          if (running) running.abort(abortReason(msg.reason));
+          else this.#dropWaiting(msg.a, msg.reason);
           break;
         }
         case "ckpt-ack": {
@@ -85,7 +106,8 @@ export class NodeRuntime {
 
   #run(msg: RunMsg): void {
     const handler = this.#handlers.get(msg.handler);
-    const running: Running = { controller: new AbortController(), seq: 0, acks: new Map() };
+    const running = new Running();
+    running.startedAt = performance.now();
     this.#running.set(msg.a, running);
     let result: unknown;
     try {
@@ -113,7 +135,9 @@ export class NodeRuntime {
       requestId: msg.requestId,
       attempt: msg.attempt,
       resumeFrom: msg.resumeFrom === null ? undefined : JSON.parse(msg.resumeFrom),
-      signal: running.controller.signal,
+      get signal() {
+        return running.signal;
+      },
       node,
       checkpoint: (state: unknown) => this.#checkpoint(msg.a, running, state),
       // Most handlers never log: build the child logger on first use only.
@@ -126,7 +150,7 @@ export class NodeRuntime {
 
   #checkpoint(a: number, running: Running, state: unknown): Promise<void> {
     if (this.#running.get(a) !== running) return Promise.reject(new Error("checkpoint after the attempt ended"));
-    if (running.controller.signal.aborted) return Promise.reject(running.controller.signal.reason);
+    if (running.reason) return Promise.reject(running.reason);
     let json: string | undefined;
     try {
       json = JSON.stringify(state);
@@ -153,20 +177,31 @@ export class NodeRuntime {
       this.#fail(a, new TypeError(`result is not JSON: ${(err as Error).message}`));
       return;
     }
-    this.#end(a, { t: "result", a, ok: true, json: json ?? "null" });
+    this.#end(a, { t: "result", a, ok: true, json: json ?? "null", ms: 0 });
   }
 
   #fail(a: number, err: unknown): void {
-    this.#end(a, { t: "result", a, ok: false, error: { code: "E_HANDLER", message: errorMessage(err) } });
+    this.#end(a, { t: "result", a, ok: false, error: { code: "E_HANDLER", message: errorMessage(err) }, ms: 0 });
   }
 
-  #end(a: number, msg: FromNode): void {
+  #end(a: number, msg: ResultMsg): void {
     const running = this.#running.get(a);
     if (!running) return;
     this.#running.delete(a);
+    msg.ms = performance.now() - running.startedAt;
     // A handler that returned without awaiting its checkpoints: nobody waits on them now.
     for (const ack of running.acks.values()) ack.resolve();
     this.#post(msg);
+    const next = this.#waiting.shift();
+    if (next) this.#run(next);
+  }
+
+  /** An attempt aborted before it started: it never runs, and its slot at the primary frees. */
+  #dropWaiting(a: number, reason: WireError): void {
+    const i = this.#waiting.findIndex((m) => m.a === a);
+    if (i < 0) return;
+    this.#waiting.splice(i, 1);
+    this.#post({ t: "result", a, ok: false, error: reason, ms: 0 });
   }
 
   /** Queues a message; everything queued in one turn goes out as one batch. */

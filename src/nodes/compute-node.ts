@@ -68,6 +68,8 @@ export class ComputeNode implements NodeView {
   earlyDeaths = 0;
   startedAt = 0;
   lastExit: ExitInfo | null = null;
+  /** The dispatcher's estimate of the work sent to this node and not yet answered, in ms. */
+  expectedMs = 0;
 
   constructor(options: ComputeNodeOptions) {
     this.#options = options;
@@ -204,8 +206,11 @@ export class ComputeNode implements NodeView {
   }
 
   #onExit(info: ExitInfo): void {
-    const lost = [...this.#running];
+    // Attempt ids grow in dispatch order and a node starts its attempts in arrival order:
+    // sorted, the first `capacity` of these were running, the rest still waiting.
+    const lost = [...this.#running].sort((x, y) => x - y);
     this.#running.clear();
+    this.expectedMs = 0;
     this.#outbox = [];
     this.lastExit = info;
     for (const answer of this.#memoryQueries.values()) answer(null);

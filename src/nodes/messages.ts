@@ -26,6 +26,8 @@ export interface NodeInit {
   handlers: Record<string, string>;
   logLevel: string;
   maxCheckpointBytes: number;
+  /** Attempts the node runs at once; more may wait in the node (pipelining). */
+  concurrency: number;
 }
 
 // primary → node
@@ -80,6 +82,8 @@ export interface ResultMsg {
   json?: string;
   /** What the handler threw when not ok. */
   error?: WireError;
+  /** How long the handler ran, measured in the node: feeds the pipelining estimate. */
+  ms: number;
 }
 export interface CheckpointMsg {
   t: "ckpt";

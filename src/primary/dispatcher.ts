@@ -42,7 +42,14 @@ export interface DispatchStats {
   checkpoints: number;
 }
 
-type Options = Pick<ResolvedOptions, "maxQueue" | "killGraceMs" | "priorityAgingMs">;
+type Options = Pick<ResolvedOptions, "maxQueue" | "killGraceMs" | "priorityAgingMs" | "nodePipeline">;
+
+/**
+ * Pipelining: while every node is busy, a node may be sent attempts ahead, up to this
+ * much estimated work in total. Handlers not yet measured count as over it.
+ */
+const PIPELINE_BUDGET_MS = 1;
+const UNMEASURED_MS = PIPELINE_BUDGET_MS * 2;
 
 export class Dispatcher {
   readonly #nodes: readonly ComputeNode[];
@@ -59,6 +66,8 @@ export class Dispatcher {
   readonly #attempts = new Map<number, Attempt>();
   readonly #candidates: ComputeNode[] = [];
   readonly #preferred: ComputeNode[] = [];
+  /** Per handler: a moving average of its run time in the node, in ms. */
+  readonly #runMs = new Map<string, number>();
   #nextAttempt = 1;
   #nextRequest = 1;
   #parkedCount = 0;
@@ -151,6 +160,8 @@ export class Dispatcher {
     if (!attempt) return;
     this.#endAttempt(attempt);
     const job = attempt.job;
+    const avg = this.#runMs.get(job.handler);
+    this.#runMs.set(job.handler, avg === undefined ? msg.ms : avg + 0.2 * (msg.ms - avg));
     if (msg.ok) this.#finish(job, { ok: true, json: msg.json ?? "null", meta: job.meta() });
     else this.#finish(job, { ok: false, error: new HandlerError(msg.error?.message), meta: job.meta() });
     this.#nodeFreed(node);
@@ -168,12 +179,18 @@ export class Dispatcher {
 
   /** The one crash path: a node died with these attempts running on it. */
   nodeLost(node: ComputeNode, info: ExitInfo, lost: number[]): void {
-    for (const a of lost) {
+    for (const [i, a] of lost.entries()) {
       const attempt = this.#attempts.get(a);
       if (!attempt) continue;
       this.#endAttempt(attempt);
       const job = attempt.job;
       if (job.state === "done") continue;
+      if (i >= node.capacity) {
+        // Sent ahead and never started: it goes back to its place, without spending an attempt.
+        job.attempts--;
+        this.#enqueue(job);
+        continue;
+      }
       const log = { requestId: job.requestId, handler: job.handler, node: node.id, attempt: job.attempts };
       if (job.attempts >= job.spec.maxAttempts) {
         this.#log.warn({ ...log, reason: info.reason }, "request failed: every attempt's node died");
@@ -235,22 +252,12 @@ export class Dispatcher {
 
   #place(job: Job): boolean {
     const bound = this.#balancer.affinity && job.key !== undefined;
-    const candidates = this.#candidates;
-    const preferred = this.#preferred;
-    candidates.length = 0;
-    preferred.length = 0;
-    for (const node of this.#nodes) {
-      if (node.state !== "up") continue;
-      if (job.spec.isolation === "process" && node.kind !== "process") continue;
-      if (!bound && !node.hasRoom) continue;
-      candidates.push(node);
-      if (node.kind === job.spec.prefer && node.hasRoom) preferred.push(node);
-    }
-    if (candidates.length === 0) return false;
-    const pool = !bound && preferred.length > 0 ? preferred : candidates;
+    let pool = this.#eligible(job, bound ? "any" : "room");
+    if (pool.length === 0 && !bound && this.#options.nodePipeline > 0) pool = this.#eligible(job, "ahead");
+    if (pool.length === 0) return false;
     const node = this.#balancer.pick(job, pool) as ComputeNode;
     this.#unqueue(job);
-    if (node.hasRoom) {
+    if (!bound || node.hasRoom || this.#canSendAhead(node, job)) {
       this.#start(job, node);
     } else {
       let parked = this.#parked.get(node);
@@ -263,8 +270,42 @@ export class Dispatcher {
     return true;
   }
 
+  /**
+   * The up nodes allowed to run `job`: all of them ("any", for a key bound by the hash
+   * balancer), those with a free slot ("room"), or those that may take it ahead ("ahead").
+   * A preferred kind wins when it has any.
+   */
+  #eligible(job: Job, mode: "any" | "room" | "ahead"): ComputeNode[] {
+    const all = this.#candidates;
+    const preferred = this.#preferred;
+    all.length = 0;
+    preferred.length = 0;
+    for (const node of this.#nodes) {
+      if (node.state !== "up") continue;
+      if (job.spec.isolation === "process" && node.kind !== "process") continue;
+      if (mode === "room" && !node.hasRoom) continue;
+      if (mode === "ahead" && !this.#canSendAhead(node, job)) continue;
+      all.push(node);
+      if (node.kind === job.spec.prefer) preferred.push(node);
+    }
+    return mode !== "any" && preferred.length > 0 ? preferred : all;
+  }
+
+  #canSendAhead(node: ComputeNode, job: Job): boolean {
+    return (
+      node.state === "up" &&
+      node.inFlight < node.capacity + this.#options.nodePipeline &&
+      node.expectedMs + this.#expectedMs(job) <= PIPELINE_BUDGET_MS
+    );
+  }
+
+  #expectedMs(job: Job): number {
+    return this.#runMs.get(job.handler) ?? UNMEASURED_MS;
+  }
+
   #start(job: Job, node: ComputeNode): void {
-    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null };
+    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, expectedMs: this.#expectedMs(job) };
+    node.expectedMs += attempt.expectedMs;
     job.state = "running";
     job.attempt = attempt;
     job.attempts++;
@@ -285,6 +326,8 @@ export class Dispatcher {
 
   #endAttempt(attempt: Attempt): void {
     this.#attempts.delete(attempt.a);
+    const node = attempt.node;
+    node.expectedMs = node.inFlight === 0 ? 0 : Math.max(0, node.expectedMs - attempt.expectedMs);
     if (attempt.graceTimer) clearTimeout(attempt.graceTimer);
     if (attempt.job.attempt === attempt) attempt.job.attempt = null;
   }

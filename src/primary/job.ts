@@ -25,6 +25,8 @@ export interface Attempt {
   readonly node: ComputeNode;
   /** Kills the node if the handler outlives its deadline or cancel by the grace period. */
   graceTimer: NodeJS.Timeout | null;
+  /** The run time the dispatcher expected when it sent the attempt (pipelining budget). */
+  readonly expectedMs: number;
 }
 
 export class Job implements Queued {

@@ -39,7 +39,12 @@ export class Supervisor {
             kind,
             capacity: options.nodeConcurrency,
             memoryMb: options.nodeMemoryMb,
-            init: { handlers: handlerFiles, logLevel: log.level, maxCheckpointBytes: options.maxCheckpointBytes },
+            init: {
+              handlers: handlerFiles,
+              logLevel: log.level,
+              maxCheckpointBytes: options.maxCheckpointBytes,
+              concurrency: options.nodeConcurrency,
+            },
             transport: kind === "thread" ? createThreadTransport : createProcessTransport,
             listener,
           }),

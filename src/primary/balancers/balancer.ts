@@ -24,8 +24,9 @@ export interface PickRequest {
 export interface Balancer {
   readonly name: BalancerName;
   /**
-   * false (most balancers): `nodes` holds only nodes with a free slot (inFlight < capacity),
-   * never empty, and pick must return one of them.
+   * false (most balancers): `nodes` holds only nodes that can take the attempt now, never
+   * empty, and pick must return one of them: nodes with a free slot (inFlight < capacity)
+   * or, while every node is busy, nodes that may hold a short attempt ahead (pipelining).
    * true (hash): `nodes` holds every up node allowed to run the request, busy or not, and
    * pick may return a busy one; the request then waits for that node.
    */
