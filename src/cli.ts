@@ -5,6 +5,9 @@
 import yargs from "yargs";
 import { CrewError } from "./errors.js";
 import { startCommand } from "./commands/start.js";
+import { runCommand } from "./commands/run.js";
+import { statusCommand } from "./commands/status.js";
+import { benchCommand } from "./commands/bench.js";
 
 export async function main(argv: string[]): Promise<void> {
   try {
@@ -12,6 +15,9 @@ export async function main(argv: string[]): Promise<void> {
       .scriptName("crew")
       .usage("$0 <command> [options]")
       .command(startCommand)
+      .command(runCommand)
+      .command(statusCommand)
+      .command(benchCommand)
       .demandCommand(1, "Name a command: crew start | run | status | bench (crew <command> --help for its options)")
       .strict()
       .recommendCommands()

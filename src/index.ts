@@ -2,6 +2,8 @@
 export { createCluster, Cluster } from "./primary/cluster.js";
 export type { ClusterStatus, ListenInfo, ListenOptions, NodeStatus, RunOptions } from "./primary/cluster.js";
 export type { ClusterOptions } from "./options.js";
+export { Client } from "./protocol/client.js";
+export type { CallResult, ClientOptions, ReplyError, RunOptions as ClientRunOptions } from "./protocol/client.js";
 export type { Handler, HandlerConfig, HandlerContext, HandlerModule, IsolationMode, NodeKind } from "./types.js";
 export type { ReplyMeta, RequestId } from "./protocol/frames.js";
 export type { BalancerName } from "./primary/balancers/balancer.js";

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { InvalidOptionError } from "./errors.js";
 import { BALANCER_NAMES, type BalancerName } from "./primary/balancers/balancer.js";
 import { parseWeights } from "./primary/balancers/index.js";
+import { MAX_TIMEOUT_MS } from "./protocol/frames.js";
 
 export interface ClusterOptions {
   /** Folder of handler modules. Default "workers". */
@@ -79,7 +80,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     weights: weights(input.weights),
     seed: input.seed === undefined ? null : int(input.seed, "seed", 0, 2 ** 32 - 1),
     maxAttempts: int(input.maxAttempts ?? 3, "maxAttempts", 1, 100),
-    timeoutMs: int(input.timeoutMs ?? 60_000, "timeoutMs", 1, 2 ** 31 - 1),
+    timeoutMs: int(input.timeoutMs ?? 60_000, "timeoutMs", 1, MAX_TIMEOUT_MS),
     maxQueue: int(input.maxQueue ?? 10_000, "maxQueue", 0, 10_000_000),
     maxFrameBytes: int(input.maxFrameBytes ?? 1024 * 1024, "maxFrameBytes", 64, 1024 ** 3),
     maxCheckpointBytes: int(input.maxCheckpointBytes ?? 1024 * 1024, "maxCheckpointBytes", 2, 1024 ** 3),

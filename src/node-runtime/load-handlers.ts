@@ -5,6 +5,7 @@
  */
 import { pathToFileURL } from "node:url";
 import type { HandlerConfig } from "../nodes/messages.js";
+import { MAX_TIMEOUT_MS } from "../protocol/frames.js";
 import type { Handler } from "../types.js";
 
 export interface LoadedHandler {
@@ -54,8 +55,8 @@ function checkConfig(file: string, config: unknown): HandlerConfig {
   const c = config as Record<string, unknown>;
   const wrong = (field: string, expected: string) =>
     new HandlerModuleError(file, `config.${field} must be ${expected}, got ${JSON.stringify(c[field])}`);
-  if (c.timeoutMs !== undefined && !(Number.isInteger(c.timeoutMs) && (c.timeoutMs as number) > 0)) {
-    throw wrong("timeoutMs", "a positive integer");
+  if (c.timeoutMs !== undefined && !(Number.isInteger(c.timeoutMs) && (c.timeoutMs as number) > 0 && (c.timeoutMs as number) <= MAX_TIMEOUT_MS)) {
+    throw wrong("timeoutMs", `an integer from 1 to ${MAX_TIMEOUT_MS}`);
   }
   if (c.maxAttempts !== undefined && !(Number.isInteger(c.maxAttempts) && (c.maxAttempts as number) >= 1 && (c.maxAttempts as number) <= 100)) {
     throw wrong("maxAttempts", "an integer from 1 to 100");

@@ -25,6 +25,7 @@ export function createThreadTransport({ init, memoryMb, events }: TransportOptio
   const { port1, port2 } = new MessageChannel();
   const kill = new AbortController();
   let exited = false;
+  let threadId: number | null = null;
 
   const exit = (info: ExitInfo) => {
     if (exited) return;
@@ -35,6 +36,8 @@ export function createThreadTransport({ init, memoryMb, events }: TransportOptio
   };
 
   port1.on("message", (msgs: FromNode[]) => {
+    // Read while the thread lives (its first message is `ready`): piscina forgets a dead one.
+    threadId ??= pool.threads[0]?.threadId ?? null;
     if (!exited) events.onMessages(msgs);
   });
   // With no listener, an error piscina cannot pin on a task would end the primary.
@@ -48,7 +51,7 @@ export function createThreadTransport({ init, memoryMb, events }: TransportOptio
     kind: "thread",
     pid: process.pid,
     get threadId() {
-      return pool.threads[0]?.threadId ?? null;
+      return threadId;
     },
     post(msgs: ToNode[]) {
       if (!exited) port1.postMessage(msgs);

@@ -4,13 +4,13 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { errorFromWire, InvalidOptionError } from "../errors.js";
+import { BadRequestError, errorFromWire } from "../errors.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
 import { type ClusterOptions, int, type ResolvedOptions, resolveOptions } from "../options.js";
-import type { ReplyMeta } from "../protocol/frames.js";
+import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
@@ -135,6 +135,8 @@ export class Cluster {
     payload?: unknown,
     options: RunOptions = {},
   ): Promise<{ ok: true; result: unknown; meta: ReplyMeta } | { ok: false; error: { code: string; message: string }; meta: ReplyMeta }> {
+    const invalid = typeof handler === "string" ? checkRunFields(handler, options.key, options.timeoutMs, options.priority) : "handler must be a string";
+    if (invalid) return Promise.reject(new BadRequestError(invalid));
     return new Promise((resolve) => {
       const { signal } = options;
       let job: Job | null = null;
@@ -157,6 +159,11 @@ export class Cluster {
 
   cancel(job: Job): void {
     this.#dispatcher.cancel(job);
+  }
+
+  /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
+  noteRefused(handler: string, code: string): void {
+    this.#dispatcher.noteRefused(handler, code);
   }
 
   /** Kills a node (admin endpoint, chaos); it is restarted like any crashed node. */

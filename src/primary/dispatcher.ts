@@ -23,6 +23,7 @@ import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { type Attempt, type DoneCallback, Job, type Outcome } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
+import { Placement } from "./placement.js";
 import { WaitQueue } from "./queue.js";
 
 export interface SubmitRequest {
@@ -44,16 +45,7 @@ export interface DispatchStats {
 
 type Options = Pick<ResolvedOptions, "maxQueue" | "killGraceMs" | "priorityAgingMs" | "nodePipeline">;
 
-/**
- * Pipelining: while every node is busy, a node may be sent attempts ahead, up to this
- * much estimated work in total. Handlers not yet measured count as over it.
- */
-const PIPELINE_BUDGET_MS = 1;
-const UNMEASURED_MS = PIPELINE_BUDGET_MS * 2;
-
 export class Dispatcher {
-  readonly #nodes: readonly ComputeNode[];
-  readonly #balancer: Balancer;
   readonly #registry: HandlerRegistry;
   readonly #options: Options;
   readonly #log: Logger;
@@ -64,10 +56,7 @@ export class Dispatcher {
   /** Requests bound to one busy node by the hash balancer. */
   readonly #parked = new Map<ComputeNode, WaitQueue<Job>>();
   readonly #attempts = new Map<number, Attempt>();
-  readonly #candidates: ComputeNode[] = [];
-  readonly #preferred: ComputeNode[] = [];
-  /** Per handler: a moving average of its run time in the node, in ms. */
-  readonly #runMs = new Map<string, number>();
+  readonly #placement: Placement;
   #nextAttempt = 1;
   #nextRequest = 1;
   #parkedCount = 0;
@@ -84,8 +73,7 @@ export class Dispatcher {
     options: Options;
     log: Logger;
   }) {
-    this.#nodes = deps.nodes;
-    this.#balancer = deps.balancer;
+    this.#placement = new Placement(deps.nodes, deps.balancer, deps.options.nodePipeline);
     this.#registry = deps.registry;
     this.#options = deps.options;
     this.#log = deps.log;
@@ -124,7 +112,7 @@ export class Dispatcher {
     job.rank = job.submittedAt - priority * this.#options.priorityAgingMs;
     this.#enqueue(job);
     this.#pump();
-    if (job.state === "queued" && this.queueLength > this.#options.maxQueue) {
+    if ((job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
       this.#unqueue(job);
       return this.#refuse(req.handler, done, new OverloadedError(`queue full (${this.#options.maxQueue} waiting): retry later`));
     }
@@ -160,8 +148,7 @@ export class Dispatcher {
     if (!attempt) return;
     this.#endAttempt(attempt);
     const job = attempt.job;
-    const avg = this.#runMs.get(job.handler);
-    this.#runMs.set(job.handler, avg === undefined ? msg.ms : avg + 0.2 * (msg.ms - avg));
+    this.#placement.recordRunTime(job.handler, msg.ms);
     if (msg.ok) this.#finish(job, { ok: true, json: msg.json ?? "null", meta: job.meta() });
     else this.#finish(job, { ok: false, error: new HandlerError(msg.error?.message), meta: job.meta() });
     this.#nodeFreed(node);
@@ -203,7 +190,7 @@ export class Dispatcher {
         this.#enqueue(job);
       }
     }
-    this.#balancer.nodesChanged?.(this.#nodes.filter((n) => n.state === "up"));
+    this.#placement.nodesChanged();
     const parked = this.#parked.get(node);
     if (parked && parked.length > 0) {
       this.#parkedCount -= parked.length;
@@ -214,13 +201,18 @@ export class Dispatcher {
 
   /** A node (re)started: it can take work. */
   nodeUp(): void {
-    this.#balancer.nodesChanged?.(this.#nodes.filter((n) => n.state === "up"));
+    this.#placement.nodesChanged();
     this.#pump();
   }
 
-  #refuse(handler: string, done: DoneCallback, error: CrewError): null {
+  /** Counts a request refused before it became a job: by the dispatcher, or by a front for a bad frame. */
+  noteRefused(handler: string, code: string): void {
     this.stats.refused++;
-    this.observer.requestRefused?.(handler, error.code);
+    this.observer.requestRefused?.(handler, code);
+  }
+
+  #refuse(handler: string, done: DoneCallback, error: CrewError): null {
+    this.noteRefused(handler, error.code);
     done({ ok: false, error, meta: { node: null, attempts: 0, ms: 0 } });
     return null;
   }
@@ -251,60 +243,24 @@ export class Dispatcher {
   }
 
   #place(job: Job): boolean {
-    const bound = this.#balancer.affinity && job.key !== undefined;
-    let pool = this.#eligible(job, bound ? "any" : "room");
-    if (pool.length === 0 && !bound && this.#options.nodePipeline > 0) pool = this.#eligible(job, "ahead");
-    if (pool.length === 0) return false;
-    const node = this.#balancer.pick(job, pool) as ComputeNode;
+    const placed = this.#placement.place(job);
+    if (!placed) return false;
     this.#unqueue(job);
-    if (!bound || node.hasRoom || this.#canSendAhead(node, job)) {
-      this.#start(job, node);
-    } else {
-      let parked = this.#parked.get(node);
-      if (!parked) this.#parked.set(node, (parked = new WaitQueue<Job>()));
-      job.state = "parked";
-      job.queue = parked;
-      parked.push(job);
-      this.#parkedCount++;
+    if (!placed.park) {
+      this.#start(job, placed.node);
+      return true;
     }
+    let parked = this.#parked.get(placed.node);
+    if (!parked) this.#parked.set(placed.node, (parked = new WaitQueue<Job>()));
+    job.state = "parked";
+    job.queue = parked;
+    parked.push(job);
+    this.#parkedCount++;
     return true;
   }
 
-  /**
-   * The up nodes allowed to run `job`: all of them ("any", for a key bound by the hash
-   * balancer), those with a free slot ("room"), or those that may take it ahead ("ahead").
-   * A preferred kind wins when it has any.
-   */
-  #eligible(job: Job, mode: "any" | "room" | "ahead"): ComputeNode[] {
-    const all = this.#candidates;
-    const preferred = this.#preferred;
-    all.length = 0;
-    preferred.length = 0;
-    for (const node of this.#nodes) {
-      if (node.state !== "up") continue;
-      if (job.spec.isolation === "process" && node.kind !== "process") continue;
-      if (mode === "room" && !node.hasRoom) continue;
-      if (mode === "ahead" && !this.#canSendAhead(node, job)) continue;
-      all.push(node);
-      if (node.kind === job.spec.prefer) preferred.push(node);
-    }
-    return mode !== "any" && preferred.length > 0 ? preferred : all;
-  }
-
-  #canSendAhead(node: ComputeNode, job: Job): boolean {
-    return (
-      node.state === "up" &&
-      node.inFlight < node.capacity + this.#options.nodePipeline &&
-      node.expectedMs + this.#expectedMs(job) <= PIPELINE_BUDGET_MS
-    );
-  }
-
-  #expectedMs(job: Job): number {
-    return this.#runMs.get(job.handler) ?? UNMEASURED_MS;
-  }
-
   #start(job: Job, node: ComputeNode): void {
-    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, expectedMs: this.#expectedMs(job) };
+    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, expectedMs: this.#placement.expectedMs(job) };
     node.expectedMs += attempt.expectedMs;
     job.state = "running";
     job.attempt = attempt;

@@ -47,6 +47,9 @@ export const HANDLER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$/;
 
 const MAX_ID_LENGTH = 256;
 
+/** The longest delay a Node.js timer holds; setTimeout turns a longer one into 1 ms. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export function parseFrame(line: string): ParseResult {
   let value: unknown;
   try {
@@ -104,8 +107,8 @@ export function checkRunFields(handler: string, key: unknown, timeoutMs: unknown
   if (key !== undefined && (typeof key !== "string" || key.length > 1024)) {
     return "key must be a string of at most 1024 characters";
   }
-  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && (timeoutMs as number) > 0)) {
-    return "timeoutMs must be a positive integer";
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && (timeoutMs as number) > 0 && (timeoutMs as number) <= MAX_TIMEOUT_MS)) {
+    return `timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS}`;
   }
   if (priority !== undefined && !(Number.isInteger(priority) && Math.abs(priority as number) <= 1_000_000)) {
     return "priority must be an integer from -1000000 to 1000000";

@@ -1,7 +1,294 @@
-/** The HTTP front (issue 5 fills this in). */
-import { InvalidOptionError } from "../errors.js";
+/**
+ * The HTTP front: DESIGN.md's endpoints over node:http, feeding the same dispatcher as
+ * the TCP receiver. Every request is bounded: headers by time, the body by
+ * maxFrameBytes and by time, so a slow or greedy client costs a socket and nothing more.
+ *
+ *   POST /v1/run/:handler     body = payload JSON; x-crew-key, x-crew-timeout-ms, x-crew-priority
+ *   GET  /healthz             200, or 503 while draining
+ *   GET  /v1/status           cluster.status() as JSON
+ *   GET  /metrics             Prometheus text
+ *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with x-crew-admin-token
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { BadRequestError, type CrewError, FrameTooLargeError } from "../errors.js";
 import type { Cluster, Front, ListenOptions } from "../primary/cluster.js";
+import type { Job, Outcome } from "../primary/job.js";
+import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
+import { checkRunFields } from "./frames.js";
 
-export async function startHttpFront(_cluster: Cluster, _options: ListenOptions): Promise<{ front: Front; port: number }> {
-  throw new InvalidOptionError("httpPort: the HTTP front is not built yet");
+/** A client has this long to send its headers, and this long for the whole request. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+/** An idle keep-alive connection is closed after this. */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/**
+ * After a 413 the rest of the body is read and dropped (closing at once would reset the
+ * connection and could destroy the 413 before the client reads it), but only this long
+ * and only this much beyond the limit; past either the connection is cut.
+ */
+const LINGER_MS = 2_000;
+const LINGER_MIN_BYTES = 64 * 1024;
+
+const JSON_TYPE = "application/json; charset=utf-8";
+const RUN_PREFIX = "/v1/run/";
+const KILL_ROUTE = /^\/v1\/nodes\/([^/]+)\/kill$/;
+
+export async function startHttpFront(cluster: Cluster, options: ListenOptions): Promise<{ front: Front; port: number }> {
+  const receiver = new HttpReceiver(cluster, metricsFor(cluster), options.adminToken);
+  const port = await receiver.listen(options.httpPort ?? 7071, options.host ?? "127.0.0.1");
+  return { front: receiver, port };
+}
+
+/**
+ * Whether a peer may use the admin endpoints: loopback peers always; others only with an
+ * admin token configured and sent in x-crew-admin-token (compared in constant time).
+ */
+export function adminAllowed(remoteAddress: string | undefined, token: string | undefined, header: string | string[] | undefined): boolean {
+  if (isLoopback(remoteAddress)) return true;
+  if (typeof token !== "string" || token === "" || typeof header !== "string") return false;
+  // Hashing first gives equal lengths, so the comparison leaks neither content nor length.
+  return timingSafeEqual(sha256(header), sha256(token));
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  return address.startsWith("127.") || address === "::1" || address.startsWith("::ffff:127.");
+}
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+class HttpReceiver implements Front {
+  readonly #server: Server;
+  readonly #cluster: Cluster;
+  readonly #metrics: ClusterMetrics;
+  readonly #adminToken: string | undefined;
+  readonly #maxBody: number;
+
+  constructor(cluster: Cluster, metrics: ClusterMetrics, adminToken: string | undefined) {
+    this.#cluster = cluster;
+    this.#metrics = metrics;
+    this.#adminToken = adminToken;
+    this.#maxBody = cluster.options.maxFrameBytes;
+    this.#server = createServer(
+      {
+        keepAlive: true,
+        noDelay: true,
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      },
+      (req, res) => this.#route(req, res),
+    );
+    this.#server.maxConnections = 10_000;
+    // With a listener here Node no longer answers `Expect: 100-continue` itself: a body
+    // that is too large by its Content-Length is refused before the client sends it.
+    this.#server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url?.startsWith(RUN_PREFIX) && declaredLength(req) > this.#maxBody) {
+        // The client still holds the body we did not ask for: this connection is done.
+        const error = new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes`);
+        return this.#refuse(res, req.url.slice(RUN_PREFIX.length), error, { connection: "close" });
+      }
+      res.writeContinue();
+      this.#route(req, res);
+    });
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off("error", reject);
+        resolve((this.#server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  /** Stops accepting; idle keep-alive connections close, busy ones finish their request. */
+  stopAccepting(): void {
+    if (this.#server.listening) this.#server.close();
+  }
+
+  destroyConnections(): void {
+    this.#server.closeAllConnections();
+  }
+
+  #route(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path.startsWith(RUN_PREFIX)) {
+      if (allow(req, res, "POST")) this.#run(req, res, path.slice(RUN_PREFIX.length));
+      return;
+    }
+    switch (path) {
+      case "/healthz":
+        if (allow(req, res, "GET")) this.#health(res);
+        return;
+      case "/v1/status":
+        if (allow(req, res, "GET")) this.#async(res, this.#status(res));
+        return;
+      case "/metrics":
+        if (allow(req, res, "GET")) this.#async(res, this.#scrape(res));
+        return;
+    }
+    const kill = KILL_ROUTE.exec(path);
+    if (kill) {
+      if (allow(req, res, "POST")) this.#kill(req, res, kill[1]!);
+      return;
+    }
+    sendError(res, 404, new BadRequestError(`no route ${req.method} ${path.slice(0, 200)}`));
+  }
+
+  #run(req: IncomingMessage, res: ServerResponse, encodedName: string): void {
+    let handler: string;
+    try {
+      handler = decodeURIComponent(encodedName);
+    } catch {
+      return this.#refuse(res, encodedName, new BadRequestError("the handler name in the path is not valid percent-encoding"));
+    }
+    const key = req.headers["x-crew-key"];
+    const timeoutMs = intHeader(req, "x-crew-timeout-ms");
+    const priority = intHeader(req, "x-crew-priority");
+    const invalid = checkRunFields(handler, key, timeoutMs, priority);
+    if (invalid) return this.#refuse(res, handler, new BadRequestError(`${invalid} (path or x-crew-* headers)`));
+    if (declaredLength(req) > this.#maxBody) return this.#tooLarge(res, handler, req);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= this.#maxBody) return void chunks.push(chunk);
+      req.off("data", onData);
+      req.off("end", onEnd);
+      this.#tooLarge(res, handler, req);
+    };
+    const onEnd = (): void => {
+      let payload: unknown;
+      if (size > 0) {
+        try {
+          payload = JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
+        } catch {
+          return this.#refuse(res, handler, new BadRequestError("the body is not valid JSON"));
+        }
+      }
+      // checkRunFields has vouched for the types.
+      this.#submit(res, { handler, payload, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined });
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+  }
+
+  #submit(res: ServerResponse, request: Parameters<Cluster["submit"]>[0]): void {
+    let answered = false;
+    const job: Job | null = this.#cluster.submit(request, (outcome) => {
+      answered = true;
+      reply(res, outcome);
+    });
+    if (!job || answered) return;
+    // 'close' also follows a normal end, by which time the request has answered.
+    res.once("close", () => {
+      if (!answered) this.#cluster.cancel(job);
+    });
+  }
+
+  /** A run request refused before it reached the dispatcher: counted, answered, never queued. */
+  #refuse(res: ServerResponse, handler: string, error: CrewError, headers?: Record<string, string>): void {
+    this.#cluster.noteRefused(handler, error.code);
+    sendError(res, error.status, error, headers);
+  }
+
+  /** 413, then the rest of the body is dropped for a bounded time and size, so the client can read the answer. */
+  #tooLarge(res: ServerResponse, handler: string, req: IncomingMessage): void {
+    this.#refuse(res, handler, new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes`));
+    if (req.complete) return;
+    let dropped = 0;
+    const most = Math.max(this.#maxBody, LINGER_MIN_BYTES);
+    const cut = (): void => void req.socket.destroy();
+    const timer = setTimeout(cut, LINGER_MS);
+    req.on("data", (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > most) cut();
+    });
+    req.once("end", () => clearTimeout(timer));
+    req.once("close", () => clearTimeout(timer));
+  }
+
+  #health(res: ServerResponse): void {
+    const draining = this.#cluster.draining;
+    send(res, draining ? 503 : 200, draining ? '{"ok":false,"draining":true}' : '{"ok":true}');
+  }
+
+  async #status(res: ServerResponse): Promise<void> {
+    send(res, 200, JSON.stringify(await this.#cluster.status()));
+  }
+
+  async #scrape(res: ServerResponse): Promise<void> {
+    const text = await this.#metrics.text();
+    send(res, 200, text, this.#metrics.contentType);
+  }
+
+  #kill(req: IncomingMessage, res: ServerResponse, encodedId: string): void {
+    if (!adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) {
+      return sendError(res, 403, new BadRequestError("admin endpoints answer loopback peers, or x-crew-admin-token"));
+    }
+    let id: string;
+    try {
+      id = decodeURIComponent(encodedId);
+    } catch {
+      return sendError(res, 400, new BadRequestError("the node id in the path is not valid percent-encoding"));
+    }
+    if (!this.#cluster.killNode(id)) {
+      return sendError(res, 404, new BadRequestError(`no node ${JSON.stringify(id)} is up`));
+    }
+    send(res, 202, JSON.stringify({ killed: id }));
+  }
+
+  /** An endpoint that awaits: a failure answers 500 instead of leaving the client waiting. */
+  #async(res: ServerResponse, work: Promise<void>): void {
+    work.catch((err: unknown) => {
+      this.#cluster.log.error({ err }, "HTTP endpoint failed");
+      sendError(res, 500, new BadRequestError(err instanceof Error ? err.message : String(err)));
+    });
+  }
+}
+
+/** Checks the method; answers 405 (with Allow) otherwise. GET endpoints take HEAD too. */
+function allow(req: IncomingMessage, res: ServerResponse, method: "GET" | "POST"): boolean {
+  if (req.method === method || (method === "GET" && req.method === "HEAD")) return true;
+  const allowed = method === "GET" ? "GET, HEAD" : "POST";
+  sendError(res, 405, new BadRequestError(`${req.method} is not allowed here: use ${allowed}`), { allow: allowed });
+  return false;
+}
+
+/** The Content-Length the client declared, or 0 (chunked bodies are counted as they come). */
+function declaredLength(req: IncomingMessage): number {
+  const value = req.headers["content-length"];
+  return value === undefined ? 0 : Number(value);
+}
+
+/** An integer header as a number; any other text stays a string, so checkRunFields rejects it. */
+function intHeader(req: IncomingMessage, name: string): unknown {
+  const value = req.headers[name];
+  if (typeof value !== "string") return value;
+  return /^-?\d{1,16}$/.test(value.trim()) ? Number(value) : value;
+}
+
+/** A run's answer: the result arrives as JSON text and is spliced in, never parsed here. */
+function reply(res: ServerResponse, outcome: Outcome): void {
+  const meta = JSON.stringify(outcome.meta);
+  if (outcome.ok) send(res, 200, `{"result":${outcome.json},"meta":${meta}}`);
+  else send(res, outcome.error.status, `{"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}`);
+}
+
+function sendError(res: ServerResponse, status: number, error: CrewError, headers: Record<string, string> = {}): void {
+  send(res, status, JSON.stringify({ error: error.toJSON() }), JSON_TYPE, headers);
+}
+
+function send(res: ServerResponse, status: number, body: string, type = JSON_TYPE, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return; // the client left, or a 413 already answered
+  res.writeHead(status, { ...headers, "content-type": type, "content-length": Buffer.byteLength(body) });
+  res.end(body);
 }

@@ -6,11 +6,14 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { CancelledError, DuplicateIdError, FrameTooLargeError } from "../errors.js";
+import { CancelledError, type CrewError, DuplicateIdError, FrameTooLargeError } from "../errors.js";
 import type { Dispatcher } from "../primary/dispatcher.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
+
+/** How long a closing connection may take to hand its last replies to a slow reader. */
+const CLOSE_GRACE_MS = 2000;
 
 export interface TcpReceiverOptions {
   maxFrameBytes: number;
@@ -80,23 +83,28 @@ class Connection {
     socket.on("close", () => this.#onClose());
   }
 
+  /** Ends the connection after its last replies; one whose client will not read them goes after a grace period. */
   destroy(): void {
-    this.#socket.destroy();
+    this.#flush();
+    this.#socket.end();
+    setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   #onData(chunk: Buffer): void {
     if (this.#splitter.push(chunk)) return;
     this.#log.warn({ remote: this.#socket.remoteAddress, limit: this.#options.maxFrameBytes }, "frame too large: closing connection");
-    this.#send(encodeError(null, new FrameTooLargeError(`frame over the limit of ${this.#options.maxFrameBytes} bytes`)));
+    this.#refuse(null, "", new FrameTooLargeError(`frame over the limit of ${this.#options.maxFrameBytes} bytes`));
     this.#flush();
-    this.#socket.end();
+    // Half-closing is not enough: a client that keeps its side open would keep its
+    // requests running. Once the error is out, the connection goes (and 'close' cancels them).
     this.#socket.pause();
+    this.#socket.end(() => this.#socket.destroy());
   }
 
   #onLine(line: string): void {
     if (this.#closed) return;
     const parsed = parseFrame(line);
-    if ("error" in parsed) return this.#send(encodeError(parsed.id, parsed.error));
+    if ("error" in parsed) return this.#refuse(parsed.id, "", parsed.error);
     const frame = parsed.frame;
     switch (frame.op) {
       case "ping":
@@ -114,7 +122,7 @@ class Connection {
   #run(frame: RunFrame): void {
     const id = frame.id;
     if (this.#inflight.has(id)) {
-      return this.#send(encodeError(id, new DuplicateIdError(`id ${JSON.stringify(id)} is already in flight on this connection`)));
+      return this.#refuse(id, frame.handler, new DuplicateIdError(`id ${JSON.stringify(id)} is already in flight on this connection`));
     }
     let job: Job | null = null;
     job = this.#dispatcher.submit(frame, (outcome: Outcome) => {
@@ -126,6 +134,12 @@ class Connection {
       this.#inflight.set(id, job);
       if (this.#inflight.size >= this.#options.maxConnectionInflight) this.#socket.pause();
     }
+  }
+
+  /** Answers a frame that never became a request, and counts it like the dispatcher's refusals. */
+  #refuse(id: RequestId | null, handler: string, error: CrewError): void {
+    this.#dispatcher.noteRefused(handler, error.code);
+    this.#send(encodeError(id, error));
   }
 
   /** Queues a reply; replies that finish in the same turn of the event loop leave in one write. */

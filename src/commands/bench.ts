@@ -1,0 +1,108 @@
+/**
+ * `crew bench`: load a running cluster over TCP and report throughput, latency
+ * percentiles, errors by code and retries; with --chaos, kill nodes while it runs and
+ * report requests lost (must be 0) and recovery latency. Exits 1 when chaos lost any.
+ */
+import { writeFileSync } from "node:fs";
+import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
+import { Chaos, parseChaos } from "../bench/chaos.js";
+import { parseDuration } from "../bench/duration.js";
+import { startLoad } from "../bench/load.js";
+import { startProgress } from "../bench/progress.js";
+import { type BenchConfig, buildReport, formatReport, lostRequests } from "../bench/report.js";
+import { InvalidOptionError } from "../errors.js";
+
+interface BenchArgs {
+  host: string;
+  port: number;
+  httpPort: number;
+  handler: string;
+  payload?: string;
+  connections: number;
+  pipeline: number;
+  duration?: string;
+  requests?: number;
+  chaos?: string;
+  adminToken?: string;
+  json?: string;
+}
+
+const DEFAULT_DURATION = "10s";
+
+export const benchCommand: CommandModule<object, BenchArgs> = {
+  command: "bench",
+  describe: "Load a running cluster and report throughput, latency and errors",
+  builder: (y: Argv) =>
+    y
+      .option("host", { type: "string", default: "127.0.0.1", describe: "The cluster's host" })
+      .option("port", { type: "number", default: 7070, describe: "The cluster's TCP (NDJSON) port" })
+      .option("http-port", { type: "number", default: 7071, describe: "The cluster's HTTP port (for --chaos: status and node kill)" })
+      .option("handler", { type: "string", default: "echo", describe: "Handler to call" })
+      .option("payload", { type: "string", describe: "Payload for every request, as JSON" })
+      .option("connections", { type: "number", default: 8, describe: "TCP connections" })
+      .option("pipeline", { type: "number", default: 32, describe: "Requests in flight per connection" })
+      .option("duration", { type: "string", describe: `How long to send, e.g. 10s, 500ms, 2m [default: ${DEFAULT_DURATION}]` })
+      .option("requests", { type: "number", describe: "Send exactly this many requests instead of --duration" })
+      .conflicts("duration", "requests")
+      .option("chaos", { type: "string", describe: "Kill a random node on an interval while loading: kill-every=500ms" })
+      .option("admin-token", { type: "string", describe: "Admin token of the cluster (header x-crew-admin-token), for --chaos off loopback" })
+      .option("json", { type: "string", describe: "Also write the report to this file as JSON" }) as unknown as Argv<BenchArgs>,
+  handler: async (args: ArgumentsCamelCase<BenchArgs>) => {
+    const config: BenchConfig = {
+      host: args.host,
+      port: args.port,
+      handler: args.handler,
+      payload: parsePayload(args.payload),
+      connections: args.connections,
+      pipeline: args.pipeline,
+      durationMs: args.requests === undefined ? parseDuration(args.duration ?? DEFAULT_DURATION, "duration") : null,
+      requests: args.requests ?? null,
+    };
+    const chaos = args.chaos
+      ? new Chaos({ host: args.host, httpPort: args.httpPort, adminToken: args.adminToken, ...parseChaos(args.chaos) })
+      : null;
+    await chaos?.check();
+
+    // Ctrl-C stops sending; what is in flight finishes and the report still prints.
+    const stopping = new AbortController();
+    const onSigint = () => stopping.abort();
+    process.once("SIGINT", onSigint);
+    const run = startLoad({
+      host: config.host,
+      port: config.port,
+      handler: config.handler,
+      payload: config.payload,
+      connections: config.connections,
+      pipeline: config.pipeline,
+      durationMs: config.durationMs ?? undefined,
+      requests: config.requests ?? undefined,
+      signal: stopping.signal,
+      onRetried: chaos?.onRetried,
+    });
+    chaos?.start();
+    const goal = config.requests !== null ? { requests: config.requests } : { durationMs: config.durationMs! };
+    const progress = startProgress({ stream: process.stderr, goal, read: () => run.progress() });
+    let result;
+    try {
+      result = await run.done;
+    } finally {
+      progress.stop();
+      await chaos?.stop();
+      process.off("SIGINT", onSigint);
+    }
+
+    const report = buildReport(config, result, chaos?.figures(lostRequests(result.errors)));
+    console.log(formatReport(report).join("\n"));
+    if (args.json) writeFileSync(args.json, JSON.stringify(report, null, 2) + "\n");
+    if (report.chaos && report.chaos.lost > 0) process.exitCode = 1;
+  },
+};
+
+function parsePayload(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InvalidOptionError(`payload must be JSON: ${(err as Error).message}`);
+  }
+}

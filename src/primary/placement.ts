@@ -1,0 +1,89 @@
+/**
+ * Placement: which nodes may take a request now, and the balancer's pick among them.
+ * It also keeps the estimate that node pipelining runs on: each handler's moving average
+ * run time, as measured inside the nodes.
+ */
+import type { ComputeNode } from "../nodes/compute-node.js";
+import type { Balancer } from "./balancers/balancer.js";
+import type { Job } from "./job.js";
+
+/**
+ * Pipelining: while every node is busy, a node may be sent attempts ahead, up to this
+ * much estimated work in total. Handlers not yet measured count as over it, so a long
+ * job never waits in a node behind another.
+ */
+const PIPELINE_BUDGET_MS = 1;
+const UNMEASURED_MS = PIPELINE_BUDGET_MS * 2;
+
+/** start: run it on `node` now (or ahead); park: wait for `node`, which its key is bound to. */
+export type Placed = { node: ComputeNode; park: boolean };
+
+export class Placement {
+  readonly #nodes: readonly ComputeNode[];
+  readonly #balancer: Balancer;
+  readonly #pipeline: number;
+  readonly #all: ComputeNode[] = [];
+  readonly #preferred: ComputeNode[] = [];
+  /** Per handler: a moving average of its run time in the node, in ms. */
+  readonly #runMs = new Map<string, number>();
+
+  constructor(nodes: readonly ComputeNode[], balancer: Balancer, pipeline: number) {
+    this.#nodes = nodes;
+    this.#balancer = balancer;
+    this.#pipeline = pipeline;
+  }
+
+  /** Where `job` goes now, or null when no node can take it yet. */
+  place(job: Job): Placed | null {
+    const bound = this.#balancer.affinity && job.key !== undefined;
+    let pool = this.#eligible(job, bound ? "any" : "room");
+    if (pool.length === 0 && !bound && this.#pipeline > 0) pool = this.#eligible(job, "ahead");
+    if (pool.length === 0) return null;
+    const node = this.#balancer.pick(job, pool) as ComputeNode;
+    return { node, park: bound && !node.hasRoom && !this.#canSendAhead(node, job) };
+  }
+
+  /** The run time to expect of `job`'s handler, for the pipelining budget. */
+  expectedMs(job: Job): number {
+    return this.#runMs.get(job.handler) ?? UNMEASURED_MS;
+  }
+
+  recordRunTime(handler: string, ms: number): void {
+    const avg = this.#runMs.get(handler);
+    this.#runMs.set(handler, avg === undefined ? ms : avg + 0.2 * (ms - avg));
+  }
+
+  /** Nodes come and go: balancers that keep per-node state hear of it. */
+  nodesChanged(): void {
+    this.#balancer.nodesChanged?.(this.#nodes.filter((n) => n.state === "up"));
+  }
+
+  /**
+   * The up nodes allowed to run `job`: all of them ("any", for a key bound by the hash
+   * balancer), those with a free slot ("room"), or those that may take it ahead ("ahead").
+   * A preferred kind wins when it has any.
+   */
+  #eligible(job: Job, mode: "any" | "room" | "ahead"): ComputeNode[] {
+    const all = this.#all;
+    const preferred = this.#preferred;
+    all.length = 0;
+    preferred.length = 0;
+    for (const node of this.#nodes) {
+      if (node.state !== "up") continue;
+      if (job.spec.isolation === "process" && node.kind !== "process") continue;
+      if (mode === "room" && !node.hasRoom) continue;
+      if (mode === "ahead" && !this.#canSendAhead(node, job)) continue;
+      all.push(node);
+      if (node.kind === job.spec.prefer) preferred.push(node);
+    }
+    return mode !== "any" && preferred.length > 0 ? preferred : all;
+  }
+
+  #canSendAhead(node: ComputeNode, job: Job): boolean {
+    return (
+      node.state === "up" &&
+      node.inFlight < node.capacity + this.#pipeline &&
+      node.expectedMs + this.expectedMs(job) <= PIPELINE_BUDGET_MS
+    );
+  }
+}
