@@ -12,7 +12,7 @@
  */
 import type { Balancer, NodeView, PickRequest } from "./balancer.js";
 import { LeastOutstandingBalancer } from "./least-outstanding.js";
-import { compareIds } from "./round-robin.js";
+import { compareIds } from "./rotation.js";
 
 const NODE_SEED = 0x5bd1e995;
 

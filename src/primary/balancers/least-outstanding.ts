@@ -8,34 +8,15 @@
  * with a free slot always wins over a full one, then fewest in flight, then the rotation.
  */
 import type { Balancer, NodeView, PickRequest } from "./balancer.js";
-import { compareIds } from "./round-robin.js";
+import { Rotation } from "./rotation.js";
 
 export class LeastOutstandingBalancer implements Balancer {
   readonly name = "least-outstanding" as const;
   readonly affinity = false;
-  #lastId: string | undefined;
+  readonly #rotation = new Rotation();
 
   pick(_request: PickRequest, nodes: readonly NodeView[]): NodeView {
-    let best = nodes[0] as NodeView;
-    let bestWrapped = this.#wrapped(best.id);
-    for (let i = 1; i < nodes.length; i++) {
-      const node = nodes[i] as NodeView;
-      const order = compareLoad(node, best);
-      if (order > 0) continue;
-      // Less loaded wins outright; on a load tie, ids past the last pick beat wrapped ones.
-      const wrapped = this.#wrapped(node.id);
-      if (order < 0 || (wrapped !== bestWrapped ? bestWrapped : compareIds(node.id, best.id) < 0)) {
-        best = node;
-        bestWrapped = wrapped;
-      }
-    }
-    this.#lastId = best.id;
-    return best;
-  }
-
-  /** True for ids at or before the last pick: among equals they come after the ones past it. */
-  #wrapped(id: string): boolean {
-    return this.#lastId !== undefined && compareIds(id, this.#lastId) <= 0;
+    return this.#rotation.pick(nodes, compareLoad);
   }
 }
 

@@ -1,72 +1,16 @@
 /**
- * round-robin: take the candidates in id order, one after another. The cursor is the
- * last picked id, not an index, so the rotation stays fair when the candidate set changes
- * between picks (nodes fill up, free up, die or come back): the next pick is the first
- * candidate whose id sorts after the last one, wrapping to the smallest.
+ * round-robin: take the candidates in id order, one after another (see rotation.ts for
+ * why the cursor is an id).
  */
 import type { Balancer, NodeView, PickRequest } from "./balancer.js";
+import { Rotation } from "./rotation.js";
 
 export class RoundRobinBalancer implements Balancer {
   readonly name = "round-robin" as const;
   readonly affinity = false;
-  #lastId: string | undefined;
+  readonly #rotation = new Rotation();
 
   pick(_request: PickRequest, nodes: readonly NodeView[]): NodeView {
-    let best = nodes[0] as NodeView;
-    let bestWrapped = this.#wrapped(best.id);
-    for (let i = 1; i < nodes.length; i++) {
-      const node = nodes[i] as NodeView;
-      const wrapped = this.#wrapped(node.id);
-      if (wrapped !== bestWrapped ? bestWrapped : compareIds(node.id, best.id) < 0) {
-        best = node;
-        bestWrapped = wrapped;
-      }
-    }
-    this.#lastId = best.id;
-    return best;
+    return this.#rotation.pick(nodes);
   }
-
-  /** True for ids at or before the last pick: they come after the ones past it. */
-  #wrapped(id: string): boolean {
-    return this.#lastId !== undefined && compareIds(id, this.#lastId) <= 0;
-  }
-}
-
-/**
- * Natural order of node ids ("t2" before "t10"), without allocating: digit runs compare
- * by length then digit by digit (numeric order for ids without leading zeros), everything
- * else by char code. A total order, so rotations never depend on the candidates' order.
- * Shared by the balancers that rotate by id; it runs per node per pick.
- */
-export function compareIds(a: string, b: string): number {
-  if (a === b) return 0;
-  // Skip the common prefix, backing up to the start of a digit run it ends inside.
-  const shorter = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < shorter && a.charCodeAt(i) === b.charCodeAt(i)) i++;
-  while (i > 0 && isDigit(a.charCodeAt(i - 1))) i--;
-  let j = i;
-  while (i < a.length && j < b.length) {
-    const ca = a.charCodeAt(i);
-    const cb = b.charCodeAt(j);
-    if (!isDigit(ca) || !isDigit(cb)) {
-      if (ca !== cb) return ca - cb;
-      i++;
-      j++;
-      continue;
-    }
-    let endA = i + 1;
-    while (endA < a.length && isDigit(a.charCodeAt(endA))) endA++;
-    let endB = j + 1;
-    while (endB < b.length && isDigit(b.charCodeAt(endB))) endB++;
-    if (endA - i !== endB - j) return endA - i - (endB - j);
-    for (; i < endA; i++, j++) {
-      if (a.charCodeAt(i) !== b.charCodeAt(j)) return a.charCodeAt(i) - b.charCodeAt(j);
-    }
-  }
-  return a.length - i - (b.length - j);
-}
-
-function isDigit(code: number): boolean {
-  return code >= 48 && code <= 57;
 }

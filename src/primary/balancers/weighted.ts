@@ -11,7 +11,7 @@
  * those picks rotate in id order.
  */
 import type { Balancer, BalancerOptions, NodeView, PickRequest } from "./balancer.js";
-import { compareIds, RoundRobinBalancer } from "./round-robin.js";
+import { compareIds, Rotation } from "./rotation.js";
 import type { NodeKind } from "../../nodes/messages.js";
 import { InvalidOptionError } from "../../errors.js";
 
@@ -23,7 +23,7 @@ export class WeightedBalancer implements Balancer {
   readonly #weights: Readonly<Record<string, number>>;
   /** Per node id: its weight (fixed for an id) and current weight; a node that comes back starts from 0. */
   readonly #state = new Map<string, { readonly weight: number; current: number }>();
-  readonly #zeroWeight = new RoundRobinBalancer();
+  readonly #zeroWeight = new Rotation();
 
   constructor(weights: BalancerOptions["weights"]) {
     for (const [key, weight] of Object.entries(weights)) {
@@ -57,7 +57,7 @@ export class WeightedBalancer implements Balancer {
         bestState = state;
       }
     }
-    if (best === undefined || bestState === undefined) return this.#zeroWeight.pick(request, nodes);
+    if (best === undefined || bestState === undefined) return this.#zeroWeight.pick(nodes);
     bestState.current -= total;
     return best;
   }
