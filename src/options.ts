@@ -53,7 +53,11 @@ export interface ClusterOptions {
   restartBackoffMs?: number;
   /** Cap of that delay. Default 5000. */
   restartBackoffMaxMs?: number;
-  /** How much waiting one priority step is worth, against starvation. Default 1000. */
+  /**
+   * How much waiting one priority step is worth, against starvation: a request ranks as if
+   * it had arrived priority × priorityAgingMs earlier. 0 means strict priority (a low
+   * priority may starve). Default 1000.
+   */
   priorityAgingMs?: number;
   logLevel?: string;
   /** A pino logger of your own (its level wins over logLevel). */

@@ -22,6 +22,9 @@ interface StartArgs {
   maxCheckpointBytes: number;
   nodeMemoryMb: number;
   nodeConcurrency: number;
+  nodePipeline: number;
+  maxConnectionInflight: number;
+  priorityAgingMs: number;
   drainTimeoutMs: number;
   killGraceMs: number;
   adminToken?: string;
@@ -50,6 +53,9 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("max-checkpoint-bytes", { type: "number", default: 1024 * 1024, describe: "Largest checkpoint state (as JSON)" })
       .option("node-memory-mb", { type: "number", default: 2048, describe: "Heap cap per node; a node over it is replaced" })
       .option("node-concurrency", { type: "number", default: 1, describe: "Requests running at once on one node" })
+      .option("node-pipeline", { type: "number", default: 16, describe: "Short requests a busy node may hold ahead (0: off)" })
+      .option("max-connection-inflight", { type: "number", default: 1024, describe: "Requests in flight per TCP connection before reading pauses" })
+      .option("priority-aging-ms", { type: "number", default: 1000, describe: "Waiting worth one priority step, against starvation (0: strict priority)" })
       .option("drain-timeout-ms", { type: "number", default: 30_000, describe: "How long SIGINT/SIGTERM wait for in-flight work" })
       .option("kill-grace-ms", { type: "number", default: 1000, describe: "How long a handler may run past its deadline before its node is killed" })
       .option("admin-token", { type: "string", describe: "Allows the admin endpoints from other hosts than loopback (header x-crew-admin-token)" })
@@ -71,6 +77,9 @@ export const startCommand: CommandModule<object, StartArgs> = {
       maxCheckpointBytes: args.maxCheckpointBytes,
       nodeMemoryMb: args.nodeMemoryMb,
       nodeConcurrency: args.nodeConcurrency,
+      nodePipeline: args.nodePipeline,
+      maxConnectionInflight: args.maxConnectionInflight,
+      priorityAgingMs: args.priorityAgingMs,
       drainTimeoutMs: args.drainTimeoutMs,
       killGraceMs: args.killGraceMs,
       logLevel: args.logLevel,

@@ -45,6 +45,12 @@ export interface DispatchStats {
 
 type Options = Pick<ResolvedOptions, "maxQueue" | "killGraceMs" | "priorityAgingMs" | "nodePipeline">;
 
+/**
+ * priorityAgingMs 0 means strict priority: a step worth 2^32 ms (~50 days) of waiting,
+ * which no request outlives; ranks stay exact doubles for every allowed priority.
+ */
+const STRICT_PRIORITY_STEP_MS = 2 ** 32;
+
 export class Dispatcher {
   readonly #registry: HandlerRegistry;
   readonly #options: Options;
@@ -109,7 +115,7 @@ export class Dispatcher {
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
     const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
     job.seq = this.#nextRequest;
-    job.rank = job.submittedAt - priority * this.#options.priorityAgingMs;
+    job.rank = job.submittedAt - priority * (this.#options.priorityAgingMs || STRICT_PRIORITY_STEP_MS);
     this.#enqueue(job);
     this.#pump();
     if ((job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
