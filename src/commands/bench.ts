@@ -1,7 +1,8 @@
 /**
  * `crew bench`: load a running cluster over TCP and report throughput, latency
  * percentiles, errors by code and retries; with --chaos, kill nodes while it runs and
- * report requests lost (must be 0) and recovery latency. Exits 1 when chaos lost any.
+ * report requests lost (must be 0) and recovery latency. Exits 1 when chaos lost any,
+ * or could not kill a single node.
  */
 import { writeFileSync } from "node:fs";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
@@ -94,7 +95,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     const report = buildReport(config, result, chaos?.figures(lostRequests(result.errors)));
     console.log(formatReport(report).join("\n"));
     if (args.json) writeFileSync(args.json, JSON.stringify(report, null, 2) + "\n");
-    if (report.chaos && report.chaos.lost > 0) process.exitCode = 1;
+    // A chaos run fails when it lost requests, or when every kill it tried was refused
+    // (then "0 lost" would prove nothing).
+    const chaosFigures = report.chaos;
+    if (chaosFigures && (chaosFigures.lost > 0 || (chaosFigures.kills === 0 && chaosFigures.killErrors > 0))) process.exitCode = 1;
   },
 };
 

@@ -193,7 +193,11 @@ export class NodeRuntime {
     for (const ack of running.acks.values()) ack.resolve();
     this.#post(msg);
     const next = this.#waiting.shift();
-    if (next) this.#run(next);
+    if (!next) return;
+    // The primary tells running from waiting attempts by their order; if `next` killed the
+    // node before this result left, the request that just finished would take the blame.
+    this.#flush();
+    this.#run(next);
   }
 
   /** An attempt aborted before it started: it never runs, and its slot at the primary frees. */
@@ -210,6 +214,7 @@ export class NodeRuntime {
   }
 
   readonly #flush = (): void => {
+    if (this.#outbox.length === 0) return;
     const batch = this.#outbox;
     this.#outbox = [];
     this.#send(batch);

@@ -115,7 +115,8 @@ export class ComputeNode implements NodeView {
             const first = msgs[0];
             if (first?.t === "ready") {
               ready = true;
-              this.#state = "up";
+              // A stop asked for while starting stands: the node stops, it does not come up.
+              if (this.#state === "starting") this.#state = "up";
               resolve(first.configs);
               if (msgs.length > 1) this.#receive(msgs.slice(1));
             } else if (first?.t === "init-failed") {
@@ -151,6 +152,8 @@ export class ComputeNode implements NodeView {
 
   /** Kills the thread or process now; the usual exit path follows (onExit). */
   kill(): void {
+    // Down from now: no new attempt is placed on a node that is about to die.
+    if (this.#state === "up") this.#state = "down";
     this.#transport?.kill();
   }
 

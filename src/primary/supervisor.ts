@@ -90,6 +90,7 @@ export class Supervisor {
 
   async #start(node: ComputeNode): Promise<Record<string, HandlerConfig>> {
     const configs = await node.start();
+    if (this.#stopping) return configs;
     this.#log.info({ node: node.id, kind: node.kind, pid: node.pid, threadId: node.threadId, restarts: node.restarts }, "node up");
     return configs;
   }
