@@ -25,6 +25,8 @@ interface StartArgs {
   nodePipeline: number;
   maxConnectionInflight: number;
   priorityAgingMs: number;
+  restartBackoffMs: number;
+  restartBackoffMaxMs: number;
   drainTimeoutMs: number;
   killGraceMs: number;
   adminToken?: string;
@@ -56,6 +58,8 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("node-pipeline", { type: "number", default: 16, describe: "Short requests a busy node may hold ahead (0: off)" })
       .option("max-connection-inflight", { type: "number", default: 1024, describe: "Requests in flight per TCP connection before reading pauses" })
       .option("priority-aging-ms", { type: "number", default: 1000, describe: "Waiting worth one priority step, against starvation (0: strict priority)" })
+      .option("restart-backoff-ms", { type: "number", default: 100, describe: "First restart delay of a node that dies before answering anything" })
+      .option("restart-backoff-max-ms", { type: "number", default: 5000, describe: "Cap of that delay, which doubles per death in a row" })
       .option("drain-timeout-ms", { type: "number", default: 30_000, describe: "How long SIGINT/SIGTERM wait for in-flight work" })
       .option("kill-grace-ms", { type: "number", default: 1000, describe: "How long a handler may run past its deadline before its node is killed" })
       .option("admin-token", { type: "string", describe: "Allows the admin endpoints from other hosts than loopback (header x-crew-admin-token)" })
@@ -80,6 +84,8 @@ export const startCommand: CommandModule<object, StartArgs> = {
       nodePipeline: args.nodePipeline,
       maxConnectionInflight: args.maxConnectionInflight,
       priorityAgingMs: args.priorityAgingMs,
+      restartBackoffMs: args.restartBackoffMs,
+      restartBackoffMaxMs: args.restartBackoffMaxMs,
       drainTimeoutMs: args.drainTimeoutMs,
       killGraceMs: args.killGraceMs,
       logLevel: args.logLevel,
