@@ -1,7 +1,8 @@
-import { EventEmitter } from "node:events";
+import type { EventEmitter } from "node:events";
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster, type Cluster } from "crew";
+import { waitFor, watch } from "./helpers/cluster-events.js";
 import { adminAllowed } from "../dist/protocol/http-receiver.js";
 
 const LIMIT = 4096;
@@ -21,28 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([cluster, ...extra].map((c) => c.close()));
 });
-
-/** Cluster hooks as events, so tests wait for what happened instead of sleeping. */
-function watch(c: Cluster): EventEmitter {
-  const emitter = new EventEmitter();
-  c.observe({
-    attemptStarted: (job, node) => emitter.emit("attemptStarted", job, node),
-    requestDone: (job, outcome) => emitter.emit("requestDone", job, outcome),
-    nodeRestarted: (node) => emitter.emit("nodeRestarted", node),
-  });
-  return emitter;
-}
-
-function waitFor(emitter: EventEmitter, name: string, pred: (...args: any[]) => boolean = () => true): Promise<any[]> {
-  return new Promise((resolve) => {
-    const on = (...args: any[]) => {
-      if (!pred(...args)) return;
-      emitter.off(name, on);
-      resolve(args);
-    };
-    emitter.on(name, on);
-  });
-}
 
 async function run(handler: string, body?: string, headers: Record<string, string> = {}, url = base) {
   const res = await fetch(`${url}/v1/run/${handler}`, { method: "POST", body, headers });

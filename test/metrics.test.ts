@@ -1,7 +1,8 @@
-import { EventEmitter } from "node:events";
+import type { EventEmitter } from "node:events";
 import parsePrometheus from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster, type Cluster } from "crew";
+import { waitFor, watch } from "./helpers/cluster-events.js";
 import { Client } from "../dist/protocol/client.js";
 
 let cluster: Cluster;
@@ -22,28 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-/** Cluster hooks as events, so tests wait for what happened instead of sleeping. */
-function watch(c: Cluster): EventEmitter {
-  const emitter = new EventEmitter();
-  c.observe({
-    attemptStarted: (job, node) => emitter.emit("attemptStarted", job, node),
-    requestDone: (job, outcome) => emitter.emit("requestDone", job, outcome),
-    nodeRestarted: (node) => emitter.emit("nodeRestarted", node),
-  });
-  return emitter;
-}
-
-function waitFor(emitter: EventEmitter, name: string, pred: (...args: any[]) => boolean = () => true): Promise<any[]> {
-  return new Promise((resolve) => {
-    const on = (...args: any[]) => {
-      if (!pred(...args)) return;
-      emitter.off(name, on);
-      resolve(args);
-    };
-    emitter.on(name, on);
-  });
-}
 
 async function scrape(url = base): Promise<string> {
   const res = await fetch(`${url}/metrics`);
