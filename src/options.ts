@@ -10,6 +10,7 @@ import { InvalidOptionError } from "./errors.js";
 import { BALANCER_NAMES, type BalancerName } from "./primary/balancers/balancer.js";
 import { parseWeights } from "./primary/balancers/index.js";
 import { MAX_TIMEOUT_MS } from "./protocol/frames.js";
+import { int } from "./validate.js";
 
 export interface ClusterOptions {
   /** Folder of handler modules. Default "workers". */
@@ -107,14 +108,6 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     throw new InvalidOptionError("threads + processes must be at most 512");
   }
   return out;
-}
-
-/** Checks an integer option; the message names it the way the caller spells it. */
-export function int(value: unknown, name: string, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
 }
 
 function str(value: unknown, name: string): string {

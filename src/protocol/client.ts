@@ -3,12 +3,11 @@
  * pipelined requests; ids are numbers the client counts up, and replies are matched by
  * id in whatever order they come.
  *
- * `Connection` owns one socket: connecting, framing, batched writes, backpressure and
- * checking what comes back. `Client` owns the requests: ids, the in-flight table, abort,
+ * `Connection` (connection.ts) owns one socket: connecting, framing, batched writes,
+ * backpressure and checking what comes back. `Client` owns the requests: ids, the in-flight table, abort,
  * and turning replies into results or coded errors. A lost connection rejects what was
  * in flight on it and is replaced lazily by the next request.
  */
-import { connect as netConnect, type Socket } from "node:net";
 import {
   CancelledError,
   ConnectionError,
@@ -18,7 +17,8 @@ import {
   type WireError,
 } from "../errors.js";
 import type { Reply, ReplyMeta } from "./frames.js";
-import { LineSplitter } from "./ndjson.js";
+import { Connection, type ConnectionOptions } from "./connection.js";
+import { int } from "../validate.js";
 
 export interface ClientOptions {
   /** Default 127.0.0.1. */
@@ -54,11 +54,7 @@ export interface CallResult {
 /** What `run` rejects with for an error reply: the coded class, plus the reply's meta. */
 export type ReplyError = CrewError & { meta?: ReplyMeta };
 
-interface FilledOptions {
-  host: string;
-  port: number;
-  maxFrameBytes: number;
-  connectTimeoutMs: number;
+interface FilledOptions extends ConnectionOptions {
   onProtocolError: ((error: CrewError) => void) | undefined;
 }
 
@@ -217,130 +213,6 @@ export class Client {
   }
 }
 
-interface ConnectionEvents {
-  reply(reply: Reply): void;
-  /** Called once, synchronously from destroy or from the socket's error/close. */
-  lost(error: CrewError): void;
-}
-
-/** One socket: connect with a deadline, batched writes that respect backpressure, checked replies. */
-class Connection {
-  readonly #socket: Socket;
-  readonly #address: string;
-  readonly #events: ConnectionEvents;
-  readonly #splitter: LineSplitter;
-  #queue: string[] = [];
-  #flushScheduled = false;
-  #writable = false; // false while connecting and while the socket waits for 'drain'
-  #open = false;
-  #lost: CrewError | undefined;
-  #resolveOpened!: () => void;
-  #rejectOpened!: (error: Error) => void;
-  /** Resolves once connected; rejects with the ConnectionError if it never connects. */
-  readonly opened = new Promise<void>((resolve, reject) => {
-    this.#resolveOpened = resolve;
-    this.#rejectOpened = reject;
-  });
-
-  constructor(options: FilledOptions, events: ConnectionEvents) {
-    this.opened.catch(() => {}); // most callers never look: their requests fail instead
-    this.#address = options.host.includes(":") ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
-    this.#events = events;
-    this.#splitter = new LineSplitter(options.maxFrameBytes, (line) => this.#line(line));
-    // We batch frames ourselves, so Nagle's delay would only add latency.
-    const socket = netConnect({ host: options.host, port: options.port, noDelay: true });
-    this.#socket = socket;
-    socket.setTimeout(options.connectTimeoutMs, () => {
-      this.destroy(new ConnectionError(`could not connect to ${this.#address} within ${options.connectTimeoutMs} ms`));
-    });
-    socket.once("connect", () => this.#onConnect());
-    socket.on("data", (chunk: Buffer) => {
-      if (!this.#splitter.push(chunk)) {
-        this.destroy(new ConnectionError(`${this.#address} sent a reply over maxFrameBytes (${options.maxFrameBytes})`));
-      }
-    });
-    socket.on("drain", () => {
-      this.#writable = true;
-      this.#flush();
-    });
-    socket.on("error", (err) => this.#lose(this.#failure(err.message, err)));
-    socket.on("close", () => this.#lose(this.#failure("the server closed the connection")));
-  }
-
-  /**
-   * Queues a frame. Frames queued in the same turn of the event loop go out in one write:
-   * a load generator pipelining thousands of requests must not pay a syscall per frame.
-   * setImmediate rather than a microtask, so frames sent from many promise continuations
-   * (each reply's caller issuing its next request) still share one write.
-   */
-  send(line: string): void {
-    if (this.#lost) return;
-    this.#queue.push(line);
-    if (this.#writable && !this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => this.#flush());
-    }
-  }
-
-  /** Drops the socket and fails what waits on it; resolves once the socket has closed. */
-  destroy(error: CrewError): Promise<void> {
-    const closed = this.#socket.closed ? Promise.resolve() : new Promise<void>((r) => this.#socket.once("close", r));
-    this.#socket.destroy();
-    this.#lose(error);
-    return closed;
-  }
-
-  #onConnect(): void {
-    this.#socket.setTimeout(0); // the deadline was for connecting; idle connections are fine
-    this.#open = true;
-    this.#writable = true;
-    this.#resolveOpened();
-    this.#flush();
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    if (!this.#writable || this.#lost || this.#queue.length === 0) return;
-    const data = this.#queue.length === 1 ? this.#queue[0]! : this.#queue.join("");
-    this.#queue = [];
-    // The queue is bounded by what callers have in flight, so waiting for 'drain' is safe.
-    if (!this.#socket.write(data)) this.#writable = false;
-  }
-
-  #line(line: string): void {
-    if (this.#lost) return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      value = undefined;
-    }
-    // A line we cannot read may have been some request's reply; dropping the connection
-    // fails that request now instead of leaving it waiting forever.
-    if (!isReply(value)) {
-      this.destroy(new ConnectionError(`${this.#address} sent a line that is not a reply frame`));
-      return;
-    }
-    this.#events.reply(value);
-  }
-
-  #failure(reason: string, cause?: Error): CrewError {
-    const message = this.#open
-      ? `connection to ${this.#address} lost: ${reason}`
-      : `could not connect to ${this.#address}: ${reason}`;
-    return new ConnectionError(message, cause ? { cause } : undefined);
-  }
-
-  #lose(error: CrewError): void {
-    if (this.#lost) return;
-    this.#lost = error;
-    this.#queue = [];
-    this.#socket.destroy();
-    this.#rejectOpened(error); // no effect once opened
-    this.#events.lost(error);
-  }
-}
-
 type RunWireFrame = { id: number; handler: string; payload: unknown } & Pick<RunOptions, "key" | "timeoutMs" | "priority">;
 type PingWireFrame = { op: "ping"; id: number };
 
@@ -372,15 +244,6 @@ function closedError(): CrewError {
   return new ConnectionError("the client is closed");
 }
 
-function isReply(value: unknown): value is Reply {
-  if (typeof value !== "object" || value === null) return false;
-  const { id, ok, error } = value as Record<string, unknown>;
-  if (id !== null && typeof id !== "string" && typeof id !== "number") return false;
-  if (ok === true) return true;
-  const e = error as Partial<WireError> | null | undefined;
-  return ok === false && typeof e?.code === "string" && typeof e.message === "string";
-}
-
 function fillOptions(options: ClientOptions): FilledOptions {
   const filled: FilledOptions = {
     host: options.host ?? "127.0.0.1",
@@ -392,14 +255,8 @@ function fillOptions(options: ClientOptions): FilledOptions {
   if (typeof filled.host !== "string" || filled.host === "") {
     throw new InvalidOptionError("options.host must be a non-empty string");
   }
-  checkInteger(filled.port, "options.port", 1, 65535);
-  checkInteger(filled.maxFrameBytes, "options.maxFrameBytes", 1, Number.MAX_SAFE_INTEGER);
-  checkInteger(filled.connectTimeoutMs, "options.connectTimeoutMs", 1, 2 ** 31 - 1);
+  int(filled.port, "options.port", 1, 65535);
+  int(filled.maxFrameBytes, "options.maxFrameBytes", 1, Number.MAX_SAFE_INTEGER);
+  int(filled.connectTimeoutMs, "options.connectTimeoutMs", 1, 2 ** 31 - 1);
   return filled;
-}
-
-function checkInteger(value: number, name: string, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`${name} must be an integer from ${min} to ${max}, not ${String(value)}`);
-  }
 }
