@@ -205,7 +205,7 @@ export class NodeRuntime {
     const i = this.#waiting.findIndex((m) => m.a === a);
     if (i < 0) return;
     this.#waiting.splice(i, 1);
-    this.#post({ t: "result", a, ok: false, error: reason, ms: 0 });
+    this.#post({ t: "result", a, ok: false, error: reason, ms: 0, skipped: true });
   }
 
   /** Queues a message; everything queued in one turn goes out as one batch. */

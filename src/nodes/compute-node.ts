@@ -94,6 +94,27 @@ export class ComputeNode implements NodeView {
     return this.#last?.threadId ?? null;
   }
 
+  /** True for an attempt in one of the node's slots, false for one still waiting in it (sent ahead). */
+  isRunning(a: number): boolean {
+    for (const id of this.runningIds()) if (id === a) return true;
+    return false;
+  }
+
+  /** The attempts in the node's slots: the first `capacity` unfinished, in dispatch order. */
+  *runningIds(): Generator<number> {
+    let n = 0;
+    for (const id of this.#running) {
+      if (n++ >= this.capacity) return;
+      yield id;
+    }
+  }
+
+  /**
+   * When the node's current attempt started, as far as the primary can tell: when it was
+   * sent to an idle node, or when the one before it answered. 0 when idle.
+   */
+  busySince = 0;
+
   get hasRoom(): boolean {
     return this.#state === "up" && this.#running.size < this.capacity;
   }
@@ -141,6 +162,7 @@ export class ComputeNode implements NodeView {
 
   /** Starts an attempt on this node. The dispatcher only calls it when hasRoom. */
   run(msg: ToNode & { t: "run" }): void {
+    if (this.#running.size === 0) this.busySince = performance.now();
     this.#running.add(msg.a);
     this.#post(msg);
   }
@@ -195,9 +217,12 @@ export class ComputeNode implements NodeView {
     for (const msg of msgs) {
       if (msg.t === "result") {
         if (!this.#running.delete(msg.a)) continue;
-        this.completed++;
-        this.completedSinceStart++;
-        this.earlyDeaths = 0;
+        this.busySince = this.#running.size === 0 ? 0 : performance.now();
+        if (!msg.skipped) {
+          this.completed++;
+          this.completedSinceStart++;
+          this.earlyDeaths = 0;
+        }
         listener.onResult(this, msg);
       } else if (msg.t === "ckpt") {
         if (this.#running.has(msg.a)) listener.onCheckpoint(this, msg);
@@ -243,6 +268,23 @@ export class ComputeNode implements NodeView {
   readonly #flush = (): void => {
     const batch = this.#outbox;
     this.#outbox = [];
-    if (batch.length > 0) this.#transport?.post(batch);
+    if (batch.length === 0 || !this.#transport) return;
+    try {
+      this.#transport.post(batch);
+    } catch {
+      // A payload that cannot cross (nested past the serialiser's stack, or not
+      // cloneable): send one at a time, so only that request fails, and never the primary.
+      for (const msg of batch) this.#postAlone(msg);
+    }
   };
+
+  #postAlone(msg: ToNode): void {
+    try {
+      this.#transport?.post([msg]);
+    } catch (err) {
+      if (msg.t !== "run" || !this.#running.delete(msg.a)) return;
+      const message = `the payload cannot be sent to a node: ${(err as Error).message}`;
+      this.#options.listener.onResult(this, { t: "result", a: msg.a, ok: false, error: { code: "E_BAD_REQUEST", message }, ms: 0, skipped: true });
+    }
+  }
 }

@@ -84,6 +84,8 @@ export interface ResultMsg {
   error?: WireError;
   /** How long the handler ran, measured in the node: feeds the pipelining estimate. */
   ms: number;
+  /** The attempt never ran (aborted while waiting in the node, or its payload could not be sent). */
+  skipped?: boolean;
 }
 export interface CheckpointMsg {
   t: "ckpt";

@@ -29,7 +29,8 @@ export function createProcessTransport({ init, memoryMb, events }: TransportOpti
   child.on("message", (msgs: FromNode[]) => {
     if (!exited) events.onMessages(msgs);
   });
-  child.on("exit", (code, signal) => exit(processExit(code, signal, channelLost)));
+  // 'close', not 'exit': it comes after the IPC channel has delivered its last messages.
+  child.on("close", (code, signal) => exit(processExit(code, signal, channelLost)));
   child.on("error", () => {
     // A failed send or spawn: the child is no use to us now; 'exit' reports it.
     child.kill("SIGKILL");

@@ -4,7 +4,7 @@
  * thread's start, heap cap (resourceLimits) and termination; crew owns replacement,
  * so each life of the node gets a fresh pool and piscina never respawns on its own.
  */
-import { MessageChannel } from "node:worker_threads";
+import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import { Piscina } from "piscina";
 import type { FromNode, ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
@@ -29,6 +29,9 @@ export function createThreadTransport({ init, memoryMb, events }: TransportOptio
 
   const exit = (info: ExitInfo) => {
     if (exited) return;
+    // piscina can report the death before the port has delivered what the thread posted
+    // last: deliver it first, or a finished attempt would count as lost (and be blamed).
+    for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) events.onMessages(m.message as FromNode[]);
     exited = true;
     port1.close();
     events.onExit(info);

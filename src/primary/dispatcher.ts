@@ -8,7 +8,7 @@ import {
   CancelledError,
   CrashedError,
   type CrewError,
-  HandlerError,
+  errorFromWire,
   NoNodeError,
   OverloadedError,
   ShuttingDownError,
@@ -154,9 +154,12 @@ export class Dispatcher {
     if (!attempt) return;
     this.#endAttempt(attempt);
     const job = attempt.job;
-    this.#placement.recordRunTime(job.handler, msg.ms);
+    // Only what really ran measures a handler: a fast failure or a skipped attempt would
+    // make a long handler look short enough to send ahead.
+    if (msg.ok) this.#placement.recordRunTime(job.handler, msg.ms);
     if (msg.ok) this.#finish(job, { ok: true, json: msg.json ?? "null", meta: job.meta() });
-    else this.#finish(job, { ok: false, error: new HandlerError(msg.error?.message), meta: job.meta() });
+    else this.#finish(job, { ok: false, error: errorFromWire(msg.error ?? { code: "E_HANDLER", message: "" }), meta: job.meta() });
+    this.#armReached(node);
     this.#nodeFreed(node);
   }
 
@@ -266,7 +269,7 @@ export class Dispatcher {
   }
 
   #start(job: Job, node: ComputeNode): void {
-    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, expectedMs: this.#placement.expectedMs(job) };
+    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
     node.expectedMs += attempt.expectedMs;
     job.state = "running";
     job.attempt = attempt;
@@ -329,15 +332,31 @@ export class Dispatcher {
   #abandon(job: Job, error: CrewError): void {
     const attempt = job.attempt;
     if (!attempt) return;
+    attempt.abortedWith = error.code;
     attempt.node.send({ t: "abort", a: attempt.a, reason: error.toJSON() });
+    // One still waiting in its node (sent ahead) is dropped there, or its grace starts when
+    // it reaches a slot: never kill a node, and the attempt running on it, for a request
+    // that has not started.
+    if (attempt.node.isRunning(attempt.a)) this.#armGrace(attempt);
+  }
+
+  #armGrace(attempt: Attempt): void {
     attempt.graceTimer = setTimeout(() => {
       if (!this.#attempts.has(attempt.a)) return;
       this.#log.warn(
-        { node: attempt.node.id, requestId: job.requestId, graceMs: this.#options.killGraceMs, reason: error.code },
+        { node: attempt.node.id, requestId: attempt.job.requestId, graceMs: this.#options.killGraceMs, reason: attempt.abortedWith },
         "handler ignored its abort signal: killing its node",
       );
       attempt.node.kill();
     }, this.#options.killGraceMs);
+  }
+
+  /** Attempts abandoned while waiting in `node` that have now reached a slot get their grace period. */
+  #armReached(node: ComputeNode): void {
+    for (const a of node.runningIds()) {
+      const attempt = this.#attempts.get(a);
+      if (attempt?.abortedWith && !attempt.graceTimer) this.#armGrace(attempt);
+    }
   }
 
   readonly #onDeadline = (job: Job): void => {

@@ -25,6 +25,8 @@ export interface Attempt {
   readonly node: ComputeNode;
   /** Kills the node if the handler outlives its deadline or cancel by the grace period. */
   graceTimer: NodeJS.Timeout | null;
+  /** Set when the request gave up on this attempt (deadline, cancel): the abort's code. */
+  abortedWith: string | null;
   /** The run time the dispatcher expected when it sent the attempt (pipelining budget). */
   readonly expectedMs: number;
 }

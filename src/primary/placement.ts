@@ -9,8 +9,10 @@ import type { Job } from "./job.js";
 
 /**
  * Pipelining: while every node is busy, a node may be sent attempts ahead, up to this
- * much estimated work in total. Handlers not yet measured count as over it, so a long
- * job never waits in a node behind another.
+ * much estimated work in total, and only while its current attempt has run less than
+ * this. Handlers not yet measured count as over it. A request sent ahead can still wait
+ * behind one that turns out long (its handler's other requests were short): at most the
+ * budget's worth of them, and none once the long one passes the budget.
  */
 const PIPELINE_BUDGET_MS = 1;
 const UNMEASURED_MS = PIPELINE_BUDGET_MS * 2;
@@ -83,7 +85,10 @@ export class Placement {
     return (
       node.state === "up" &&
       node.inFlight < node.capacity + this.#pipeline &&
-      node.expectedMs + this.expectedMs(job) <= PIPELINE_BUDGET_MS
+      node.expectedMs + this.expectedMs(job) <= PIPELINE_BUDGET_MS &&
+      // A handler's average can hide one long request: a node whose current attempt has
+      // already run past the budget gets nothing more ahead of it.
+      performance.now() - node.busySince <= PIPELINE_BUDGET_MS
     );
   }
 }
