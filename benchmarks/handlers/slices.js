@@ -1,0 +1,22 @@
+// A long job done in slices of CPU work, checkpointing every `every` ms (0: never), and
+// resuming from its last checkpoint after a crash. payload: { units, every }.
+import { workUnit } from "../lib/work-unit.js";
+
+export const config = { maxAttempts: 5, timeoutMs: 120_000 };
+
+export default async function slices({ units, every }, ctx) {
+  let done = ctx.resumeFrom?.done ?? 0;
+  const resumedAt = done;
+  let sink = 0;
+  let checkpoints = 0;
+  let last = performance.now();
+  for (; done < units; done++) {
+    sink ^= workUnit(done);
+    if (every > 0 && performance.now() - last >= every) {
+      await ctx.checkpoint({ done: done + 1 });
+      checkpoints++;
+      last = performance.now();
+    }
+  }
+  return { attempt: ctx.attempt, resumedAt, checkpoints, sink };
+}
