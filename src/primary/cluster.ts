@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { BadRequestError, errorFromWire } from "../errors.js";
+import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
@@ -173,6 +173,7 @@ export class Cluster {
   }
 
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
+    if (this.#closing) throw new ShuttingDownError("listen() after close()");
     const host = options.host ?? "127.0.0.1";
     const port = int(options.port ?? 7070, "port", 0, 65535);
     const tcp = new TcpReceiver(
@@ -181,16 +182,24 @@ export class Cluster {
       this.log,
     );
     const address = await tcp.listen(port, host);
-    this.#fronts.push(tcp);
+    this.#addFront(tcp);
     let httpPort: number | null = null;
     if (options.httpPort !== undefined) {
       int(options.httpPort, "httpPort", 0, 65535);
       const http = await startHttpFront(this, { ...options, host });
-      this.#fronts.push(http.front);
+      this.#addFront(http.front);
       httpPort = http.port;
     }
     this.log.info({ host, port: address.port, httpPort }, "listening");
     return { host, port: address.port, httpPort };
+  }
+
+  /** A front that finished listening after close() began is closed at once, not left open. */
+  #addFront(front: Front): void {
+    if (!this.#closing) return void this.#fronts.push(front);
+    front.stopAccepting();
+    front.destroyConnections();
+    throw new ShuttingDownError("the cluster closed while listen() was starting");
   }
 
   async status(): Promise<ClusterStatus> {

@@ -96,7 +96,9 @@ export class Supervisor {
   }
 
   #onExit(node: ComputeNode, info: ExitInfo, lost: number[]): void {
-    if (node.state === "stopped") return;
+    // A node stopped on purpose may still hold attempts abandoned in the drain: the
+    // dispatcher ends them (and their grace timers), without a crash or a restart.
+    if (node.state === "stopped") return void this.#dispatcher?.nodeLost(node, info, lost);
     this.#log.warn(
       { node: node.id, kind: node.kind, pid: node.pid, threadId: node.threadId, code: info.code, signal: info.signal, reason: info.reason, lost: lost.length, crashes: node.crashes },
       "node crashed",

@@ -11,7 +11,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { BadRequestError, type CrewError, FrameTooLargeError } from "../errors.js";
 import type { Cluster, Front, ListenOptions } from "../primary/cluster.js";
 import type { Job, Outcome } from "../primary/job.js";
@@ -188,9 +188,17 @@ class HttpReceiver implements Front {
       reply(res, outcome);
     });
     if (!job || answered) return;
-    // 'close' also follows a normal end, by which time the request has answered.
-    res.once("close", () => {
+    // 'close' also follows a normal end, by which time the request has answered. A
+    // pipelined request queued behind another's response never gets its own 'close' when
+    // the client hangs up: the socket's does.
+    const cancel = (): void => {
       if (!answered) this.#cluster.cancel(job);
+    };
+    const onSocketClose = socketCancels(res.req.socket);
+    onSocketClose.add(cancel);
+    res.once("close", () => {
+      onSocketClose.delete(cancel);
+      cancel();
     });
   }
 
@@ -291,4 +299,21 @@ function send(res: ServerResponse, status: number, body: string, type = JSON_TYP
   if (res.headersSent || res.destroyed) return; // the client left, or a 413 already answered
   res.writeHead(status, { ...headers, "content-type": type, "content-length": Buffer.byteLength(body) });
   res.end(body);
+}
+
+const cancelsBySocket = new WeakMap<Socket, Set<() => void>>();
+
+/** The cancels of a connection's unanswered requests, run by one 'close' listener per socket. */
+function socketCancels(socket: Socket): Set<() => void> {
+  let cancels = cancelsBySocket.get(socket);
+  if (!cancels) {
+    const set = new Set<() => void>();
+    cancelsBySocket.set(socket, set);
+    socket.once("close", () => {
+      for (const cancel of set) cancel();
+      set.clear();
+    });
+    cancels = set;
+  }
+  return cancels;
 }
