@@ -142,3 +142,20 @@ describe("crew start, as a real process", () => {
     expect(await exited).toBe(0);
   });
 });
+
+describe("listen() and close()", () => {
+  it("refuses listen() once close() has begun", async () => {
+    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, logLevel: "silent" });
+    const closed = cluster.close();
+    await expect(cluster.listen({ port: 0 })).rejects.toBeInstanceOf(ShuttingDownError);
+    await closed;
+  });
+
+  it("closes a listener that finished starting after close() began, instead of leaving it open", async () => {
+    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, logLevel: "silent" });
+    const listening = cluster.listen({ port: 0, httpPort: 0 });
+    const closed = cluster.close();
+    await expect(listening).rejects.toBeInstanceOf(ShuttingDownError);
+    await closed;
+  });
+});
