@@ -32,6 +32,11 @@ export interface ClusterOptions {
   maxQueue?: number;
   /** Largest TCP frame or HTTP body. Default 1 MiB. */
   maxFrameBytes?: number;
+  /**
+   * Bytes of requests (frames, bodies) accepted and not yet answered, across the cluster,
+   * before E_OVERLOADED: maxQueue bounds their number, this their size. Default 256 MiB.
+   */
+  maxPendingBytes?: number;
   /** Largest checkpoint state, as JSON. Default 1 MiB. */
   maxCheckpointBytes?: number;
   /** Heap cap per node. Default 2048. */
@@ -88,6 +93,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     timeoutMs: int(input.timeoutMs ?? 60_000, "timeoutMs", 1, MAX_TIMEOUT_MS),
     maxQueue: int(input.maxQueue ?? 10_000, "maxQueue", 0, 10_000_000),
     maxFrameBytes: int(input.maxFrameBytes ?? 1024 * 1024, "maxFrameBytes", 64, 1024 ** 3),
+    maxPendingBytes: int(input.maxPendingBytes ?? 256 * 1024 * 1024, "maxPendingBytes", 64, 2 ** 50),
     maxCheckpointBytes: int(input.maxCheckpointBytes ?? 1024 * 1024, "maxCheckpointBytes", 2, 1024 ** 3),
     nodeMemoryMb: int(input.nodeMemoryMb ?? 2048, "nodeMemoryMb", 16, 1024 * 1024),
     nodeConcurrency: int(input.nodeConcurrency ?? 1, "nodeConcurrency", 1, 10_000),

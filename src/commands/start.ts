@@ -19,6 +19,7 @@ interface StartArgs {
   timeoutMs: number;
   maxQueue: number;
   maxFrameBytes: number;
+  maxPendingBytes: number;
   maxCheckpointBytes: number;
   nodeMemoryMb: number;
   nodeConcurrency: number;
@@ -52,6 +53,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("timeout-ms", { type: "number", default: 60_000, describe: "Default deadline per request" })
       .option("max-queue", { type: "number", default: 10_000, describe: "Requests waiting for a node before E_OVERLOADED" })
       .option("max-frame-bytes", { type: "number", default: 1024 * 1024, describe: "Largest TCP frame or HTTP body" })
+      .option("max-pending-bytes", { type: "number", default: 256 * 1024 * 1024, describe: "Bytes of requests accepted and unanswered before E_OVERLOADED" })
       .option("max-checkpoint-bytes", { type: "number", default: 1024 * 1024, describe: "Largest checkpoint state (as JSON)" })
       .option("node-memory-mb", { type: "number", default: 2048, describe: "Heap cap per node; a node over it is replaced" })
       .option("node-concurrency", { type: "number", default: 1, describe: "Requests running at once on one node" })
@@ -78,6 +80,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       timeoutMs: args.timeoutMs,
       maxQueue: args.maxQueue,
       maxFrameBytes: args.maxFrameBytes,
+      maxPendingBytes: args.maxPendingBytes,
       maxCheckpointBytes: args.maxCheckpointBytes,
       nodeMemoryMb: args.nodeMemoryMb,
       nodeConcurrency: args.nodeConcurrency,

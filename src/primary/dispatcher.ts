@@ -32,6 +32,8 @@ export interface SubmitRequest {
   key?: string | undefined;
   timeoutMs?: number | undefined;
   priority?: number | undefined;
+  /** Size of the request as received (frame or body), for the pending-bytes budget. */
+  bytes?: number;
 }
 
 export interface DispatchStats {
@@ -43,7 +45,7 @@ export interface DispatchStats {
   checkpoints: number;
 }
 
-type Options = Pick<ResolvedOptions, "maxQueue" | "killGraceMs" | "priorityAgingMs" | "nodePipeline">;
+type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline">;
 
 /**
  * priorityAgingMs 0 means strict priority: a step worth 2^32 ms (~50 days) of waiting,
@@ -67,6 +69,8 @@ export class Dispatcher {
   #nextRequest = 1;
   #parkedCount = 0;
   #active = 0;
+  /** Bytes of the requests accepted and not yet answered: counts alone would let 1 MiB frames take 10 GiB. */
+  #pendingBytes = 0;
   #draining = false;
   #idle: Array<() => void> = [];
   readonly stats: DispatchStats = { accepted: 0, refused: 0, completed: 0, failed: 0, retries: 0, checkpoints: 0 };
@@ -111,9 +115,14 @@ export class Dispatcher {
     if (spec.isolation === "process" && !this.#hasProcessNodes) {
       return this.#refuse(req.handler, done, new NoNodeError(`handler ${spec.name} needs a process node and the cluster has none`));
     }
+    const bytes = req.bytes ?? 0;
+    if (this.#pendingBytes + bytes > this.#options.maxPendingBytes) {
+      return this.#refuse(req.handler, done, new OverloadedError(`over ${this.#options.maxPendingBytes} bytes of requests pending: retry later`));
+    }
     const priority = req.priority ?? 0;
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
     const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
+    job.bytes = bytes;
     job.seq = this.#nextRequest;
     job.rank = job.submittedAt - priority * (this.#options.priorityAgingMs || STRICT_PRIORITY_STEP_MS);
     this.#enqueue(job);
@@ -123,6 +132,7 @@ export class Dispatcher {
       return this.#refuse(req.handler, done, new OverloadedError(`queue full (${this.#options.maxQueue} waiting): retry later`));
     }
     this.#active++;
+    this.#pendingBytes += bytes;
     this.stats.accepted++;
     job.deadline = setTimeout(this.#onDeadline, timeoutMs, job);
     return job;
@@ -316,6 +326,7 @@ export class Dispatcher {
     job.state = "done";
     job.checkpoint = null;
     this.#active--;
+    this.#pendingBytes -= job.bytes;
     if (outcome.ok) this.stats.completed++;
     else this.stats.failed++;
     this.observer.requestDone?.(job, outcome);

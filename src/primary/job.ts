@@ -46,6 +46,8 @@ export class Job implements Queued {
   lastNode: string | null = null;
   deadline: NodeJS.Timeout | null = null;
   readonly submittedAt = performance.now();
+  /** The request's size as received, held against the pending-bytes budget until it answers. */
+  bytes = 0;
   /** When the first attempt started, for the queue-wait metric. */
   startedAt = 0;
 

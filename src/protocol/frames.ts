@@ -15,6 +15,8 @@ export interface RunFrame {
   key: string | undefined;
   timeoutMs: number | undefined;
   priority: number | undefined;
+  /** The frame's length, for the pending-bytes budget. */
+  bytes: number;
 }
 
 export interface CancelFrame {
@@ -68,7 +70,7 @@ export function parseFrame(line: string): ParseResult {
   const op = obj.op ?? "run";
   switch (op) {
     case "run":
-      return parseRun(obj, id);
+      return parseRun(obj, id, line.length);
     case "cancel":
       return { frame: { op: "cancel", id } };
     case "ping":
@@ -78,7 +80,7 @@ export function parseFrame(line: string): ParseResult {
   }
 }
 
-function parseRun(obj: Record<string, unknown>, id: RequestId): ParseResult {
+function parseRun(obj: Record<string, unknown>, id: RequestId, bytes: number): ParseResult {
   const handler = obj.handler;
   if (typeof handler !== "string") return bad(id, "handler must be a string");
   const invalid = checkRunFields(handler, obj.key, obj.timeoutMs, obj.priority);
@@ -92,6 +94,7 @@ function parseRun(obj: Record<string, unknown>, id: RequestId): ParseResult {
       key: obj.key as string | undefined,
       timeoutMs: obj.timeoutMs as number | undefined,
       priority: obj.priority as number | undefined,
+      bytes,
     },
   };
 }

@@ -175,7 +175,7 @@ class HttpReceiver implements Front {
         }
       }
       // checkRunFields has vouched for the types.
-      this.#submit(res, { handler, payload, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined });
+      this.#submit(res, { handler, payload, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined, bytes: size });
     };
     req.on("data", onData);
     req.on("end", onEnd);
