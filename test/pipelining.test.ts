@@ -1,0 +1,46 @@
+/**
+ * Node pipelining: short requests sent ahead to a busy node. A request sent ahead and then
+ * abandoned (deadline) must not get its node killed: the node's running request is healthy.
+ * The thread is blocked synchronously (Atomics.wait on a SharedArrayBuffer) for exactly as
+ * long as the test says: no timing is guessed.
+ */
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { type Cluster, createCluster } from "crew";
+
+const HANDLERS = fileURLToPath(new URL("./fixtures/pipelining", import.meta.url));
+let cluster: Cluster;
+const crashes: string[] = [];
+beforeAll(async () => {
+  // killGraceMs 0: were the grace timer armed for the waiting request, it would fire on the
+  // very next timers phase, which the test lets pass before releasing the long request.
+  cluster = await createCluster({ handlers: HANDLERS, threads: 1, killGraceMs: 0, logLevel: "silent" });
+  cluster.observe({ nodeCrashed: (node, info) => crashes.push(`${node.id}: ${info.reason}`) });
+});
+afterAll(() => cluster?.close());
+
+it("never kills a node for a request that timed out waiting in it, and sends nothing ahead of a stalled one", async () => {
+  for (let i = 0; i < 5; i++) expect(await cluster.run("block", { tag: `warm-${i}` })).toBe(`warm-${i}`);
+  const sab = new SharedArrayBuffer(4);
+  const long = cluster.call("block", { sab, tag: "long" });
+  const short = cluster.call("block", { tag: "short" }, { timeoutMs: 20 });
+  // Both went to the one node: the short one is held there, behind the blocked one.
+  expect(cluster.nodes[0]!.inFlight).toBe(2);
+
+  const timedOut = await short;
+  expect(timedOut).toMatchObject({ ok: false, error: { code: "E_TIMEOUT" }, meta: { attempts: 1 } });
+  // A 0 ms grace timer armed with that timeout would be due now: let the timers phase run.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  expect(cluster.nodes[0]!.state).toBe("up");
+
+  // The long request has now run past the pipelining budget (a 20 ms deadline passed
+  // meanwhile): nothing more goes ahead of it; a new request waits in the primary's queue.
+  const third = cluster.call("block", { tag: "third" });
+  expect(cluster.queueLength).toBe(1);
+
+  Atomics.store(new Int32Array(sab), 0, 1);
+  Atomics.notify(new Int32Array(sab), 0);
+  expect(await long).toMatchObject({ ok: true, result: "long", meta: { attempts: 1, node: "t0" } });
+  expect(await third).toMatchObject({ ok: true, result: "third", meta: { attempts: 1 } });
+  expect(crashes).toEqual([]);
+});
