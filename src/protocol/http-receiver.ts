@@ -12,7 +12,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { BadRequestError, type CrewError, FrameTooLargeError } from "../errors.js";
+import { BadRequestError, type CrewError, FrameTooLargeError, OverloadedError } from "../errors.js";
 import type { Cluster, Front, ListenOptions } from "../primary/cluster.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
@@ -182,6 +182,13 @@ class HttpReceiver implements Front {
   }
 
   #submit(res: ServerResponse, request: Parameters<Cluster["submit"]>[0]): void {
+    // A connection's unanswered requests are capped like a TCP connection's. Node's HTTP
+    // server resumes a paused socket whenever a body is read, so past the cap a pipelined
+    // request is refused rather than left unread.
+    const cap = this.#cluster.options.maxConnectionInflight;
+    if (socketCancels(res.req.socket).size >= cap) {
+      return this.#refuse(res, request.handler, new OverloadedError(`${cap} requests already in flight on this connection`));
+    }
     let answered = false;
     const job: Job | null = this.#cluster.submit(request, (outcome) => {
       answered = true;
@@ -194,10 +201,10 @@ class HttpReceiver implements Front {
     const cancel = (): void => {
       if (!answered) this.#cluster.cancel(job);
     };
-    const onSocketClose = socketCancels(res.req.socket);
-    onSocketClose.add(cancel);
+    const outstanding = socketCancels(res.req.socket);
+    outstanding.add(cancel);
     res.once("close", () => {
-      onSocketClose.delete(cancel);
+      outstanding.delete(cancel);
       cancel();
     });
   }
@@ -303,7 +310,10 @@ function send(res: ServerResponse, status: number, body: string, type = JSON_TYP
 
 const cancelsBySocket = new WeakMap<Socket, Set<() => void>>();
 
-/** The cancels of a connection's unanswered requests, run by one 'close' listener per socket. */
+/**
+ * The cancels of a connection's unanswered requests, run by one 'close' listener per
+ * socket; its size is the connection's in-flight count.
+ */
 function socketCancels(socket: Socket): Set<() => void> {
   let cancels = cancelsBySocket.get(socket);
   if (!cancels) {
