@@ -285,9 +285,10 @@ export class Dispatcher {
     job.attempt = attempt;
     job.attempts++;
     job.lastNode = node.id;
-    if (job.startedAt === 0) job.startedAt = performance.now();
+    const first = job.startedAt === 0;
+    if (first) job.startedAt = performance.now();
     this.#attempts.set(attempt.a, attempt);
-    this.observer.attemptStarted?.(job, node);
+    this.observer.attemptStarted?.(job, node, first);
     node.run({
       t: "run",
       a: attempt.a,

@@ -96,8 +96,8 @@ export class ClusterMetrics {
     }
     this.#liveGauges(cluster);
     cluster.observe({
-      attemptStarted: (job) => {
-        if (job.attempts === 1) this.#of(job.handler).queue.observe((job.startedAt - job.submittedAt) / 1000);
+      attemptStarted: (job, _node, first) => {
+        if (first) this.#of(job.handler).queue.observe((job.startedAt - job.submittedAt) / 1000);
       },
       requestDone: (job, outcome) => this.#done(job, outcome),
       requestRefused: (handler, code) => this.refused(handler, code),

@@ -7,8 +7,12 @@ import type { ExitInfo } from "../nodes/transport.js";
 import type { Job, Outcome } from "./job.js";
 
 export interface ClusterObserver {
-  /** An attempt starts on a node; `job.attempts` is its number. */
-  attemptStarted?(job: Job, node: ComputeNode): void;
+  /**
+   * An attempt is sent to a node; `job.attempts` is its number. `first` is true once per
+   * request: a request sent ahead and put back (its node died before starting it) is
+   * sent again with the same attempt number.
+   */
+  attemptStarted?(job: Job, node: ComputeNode, first: boolean): void;
   /** A request got its one answer. */
   requestDone?(job: Job, outcome: Outcome): void;
   /** A request refused at the door (bad handler, overloaded, draining …). */
