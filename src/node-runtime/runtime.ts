@@ -50,9 +50,18 @@ export class NodeRuntime {
   /** Resolves when the primary asks the node to stop. */
   readonly stopped = new Promise<void>((resolve) => (this.#stop = resolve));
 
-  constructor(init: NodeInit, send: (msgs: FromNode[]) => void) {
+  /**
+   * Reads, synchronously, messages the primary sent while this node's thread was busy
+   * (threads only: fork IPC has no synchronous read). Run before a waiting attempt starts,
+   * so an abort that arrived meanwhile drops it instead of letting it run.
+   */
+  readonly #poll: (() => void) | undefined;
+  #starting = false;
+
+  constructor(init: NodeInit, send: (msgs: FromNode[]) => void, poll?: () => void) {
     this.#init = init;
     this.#send = send;
+    this.#poll = poll;
     this.#log = pino({ level: init.logLevel, base: { node: init.nodeId } });
   }
 
@@ -76,8 +85,7 @@ export class NodeRuntime {
     for (const msg of msgs) {
       switch (msg.t) {
         case "run":
-          if (this.#running.size < this.#init.concurrency) this.#run(msg);
-          else this.#waiting.push(msg);
+          this.#waiting.push(msg);
           break;
         case "abort": {
           const running = this.#running.get(msg.a);
@@ -102,6 +110,7 @@ export class NodeRuntime {
           break;
       }
     }
+    this.#startWaiting(false);
   }
 
   #run(msg: RunMsg): void {
@@ -192,12 +201,33 @@ export class NodeRuntime {
     // A handler that returned without awaiting its checkpoints: nobody waits on them now.
     for (const ack of running.acks.values()) ack.resolve();
     this.#post(msg);
-    const next = this.#waiting.shift();
-    if (!next) return;
-    // The primary tells running from waiting attempts by their order; if `next` killed the
-    // node before this result left, the request that just finished would take the blame.
-    this.#flush();
-    this.#run(next);
+    this.#startWaiting(true);
+  }
+
+  /**
+   * Starts waiting attempts, in arrival order, while slots are free. Before one that
+   * follows another attempt: the results so far go out (the primary tells running from
+   * waiting attempts by their order: if this one killed the node first, a request that had
+   * finished would take the blame), and messages that arrived meanwhile are read, so an
+   * abort drops its attempt before it runs.
+   */
+  #startWaiting(afterAnother: boolean): void {
+    if (this.#starting) return; // re-entered from a handler that ended synchronously: the outer loop goes on
+    this.#starting = true;
+    try {
+      let followsAnother = afterAnother;
+      while (this.#running.size < this.#init.concurrency && this.#waiting.length > 0) {
+        if (followsAnother) {
+          this.#flush();
+          this.#poll?.();
+          if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
+        }
+        this.#run(this.#waiting.shift()!);
+        followsAnother = true;
+      }
+    } finally {
+      this.#starting = false;
+    }
   }
 
   /** An attempt aborted before it started: it never runs, and its slot at the primary frees. */

@@ -4,7 +4,7 @@
  * its own MessagePort, because one piscina task per request costs the primary ~2.5×
  * the CPU of a plain postMessage (measured in issue 2).
  */
-import type { MessagePort } from "node:worker_threads";
+import { type MessagePort, receiveMessageOnPort } from "node:worker_threads";
 import type { NodeInit, ToNode } from "../nodes/messages.js";
 import { NodeRuntime } from "./runtime.js";
 
@@ -14,7 +14,10 @@ export interface ThreadTask {
 }
 
 export default async function serve({ port, init }: ThreadTask): Promise<void> {
-  const runtime = new NodeRuntime(init, (msgs) => port.postMessage(msgs));
+  const poll = (): void => {
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) runtime.receive(m.message as ToNode[]);
+  };
+  const runtime = new NodeRuntime(init, (msgs) => port.postMessage(msgs), poll);
   port.on("message", (msgs: ToNode[]) => runtime.receive(msgs));
   const first = await runtime.load();
   port.postMessage([first]);
