@@ -15,6 +15,8 @@ class Running {
   reason: Error | null = null;
   seq = 0;
   startedAt = 0;
+  /** Index of this attempt's entry in the shared slots, or -1. */
+  slot = -1;
   readonly acks = new Map<number, { resolve: () => void; reject: (err: unknown) => void }>();
 
   get signal(): AbortSignal {
@@ -56,12 +58,19 @@ export class NodeRuntime {
    * so an abort that arrived meanwhile drops it instead of letting it run.
    */
   readonly #poll: (() => void) | undefined;
+  /**
+   * Memory shared with the primary (threads only): the ids of the attempts running now.
+   * Without it, the primary goes by dispatch order, and results must leave before the
+   * next attempt starts.
+   */
+  readonly #slots: Int32Array | undefined;
   #starting = false;
 
-  constructor(init: NodeInit, send: (msgs: FromNode[]) => void, poll?: () => void) {
+  constructor(init: NodeInit, send: (msgs: FromNode[]) => void, shared: { poll?: () => void; slots?: Int32Array } = {}) {
     this.#init = init;
     this.#send = send;
-    this.#poll = poll;
+    this.#poll = shared.poll;
+    this.#slots = shared.slots;
     this.#log = pino({ level: init.logLevel, base: { node: init.nodeId } });
   }
 
@@ -117,6 +126,10 @@ export class NodeRuntime {
     const handler = this.#handlers.get(msg.handler);
     const running = new Running();
     running.startedAt = performance.now();
+    if (this.#slots) {
+      running.slot = this.#slots.indexOf(0);
+      if (running.slot >= 0) Atomics.store(this.#slots, running.slot, msg.a);
+    }
     this.#running.set(msg.a, running);
     let result: unknown;
     try {
@@ -198,6 +211,7 @@ export class NodeRuntime {
     if (!running) return;
     this.#running.delete(a);
     msg.ms = performance.now() - running.startedAt;
+    if (this.#slots && running.slot >= 0) Atomics.store(this.#slots, running.slot, 0);
     // A handler that returned without awaiting its checkpoints: nobody waits on them now.
     for (const ack of running.acks.values()) ack.resolve();
     this.#post(msg);
@@ -206,10 +220,10 @@ export class NodeRuntime {
 
   /**
    * Starts waiting attempts, in arrival order, while slots are free. Before one that
-   * follows another attempt: the results so far go out (the primary tells running from
-   * waiting attempts by their order: if this one killed the node first, a request that had
-   * finished would take the blame), and messages that arrived meanwhile are read, so an
-   * abort drops its attempt before it runs.
+   * follows another attempt, messages that arrived meanwhile are read, so an abort drops
+   * its attempt before it runs; and without shared slots the results so far go out first
+   * (the primary then tells running from waiting attempts by their order: if this one
+   * killed the node first, a request that had finished would take the blame).
    */
   #startWaiting(afterAnother: boolean): void {
     if (this.#starting) return; // re-entered from a handler that ended synchronously: the outer loop goes on
@@ -218,7 +232,7 @@ export class NodeRuntime {
       let followsAnother = afterAnother;
       while (this.#running.size < this.#init.concurrency && this.#waiting.length > 0) {
         if (followsAnother) {
-          this.#flush();
+          if (!this.#slots) this.#flush();
           this.#poll?.();
           if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
         }

@@ -11,13 +11,15 @@ import { NodeRuntime } from "./runtime.js";
 export interface ThreadTask {
   port: MessagePort;
   init: NodeInit;
+  /** Shared with the primary: the attempts this thread is running (see thread-transport.ts). */
+  slots: Int32Array;
 }
 
-export default async function serve({ port, init }: ThreadTask): Promise<void> {
+export default async function serve({ port, init, slots }: ThreadTask): Promise<void> {
   const poll = (): void => {
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) runtime.receive(m.message as ToNode[]);
   };
-  const runtime = new NodeRuntime(init, (msgs) => port.postMessage(msgs), poll);
+  const runtime = new NodeRuntime(init, (msgs) => port.postMessage(msgs), { poll, slots });
   port.on("message", (msgs: ToNode[]) => runtime.receive(msgs));
   const first = await runtime.load();
   port.postMessage([first]);

@@ -16,8 +16,11 @@ export type NodeState = "starting" | "up" | "down" | "stopping" | "stopped";
 export interface NodeListener {
   onResult(node: ComputeNode, msg: ResultMsg): void;
   onCheckpoint(node: ComputeNode, msg: CheckpointMsg): void;
-  /** The node's thread or process ended while up; `lost` are the attempts that were running. */
-  onExit(node: ComputeNode, info: ExitInfo, lost: number[]): void;
+  /**
+   * The node's thread or process ended while up. `lost`: its unanswered attempts, in
+   * dispatch order. `ran`: those it was running, when the transport can tell (else null).
+   */
+  onExit(node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null): void;
 }
 
 /** Why a start failed: a handler module that did not load, or a node that died while starting. */
@@ -147,7 +150,7 @@ export class ComputeNode implements NodeView {
           },
           onExit: (info) => {
             if (this.#transport === transport) this.#transport = null;
-            if (ready) return this.#onExit(info);
+            if (ready) return this.#onExit(info, transport.runningNow());
             this.#state = "down";
             this.lastExit = info;
             reject(new NodeStartError(`node ${this.id} died while starting: ${info.reason}`, null, info));
@@ -233,9 +236,10 @@ export class ComputeNode implements NodeView {
     }
   }
 
-  #onExit(info: ExitInfo): void {
+  #onExit(info: ExitInfo, ran: number[] | null): void {
     // Attempt ids grow in dispatch order and a node starts its attempts in arrival order:
-    // sorted, the first `capacity` of these were running, the rest still waiting.
+    // sorted, when the transport cannot say which were running (`ran` null), the first
+    // `capacity` of these were, and the rest still waiting.
     const lost = [...this.#running].sort((x, y) => x - y);
     this.#running.clear();
     this.expectedMs = 0;
@@ -250,7 +254,7 @@ export class ComputeNode implements NodeView {
       this.crashes++;
       if (this.completedSinceStart === 0) this.earlyDeaths++;
     }
-    this.#options.listener.onExit(this, info, lost);
+    this.#options.listener.onExit(this, info, lost, ran);
     this.#settleStop();
   }
 

@@ -52,6 +52,7 @@ export function createProcessTransport({ init, memoryMb, events }: TransportOpti
       return child.pid ?? -1;
     },
     threadId: null,
+    runningNow: () => null,
     post(msgs: ToNode[]) {
       if (!exited && child.connected) child.send(msgs);
     },

@@ -45,7 +45,10 @@ export function createThreadTransport({ init, memoryMb, events }: TransportOptio
   });
   // With no listener, an error piscina cannot pin on a task would end the primary.
   pool.on("error", (err: unknown) => exit(threadExit(err)));
-  pool.run({ port: port2, init }, { transferList: [port2] as never, signal: kill.signal }).then(
+  // One slot per concurrent attempt: the node writes the id it starts and clears it when
+  // its result is out, so a crash says exactly which attempts were running.
+  const slots = new Int32Array(new SharedArrayBuffer(4 * init.concurrency));
+  pool.run({ port: port2, init, slots }, { transferList: [port2] as never, signal: kill.signal }).then(
     () => exit({ code: 0, signal: null, reason: "stopped" }),
     (err: unknown) => exit(kill.signal.aborted ? { code: null, signal: null, reason: "terminated" } : threadExit(err)),
   );
@@ -62,6 +65,7 @@ export function createThreadTransport({ init, memoryMb, events }: TransportOptio
     kill() {
       kill.abort();
     },
+    runningNow: () => Array.from(slots).filter((a) => a !== 0),
   };
 }
 

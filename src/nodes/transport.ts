@@ -30,6 +30,12 @@ export interface NodeTransport {
   post(msgs: ToNode[]): void;
   /** Hard stop: terminate the thread or SIGKILL the process. onExit follows. */
   kill(): void;
+  /**
+   * The attempts the node's code was running when last seen, read from memory it shares
+   * with the primary (still readable after it died); null when the transport cannot tell
+   * (process nodes), and the primary goes by dispatch order instead.
+   */
+  runningNow(): number[] | null;
 }
 
 export interface TransportOptions {

@@ -184,15 +184,16 @@ export class Dispatcher {
   }
 
   /** The one crash path: a node died with these attempts running on it. */
-  nodeLost(node: ComputeNode, info: ExitInfo, lost: number[]): void {
+  nodeLost(node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null): void {
     for (const [i, a] of lost.entries()) {
       const attempt = this.#attempts.get(a);
       if (!attempt) continue;
       this.#endAttempt(attempt);
       const job = attempt.job;
       if (job.state === "done") continue;
-      if (i >= node.capacity) {
-        // Sent ahead and never started: it goes back to its place, without spending an attempt.
+      if (ran ? !ran.includes(a) : i >= node.capacity) {
+        // Not running when the node died (sent ahead and never started, or finished with
+        // its result lost on the way): back to its place, without spending an attempt.
         job.attempts--;
         this.#enqueue(job);
         continue;

@@ -29,7 +29,7 @@ export class Supervisor {
     const listener = {
       onResult: (node: ComputeNode, msg: ResultMsg) => this.#dispatcher?.onResult(node, msg),
       onCheckpoint: (node: ComputeNode, msg: CheckpointMsg) => this.#dispatcher?.onCheckpoint(node, msg),
-      onExit: (node: ComputeNode, info: ExitInfo, lost: number[]) => this.#onExit(node, info, lost),
+      onExit: (node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null) => this.#onExit(node, info, lost, ran),
     };
     const add = (kind: NodeKind, count: number) => {
       for (let i = 0; i < count; i++) {
@@ -95,16 +95,16 @@ export class Supervisor {
     return configs;
   }
 
-  #onExit(node: ComputeNode, info: ExitInfo, lost: number[]): void {
+  #onExit(node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null): void {
     // A node stopped on purpose may still hold attempts abandoned in the drain: the
     // dispatcher ends them (and their grace timers), without a crash or a restart.
-    if (node.state === "stopped") return void this.#dispatcher?.nodeLost(node, info, lost);
+    if (node.state === "stopped") return void this.#dispatcher?.nodeLost(node, info, lost, ran);
     this.#log.warn(
       { node: node.id, kind: node.kind, pid: node.pid, threadId: node.threadId, code: info.code, signal: info.signal, reason: info.reason, lost: lost.length, crashes: node.crashes },
       "node crashed",
     );
     this.observer.nodeCrashed?.(node, info);
-    this.#dispatcher?.nodeLost(node, info, lost);
+    this.#dispatcher?.nodeLost(node, info, lost, ran);
     this.#scheduleRestart(node);
   }
 
