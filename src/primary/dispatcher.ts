@@ -24,7 +24,7 @@ import type { HandlerRegistry } from "./handler-registry.js";
 import { type Attempt, type DoneCallback, Job, type Outcome } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Placement } from "./placement.js";
-import { WaitQueue } from "./queue.js";
+import { WaitingRoom } from "./waiting-room.js";
 
 export interface SubmitRequest {
   handler: string;
@@ -58,16 +58,11 @@ export class Dispatcher {
   readonly #options: Options;
   readonly #log: Logger;
   readonly #hasProcessNodes: boolean;
-  /** Requests any node may run, and requests only process nodes may run. */
-  readonly #anyQueue = new WaitQueue<Job>();
-  readonly #processQueue = new WaitQueue<Job>();
-  /** Requests bound to one busy node by the hash balancer. */
-  readonly #parked = new Map<ComputeNode, WaitQueue<Job>>();
+  readonly #room = new WaitingRoom();
   readonly #attempts = new Map<number, Attempt>();
   readonly #placement: Placement;
   #nextAttempt = 1;
   #nextRequest = 1;
-  #parkedCount = 0;
   #active = 0;
   /** Bytes of the requests accepted and not yet answered: counts alone would let 1 MiB frames take 10 GiB. */
   #pendingBytes = 0;
@@ -92,7 +87,7 @@ export class Dispatcher {
 
   /** Requests waiting for a node (queued or parked). */
   get queueLength(): number {
-    return this.#anyQueue.length + this.#processQueue.length + this.#parkedCount;
+    return this.#room.length;
   }
 
   /** Requests accepted and not yet answered. */
@@ -125,10 +120,10 @@ export class Dispatcher {
     job.bytes = bytes;
     job.seq = this.#nextRequest;
     job.rank = job.submittedAt - priority * (this.#options.priorityAgingMs || STRICT_PRIORITY_STEP_MS);
-    this.#enqueue(job);
+    this.#room.enqueue(job);
     this.#pump();
     if ((job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
-      this.#unqueue(job);
+      this.#room.remove(job);
       return this.#refuse(req.handler, done, new OverloadedError(`queue full (${this.#options.maxQueue} waiting): retry later`));
     }
     this.#active++;
@@ -195,7 +190,7 @@ export class Dispatcher {
         // Not running when the node died (sent ahead and never started, or finished with
         // its result lost on the way): back to its place, without spending an attempt.
         job.attempts--;
-        this.#enqueue(job);
+        this.#room.enqueue(job);
         continue;
       }
       const log = { requestId: job.requestId, handler: job.handler, node: node.id, attempt: job.attempts };
@@ -207,15 +202,11 @@ export class Dispatcher {
         this.#log.warn({ ...log, resumeFrom: job.checkpoint !== null }, "retrying request on another node");
         this.stats.retries++;
         this.observer.retry?.(job, node);
-        this.#enqueue(job);
+        this.#room.enqueue(job);
       }
     }
     this.#placement.nodesChanged();
-    const parked = this.#parked.get(node);
-    if (parked && parked.length > 0) {
-      this.#parkedCount -= parked.length;
-      for (const job of parked.drain()) this.#enqueue(job);
-    }
+    this.#room.unpark(node);
     this.#pump();
   }
 
@@ -237,26 +228,11 @@ export class Dispatcher {
     return null;
   }
 
-  #enqueue(job: Job): void {
-    job.state = "queued";
-    job.queue = job.spec.isolation === "process" ? this.#processQueue : this.#anyQueue;
-    job.queue.push(job);
-  }
-
-  #unqueue(job: Job): void {
-    if (!job.queue) return;
-    job.queue.remove(job);
-    if (job.state === "parked") this.#parkedCount--;
-    job.queue = null;
-  }
-
   /** Places waiting requests on nodes while any can be placed, in queue order. */
   #pump(): void {
     for (;;) {
-      const a = this.#anyQueue.peek();
-      const p = this.#processQueue.peek();
-      if (!a && !p) return;
-      const [first, second] = !a || (p && p.rank < a.rank) ? [p!, a] : [a, p];
+      const [first, second] = this.#room.heads();
+      if (!first) return;
       if (this.#place(first)) continue;
       if (!second || !this.#place(second)) return;
     }
@@ -265,17 +241,12 @@ export class Dispatcher {
   #place(job: Job): boolean {
     const placed = this.#placement.place(job);
     if (!placed) return false;
-    this.#unqueue(job);
+    this.#room.remove(job);
     if (!placed.park) {
       this.#start(job, placed.node);
       return true;
     }
-    let parked = this.#parked.get(placed.node);
-    if (!parked) this.#parked.set(placed.node, (parked = new WaitQueue<Job>()));
-    job.state = "parked";
-    job.queue = parked;
-    parked.push(job);
-    this.#parkedCount++;
+    this.#room.park(job, placed.node);
     return true;
   }
 
@@ -311,10 +282,9 @@ export class Dispatcher {
 
   /** A slot opened on `node`: requests bound to it come first, then the queue. */
   #nodeFreed(node: ComputeNode): void {
-    const parked = this.#parked.get(node);
-    const next = parked?.peek();
+    const next = this.#room.nextParked(node);
     if (next && node.hasRoom) {
-      this.#unqueue(next);
+      this.#room.remove(next);
       this.#start(next, node);
     }
     this.#pump();
@@ -323,7 +293,7 @@ export class Dispatcher {
   /** Answers once; false when the request had answered already. */
   #finish(job: Job, outcome: Outcome): boolean {
     if (job.state === "done") return false;
-    this.#unqueue(job);
+    this.#room.remove(job);
     if (job.deadline) clearTimeout(job.deadline);
     job.state = "done";
     job.checkpoint = null;
@@ -381,13 +351,7 @@ export class Dispatcher {
   *#openJobs(): Generator<Job> {
     const seen = new Set<Job>();
     for (const attempt of this.#attempts.values()) if (attempt.job.state !== "done") seen.add(attempt.job);
-    for (const queue of [this.#anyQueue, this.#processQueue, ...this.#parked.values()]) {
-      for (const job of queue.drain()) {
-        if (job.state === "parked") this.#parkedCount--;
-        job.queue = null;
-        seen.add(job);
-      }
-    }
+    for (const job of this.#room.drainAll()) seen.add(job);
     yield* seen;
   }
 }
