@@ -90,7 +90,7 @@ describe("handler errors and retry limits", () => {
 
   it("a handler error after checkpoints is still the answer, not a reason to resume", async () => {
     const reply = await t.cluster.call("steps", { n: 6, crash: { mode: "throw", at: 3 } });
-    expect(reply).toMatchObject({ ok: false, error: { code: "E_HANDLER", message: "steps: the handler threw" }, meta: { attempts: 1 } });
+    expect(reply).toMatchObject({ ok: false, error: { code: "E_HANDLER", message: "crash: the handler threw" }, meta: { attempts: 1 } });
     const status = await t.cluster.status();
     expect(status.requests.retries).toBe(0);
     expect(status.nodes.map((n) => n.crashes)).toEqual([0, 0]);
