@@ -9,6 +9,7 @@
  * retried reply is charged to the latest kill sent before it arrived (kills are hundreds
  * of ms apart and recoveries are short, so the attribution is unambiguous in practice).
  */
+import { hostPort } from "../protocol/address.js";
 import { InvalidOptionError } from "../errors.js";
 import { parseDuration } from "./duration.js";
 import { recoveryFigures, type ChaosFigures } from "./report.js";
@@ -46,8 +47,7 @@ export class Chaos {
 
   constructor(options: ChaosOptions) {
     this.#options = options;
-    const host = options.host.includes(":") ? `[${options.host}]` : options.host;
-    this.#base = `http://${host}:${options.httpPort}`;
+    this.#base = `http://${hostPort(options.host, options.httpPort)}`;
     this.#headers = options.adminToken ? { "x-crew-admin-token": options.adminToken } : {};
   }
 

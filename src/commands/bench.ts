@@ -12,6 +12,7 @@ import { startLoad } from "../bench/load.js";
 import { startProgress } from "../bench/progress.js";
 import { type BenchConfig, buildReport, formatReport, lostRequests } from "../bench/report.js";
 import { InvalidOptionError } from "../errors.js";
+import { hostOption, httpPortOption, portOption } from "./address-options.js";
 
 interface BenchArgs {
   host: string;
@@ -35,9 +36,9 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
   describe: "Load a running cluster and report throughput, latency and errors",
   builder: (y: Argv) =>
     y
-      .option("host", { type: "string", default: "127.0.0.1", describe: "The cluster's host" })
-      .option("port", { type: "number", default: 7070, describe: "The cluster's TCP (NDJSON) port" })
-      .option("http-port", { type: "number", default: 7071, describe: "The cluster's HTTP port (for --chaos: status and node kill)" })
+      .option("host", hostOption)
+      .option("port", portOption)
+      .option("http-port", { ...httpPortOption, describe: "The cluster's HTTP port (for --chaos: status and node kill)" })
       .option("handler", { type: "string", default: "echo", describe: "Handler to call" })
       .option("payload", { type: "string", describe: "Payload for every request, as JSON" })
       .option("connections", { type: "number", default: 8, describe: "TCP connections" })

@@ -7,6 +7,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { CrewError } from "../errors.js";
 import { Client } from "../protocol/client.js";
+import { hostOption, portOption } from "./address-options.js";
 
 interface RunArgs {
   handler: string;
@@ -28,8 +29,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option("key", { type: "string", describe: "Routing key (the hash balancer keeps a key on one node)" })
       .option("timeout-ms", { type: "number", describe: "Deadline for this request [default: the handler's]" })
       .option("priority", { type: "number", describe: "Higher runs first when requests queue" })
-      .option("host", { type: "string", default: "127.0.0.1", describe: "Cluster address" })
-      .option("port", { type: "number", default: 7070, describe: "Cluster TCP port" })
+      .option("host", hostOption)
+      .option("port", portOption)
       .example("$0 run fib '{\"n\": 30}'", "compute fib(30) on the cluster at 127.0.0.1:7070") as unknown as Argv<RunArgs>,
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
     let payload: unknown;

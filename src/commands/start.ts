@@ -4,6 +4,7 @@ import { createLogger } from "../logger.js";
 import { LOG_LEVELS } from "../options.js";
 import { BALANCER_NAMES } from "../primary/balancers/balancer.js";
 import { createCluster } from "../primary/cluster.js";
+import { hostOption, httpPortOption, portOption } from "./address-options.js";
 
 interface StartArgs {
   handlers: string;
@@ -43,9 +44,9 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("handlers", { type: "string", default: "workers", describe: "Folder of handler modules (.js, .mjs, .ts)" })
       .option("threads", { type: "number", describe: "Thread nodes [default: one per core, or 0 when --processes is given]" })
       .option("processes", { type: "number", describe: "Child-process nodes [default: 0]" })
-      .option("port", { type: "number", default: 7070, describe: "TCP (NDJSON) port" })
-      .option("http-port", { type: "number", default: 7071, describe: "HTTP port" })
-      .option("host", { type: "string", default: "127.0.0.1", describe: "Address to bind; 0.0.0.0 exposes the cluster to the network" })
+      .option("port", { ...portOption, describe: "TCP (NDJSON) port to listen on" })
+      .option("http-port", { ...httpPortOption, describe: "HTTP port to listen on" })
+      .option("host", { ...hostOption, describe: "Address to bind; 0.0.0.0 exposes the cluster to the network" })
       .option("balancer", { choices: BALANCER_NAMES, default: "least-outstanding" as const, describe: "How a node is picked" })
       .option("weights", { type: "string", describe: "Weights for --balancer weighted: by kind (t=1,p=3) or node id (t0=2)" })
       .option("seed", { type: "number", describe: "Seed for the random and p2c balancers" })

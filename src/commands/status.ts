@@ -6,6 +6,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import type { ClusterStatus, NodeStatus } from "../primary/cluster.js";
+import { hostPort } from "../protocol/address.js";
+import { hostOption, httpPortOption } from "./address-options.js";
 
 interface StatusArgs {
   host: string;
@@ -23,8 +25,8 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   describe: "Show a running cluster's nodes, queue and counters",
   builder: (y: Argv) =>
     y
-      .option("host", { type: "string", default: "127.0.0.1", describe: "Cluster address" })
-      .option("http-port", { type: "number", default: 7071, describe: "Cluster HTTP port" })
+      .option("host", hostOption)
+      .option("http-port", httpPortOption)
       .option("json", { type: "boolean", default: false, describe: "Print GET /v1/status's JSON as it is" })
       .option("watch", { type: "boolean", default: false, describe: "Redraw every --interval-ms until Ctrl-C" })
       .option("interval-ms", { type: "number", default: 1000, describe: "Refresh interval for --watch" })
@@ -33,7 +35,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
         return true;
       }) as unknown as Argv<StatusArgs>,
   handler: async (args: ArgumentsCamelCase<StatusArgs>) => {
-    const url = `http://${args.host.includes(":") ? `[${args.host}]` : args.host}:${args.httpPort}/v1/status`;
+    const url = `http://${hostPort(args.host, args.httpPort)}/v1/status`;
     if (args.watch) return watch(url, args);
     try {
       const text = await fetchStatus(url);

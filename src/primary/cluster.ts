@@ -5,6 +5,7 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
+import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/address.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
@@ -174,8 +175,8 @@ export class Cluster {
 
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
-    const host = options.host ?? "127.0.0.1";
-    const port = int(options.port ?? 7070, "port", 0, 65535);
+    const host = options.host ?? DEFAULT_HOST;
+    const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
     const tcp = new TcpReceiver(
       this.#dispatcher,
       { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },

@@ -17,6 +17,7 @@ import {
   type WireError,
 } from "../errors.js";
 import type { Reply, ReplyMeta } from "./frames.js";
+import { DEFAULT_HOST, DEFAULT_PORT } from "./address.js";
 import { Connection, type ConnectionOptions } from "./connection.js";
 import { int } from "../validate.js";
 
@@ -246,8 +247,8 @@ function closedError(): CrewError {
 
 function fillOptions(options: ClientOptions): FilledOptions {
   const filled: FilledOptions = {
-    host: options.host ?? "127.0.0.1",
-    port: options.port ?? 7070,
+    host: options.host ?? DEFAULT_HOST,
+    port: options.port ?? DEFAULT_PORT,
     maxFrameBytes: options.maxFrameBytes ?? 64 * 1024 * 1024,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     onProtocolError: options.onProtocolError,

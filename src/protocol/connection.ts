@@ -4,6 +4,7 @@
  */
 import { connect as netConnect, type Socket } from "node:net";
 import { ConnectionError, type CrewError, type WireError } from "../errors.js";
+import { hostPort } from "./address.js";
 import type { Reply } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
 
@@ -41,7 +42,7 @@ export class Connection {
 
   constructor(options: ConnectionOptions, events: ConnectionEvents) {
     this.opened.catch(() => {}); // most callers never look: their requests fail instead
-    this.#address = options.host.includes(":") ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
+    this.#address = hostPort(options.host, options.port);
     this.#events = events;
     this.#splitter = new LineSplitter(options.maxFrameBytes, (line) => this.#line(line));
     // We batch frames ourselves, so Nagle's delay would only add latency.

@@ -16,6 +16,7 @@ import { BadRequestError, type CrewError, FrameTooLargeError, OverloadedError } 
 import type { Cluster, Front, ListenOptions } from "../primary/cluster.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
+import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkRunFields } from "./frames.js";
 
 /** A client has this long to send its headers, and this long for the whole request. */
@@ -37,7 +38,7 @@ const KILL_ROUTE = /^\/v1\/nodes\/([^/]+)\/kill$/;
 
 export async function startHttpFront(cluster: Cluster, options: ListenOptions): Promise<{ front: Front; port: number }> {
   const receiver = new HttpReceiver(cluster, metricsFor(cluster), options.adminToken);
-  const port = await receiver.listen(options.httpPort ?? 7071, options.host ?? "127.0.0.1");
+  const port = await receiver.listen(options.httpPort ?? DEFAULT_HTTP_PORT, options.host ?? DEFAULT_HOST);
   return { front: receiver, port };
 }
 
