@@ -80,7 +80,6 @@ export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "
 
 export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
   if (typeof input !== "object" || input === null) throw new InvalidOptionError("options must be an object");
-  const threadsGiven = input.threads !== undefined;
   const processesGiven = input.processes !== undefined;
   const out: ResolvedOptions = {
     handlers: resolve(str(input.handlers ?? "workers", "handlers")),
@@ -109,9 +108,6 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
   };
   if (out.threads + out.processes === 0) {
     throw new InvalidOptionError("threads and processes must not both be 0: a cluster needs at least one node");
-  }
-  if (threadsGiven && processesGiven && out.threads + out.processes > 512) {
-    throw new InvalidOptionError("threads + processes must be at most 512");
   }
   return out;
 }

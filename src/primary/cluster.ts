@@ -106,21 +106,17 @@ export class Cluster {
 
   /** Adds a watcher (metrics); its hooks run on the hot path. */
   observe(observer: ClusterObserver): void {
-    const merge = (target: ClusterObserver) => {
-      for (const key of Object.keys(observer) as Array<keyof ClusterObserver>) {
-        const mine = observer[key] as ((...args: unknown[]) => void) | undefined;
-        const theirs = target[key] as ((...args: unknown[]) => void) | undefined;
-        if (!mine) continue;
-        (target as Record<string, unknown>)[key] = theirs
-          ? (...args: unknown[]) => {
-              theirs(...args);
-              mine(...args);
-            }
-          : mine;
-      }
-    };
-    merge(this.#dispatcher.observer);
-    merge(this.#supervisor.observer);
+    // The dispatcher and the supervisor share one observer object (see createCluster).
+    const target = this.#dispatcher.observer as Record<string, ((...args: unknown[]) => void) | undefined>;
+    for (const [key, mine] of Object.entries(observer) as Array<[string, (...args: unknown[]) => void]>) {
+      const theirs = target[key];
+      target[key] = theirs
+        ? (...args: unknown[]) => {
+            theirs(...args);
+            mine(...args);
+          }
+        : mine;
+    }
   }
 
   /** Runs one request through the dispatcher; resolves with its result or rejects with its coded error. */
@@ -274,6 +270,7 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const balancer = createBalancer(options.balancer, { random, weights: options.weights });
   const dispatcher = new Dispatcher({ nodes: supervisor.nodes, balancer, registry, options, log });
   supervisor.attach(dispatcher);
+  supervisor.observer = dispatcher.observer;
   log.info(
     { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
     "cluster up",

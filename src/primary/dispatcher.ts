@@ -67,6 +67,8 @@ export class Dispatcher {
   /** Bytes of the requests accepted and not yet answered: counts alone would let 1 MiB frames take 10 GiB. */
   #pendingBytes = 0;
   #draining = false;
+  /** Attempts abandoned (deadline, cancel) while held in a node, not yet in a slot. */
+  #heldAbandoned = 0;
   #idle: Array<() => void> = [];
   readonly stats: DispatchStats = { accepted: 0, refused: 0, completed: 0, failed: 0, retries: 0, checkpoints: 0 };
   observer: ClusterObserver = {};
@@ -277,6 +279,7 @@ export class Dispatcher {
     const node = attempt.node;
     node.expectedMs = node.inFlight === 0 ? 0 : Math.max(0, node.expectedMs - attempt.expectedMs);
     if (attempt.graceTimer) clearTimeout(attempt.graceTimer);
+    else if (attempt.abortedWith) this.#heldAbandoned--;
     if (attempt.job.attempt === attempt) attempt.job.attempt = null;
   }
 
@@ -321,6 +324,7 @@ export class Dispatcher {
     // it reaches a slot: never kill a node, and the attempt running on it, for a request
     // that has not started.
     if (attempt.node.isRunning(attempt.a)) this.#armGrace(attempt);
+    else this.#heldAbandoned++;
   }
 
   #armGrace(attempt: Attempt): void {
@@ -336,9 +340,13 @@ export class Dispatcher {
 
   /** Attempts abandoned while waiting in `node` that have now reached a slot get their grace period. */
   #armReached(node: ComputeNode): void {
+    if (this.#heldAbandoned === 0) return; // the usual case, checked on every result
     for (const a of node.runningIds()) {
       const attempt = this.#attempts.get(a);
-      if (attempt?.abortedWith && !attempt.graceTimer) this.#armGrace(attempt);
+      if (attempt?.abortedWith && !attempt.graceTimer) {
+        this.#heldAbandoned--;
+        this.#armGrace(attempt);
+      }
     }
   }
 
