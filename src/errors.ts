@@ -19,6 +19,11 @@ export const WIRE_ERRORS = {
   E_TIMEOUT: { status: 504, name: "TimeoutError", message: "deadline passed" },
   E_CANCELLED: { status: 499, name: "CancelledError", message: "cancelled by the client" },
   E_SHUTTING_DOWN: { status: 503, name: "ShuttingDownError", message: "the primary is draining" },
+  E_IDEMPOTENCY_CONFLICT: { status: 422, name: "IdempotencyConflictError", message: "the idempotency key is in use by a request with another handler or payload" },
+  E_UNAVAILABLE: { status: 503, name: "UnavailableError", message: "the shared store cannot be reached: retry later" },
+  E_NOT_FOUND: { status: 404, name: "NotFoundError", message: "no such path" },
+  E_METHOD_NOT_ALLOWED: { status: 405, name: "MethodNotAllowedError", message: "method not allowed" },
+  E_FORBIDDEN: { status: 403, name: "ForbiddenError", message: "forbidden" },
 } as const;
 
 export const LOCAL_ERRORS = {
@@ -85,6 +90,11 @@ export const CrashedError = defineError("E_CRASHED");
 export const TimeoutError = defineError("E_TIMEOUT");
 export const CancelledError = defineError("E_CANCELLED");
 export const ShuttingDownError = defineError("E_SHUTTING_DOWN");
+export const IdempotencyConflictError = defineError("E_IDEMPOTENCY_CONFLICT");
+export const UnavailableError = defineError("E_UNAVAILABLE");
+export const NotFoundError = defineError("E_NOT_FOUND");
+export const MethodNotAllowedError = defineError("E_METHOD_NOT_ALLOWED");
+export const ForbiddenError = defineError("E_FORBIDDEN");
 export const InvalidOptionError = defineError("E_INVALID_OPTION");
 export const HandlerLoadError = defineError("E_HANDLER_LOAD");
 export const CheckpointTooLargeError = defineError("E_CHECKPOINT_TOO_LARGE");
@@ -102,6 +112,11 @@ const CLASSES: Record<ErrorCode, CrewErrorClass<ErrorCode>> = {
   E_TIMEOUT: TimeoutError,
   E_CANCELLED: CancelledError,
   E_SHUTTING_DOWN: ShuttingDownError,
+  E_IDEMPOTENCY_CONFLICT: IdempotencyConflictError,
+  E_UNAVAILABLE: UnavailableError,
+  E_NOT_FOUND: NotFoundError,
+  E_METHOD_NOT_ALLOWED: MethodNotAllowedError,
+  E_FORBIDDEN: ForbiddenError,
   E_INVALID_OPTION: InvalidOptionError,
   E_HANDLER_LOAD: HandlerLoadError,
   E_CHECKPOINT_TOO_LARGE: CheckpointTooLargeError,

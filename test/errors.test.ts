@@ -29,6 +29,11 @@ const DESIGN_STATUS: Record<string, number> = {
   E_TIMEOUT: 504,
   E_CANCELLED: 499,
   E_SHUTTING_DOWN: 503,
+  E_IDEMPOTENCY_CONFLICT: 422,
+  E_UNAVAILABLE: 503,
+  E_NOT_FOUND: 404,
+  E_METHOD_NOT_ALLOWED: 405,
+  E_FORBIDDEN: 403,
 };
 
 const wire = Object.entries(WIRE_ERRORS).map(([code, e]) => [code, e.name, e.status] as const);
