@@ -6,6 +6,7 @@
  *   POST /v1/run/:handler     body = payload JSON; x-crew-key, x-crew-timeout-ms, x-crew-priority
  *   GET  /healthz             200, or 503 while draining
  *   GET  /v1/status           cluster.status() as JSON
+ *   GET  /v1/requests         cluster.requests() as JSON (?limit=N: the N oldest)
  *   GET  /metrics             Prometheus text
  *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with x-crew-admin-token
  */
@@ -132,6 +133,9 @@ class HttpReceiver implements Front {
       case "/v1/status":
         if (allow(req, res, "GET")) this.#async(res, this.#status(res));
         return;
+      case "/v1/requests":
+        if (allow(req, res, "GET")) this.#requests(res, url.slice(path.length));
+        return;
       case "/metrics":
         if (allow(req, res, "GET")) this.#async(res, this.#scrape(res));
         return;
@@ -239,6 +243,13 @@ class HttpReceiver implements Front {
 
   async #status(res: ServerResponse): Promise<void> {
     send(res, 200, JSON.stringify(await this.#cluster.status()));
+  }
+
+  #requests(res: ServerResponse, query: string): void {
+    const limit = new URLSearchParams(query).get("limit");
+    if (limit !== null && !/^\d{1,9}$/.test(limit)) return sendError(res, 400, new BadRequestError("limit must be a non-negative integer"));
+    const requests = this.#cluster.requests(limit === null ? Infinity : Number(limit));
+    send(res, 200, JSON.stringify({ total: this.#cluster.active, requests }));
   }
 
   async #scrape(res: ServerResponse): Promise<void> {
