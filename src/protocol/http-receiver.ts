@@ -266,7 +266,7 @@ class HttpReceiver implements Front {
 
   #requests(res: ServerResponse, query: string): void {
     const limit = new URLSearchParams(query).get("limit");
-    if (limit !== null && !/^\d{1,9}$/.test(limit)) return sendError(res, 400, new BadRequestError("limit must be a non-negative integer"));
+    if (limit !== null && !/^\d{1,9}$/.test(limit)) return sendError(res, new BadRequestError("limit must be a non-negative integer"));
     const requests = this.#cluster.requests(limit === null ? Infinity : Number(limit));
     send(res, 200, JSON.stringify({ total: this.#cluster.active, requests }));
   }
