@@ -32,6 +32,10 @@ interface StartArgs {
   drainTimeoutMs: number;
   killGraceMs: number;
   adminToken?: string;
+  maxConnections: number;
+  idleConnectionMs: number;
+  maxUnsentReplyBytes: number;
+  allowedHosts?: string;
   logLevel: string;
   pretty: boolean;
 }
@@ -66,6 +70,10 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("drain-timeout-ms", { type: "number", default: 30_000, describe: "How long SIGINT/SIGTERM wait for in-flight work" })
       .option("kill-grace-ms", { type: "number", default: 1000, describe: "How long a handler may run past its deadline before its node is killed" })
       .option("admin-token", { type: "string", describe: "Allows the admin endpoints from other hosts than loopback (header x-crew-admin-token)" })
+      .option("max-connections", { type: "number", default: 1024, describe: "Open connections per front (TCP, HTTP); one more is refused E_OVERLOADED" })
+      .option("idle-connection-ms", { type: "number", default: 300_000, describe: "Close a connection idle (nothing in flight, nothing sent) this long (0: never)" })
+      .option("max-unsent-reply-bytes", { type: "number", default: 8 * 1024 * 1024, describe: "Unread reply bytes per connection before its waiting requests are held" })
+      .option("allowed-hosts", { type: "string", describe: "Host names the HTTP front answers besides loopback, comma-separated (*: any)" })
       .option("log-level", { choices: LOG_LEVELS, default: "info", describe: "Log level" })
       .option("pretty", { type: "boolean", default: false, describe: "Human-readable logs instead of JSON lines" }) as unknown as Argv<StartArgs>,
   handler: async (args: ArgumentsCamelCase<StartArgs>) => {
@@ -92,6 +100,10 @@ export const startCommand: CommandModule<object, StartArgs> = {
       restartBackoffMaxMs: args.restartBackoffMaxMs,
       drainTimeoutMs: args.drainTimeoutMs,
       killGraceMs: args.killGraceMs,
+      maxConnections: args.maxConnections,
+      idleConnectionMs: args.idleConnectionMs,
+      maxUnsentReplyBytes: args.maxUnsentReplyBytes,
+      allowedHosts: args.allowedHosts,
       logLevel: args.logLevel,
       logger,
     });
