@@ -72,14 +72,26 @@ export interface ClusterOptions {
    * priority may starve). Default 1000.
    */
   priorityAgingMs?: number;
+  /** Open connections per front (TCP, HTTP); one more is answered E_OVERLOADED and closed. Default 1024. */
+  maxConnections?: number;
+  /** A connection with nothing in flight that sends nothing for this long is closed; 0: never. Default 300000. */
+  idleConnectionMs?: number;
+  /**
+   * Reply bytes a connection may leave unread before its requests still waiting are held
+   * back (not run) until it reads. Default 8 MiB.
+   */
+  maxUnsentReplyBytes?: number;
+  /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
+  allowedHosts?: string | string[];
   logLevel?: string;
   /** A pino logger of your own (its level wins over logLevel). */
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts">> & {
   /** An absolute path. */
   handlers: string;
+  allowedHosts: string[];
   weights: Record<string, number>;
   seed: number | null;
   logger: Logger | null;
@@ -112,6 +124,10 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     restartBackoffMs: int(input.restartBackoffMs ?? 100, "restartBackoffMs", 0, 600_000),
     restartBackoffMaxMs: int(input.restartBackoffMaxMs ?? 5000, "restartBackoffMaxMs", 0, 3600_000),
     priorityAgingMs: int(input.priorityAgingMs ?? 1000, "priorityAgingMs", 0, 3600_000),
+    maxConnections: int(input.maxConnections ?? 1024, "maxConnections", 1, 1_000_000),
+    idleConnectionMs: int(input.idleConnectionMs ?? 300_000, "idleConnectionMs", 0, MAX_TIMEOUT_MS),
+    maxUnsentReplyBytes: int(input.maxUnsentReplyBytes ?? 8 * 1024 * 1024, "maxUnsentReplyBytes", 1, 2 ** 40),
+    allowedHosts: hostList(input.allowedHosts),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
@@ -179,6 +195,19 @@ function oneOf<T extends string>(value: unknown, name: string, allowed: readonly
     throw new InvalidOptionError(`${name} must be one of ${allowed.join(", ")}; got ${JSON.stringify(value)}`);
   }
   return value as T;
+}
+
+/** "a.example,b.example" or an array of names, lower-cased; "*" allows any Host. */
+function hostList(value: unknown): string[] {
+  if (value === undefined) return [];
+  const list = typeof value === "string" ? value.split(",") : value;
+  if (!Array.isArray(list) || !list.every((h) => typeof h === "string")) {
+    throw new InvalidOptionError(`allowedHosts must be a comma-separated string or an array of host names, got ${JSON.stringify(value)}`);
+  }
+  const names = list.map((h) => h.trim().toLowerCase()).filter((h) => h !== "");
+  const bad = names.find((h) => h !== "*" && !/^[a-z0-9.:_[\]-]+$/.test(h));
+  if (bad !== undefined) throw new InvalidOptionError(`allowedHosts: ${JSON.stringify(bad)} is not a host name`);
+  return names;
 }
 
 function weights(value: unknown): Record<string, number> {

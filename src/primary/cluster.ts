@@ -18,6 +18,7 @@ import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher
 import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
+import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 
 export interface RunOptions {
@@ -226,6 +227,11 @@ export class Cluster {
     };
   }
 
+  /** The requests accepted and not yet answered, oldest first: at most `limit` of them. */
+  requests(limit = Infinity): RequestStatus[] {
+    return describeRequests(this.#dispatcher.requests(), limit);
+  }
+
   /** Live nodes, for metrics: id, kind, state and counters without a memory query. */
   get nodes(): ReadonlyArray<{ id: string; kind: NodeKind; state: NodeState; inFlight: number; crashes: number; restarts: number; completed: number }> {
     return this.#supervisor.nodes;
@@ -233,6 +239,11 @@ export class Cluster {
 
   get queueLength(): number {
     return this.#dispatcher.queueLength;
+  }
+
+  /** Requests accepted and not yet answered. */
+  get active(): number {
+    return this.#dispatcher.active;
   }
 
   /**

@@ -140,6 +140,12 @@ export class Dispatcher {
     if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
   }
 
+  /** The requests accepted and not yet answered: running, then waiting (GET /v1/requests). */
+  *requests(): Generator<Job> {
+    for (const attempt of this.#attempts.values()) if (attempt.job.attempt === attempt && attempt.job.state === "running") yield attempt.job;
+    yield* this.#room.jobs();
+  }
+
   /** Stops taking requests; resolves once every accepted one has answered, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
@@ -178,7 +184,7 @@ export class Dispatcher {
   onCheckpoint(node: ComputeNode, msg: CheckpointMsg): void {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt || attempt.job.state === "done") return;
-    attempt.job.checkpoint = msg.json;
+    attempt.job.storeCheckpoint(msg.json);
     this.stats.checkpoints++;
     this.observer.checkpointStored?.(attempt.job);
     // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held here.
