@@ -36,6 +36,10 @@ interface StartArgs {
   idleConnectionMs: number;
   maxUnsentReplyBytes: number;
   allowedHosts?: string;
+  journal?: string;
+  journalSync: "normal" | "full";
+  resultTtlMs: number;
+  maxKeptReplies: number;
   logLevel: string;
   pretty: boolean;
 }
@@ -74,6 +78,10 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("idle-connection-ms", { type: "number", default: 300_000, describe: "Close a connection idle (nothing in flight, nothing sent) this long (0: never)" })
       .option("max-unsent-reply-bytes", { type: "number", default: 8 * 1024 * 1024, describe: "Unread reply bytes per connection before its waiting requests are held" })
       .option("allowed-hosts", { type: "string", describe: "Host names the HTTP front answers besides loopback, comma-separated (*: any)" })
+      .option("journal", { type: "string", describe: "SQLite file keeping keyed requests, checkpoints and replies across restarts (needs better-sqlite3)" })
+      .option("journal-sync", { choices: ["normal", "full"] as const, default: "normal" as const, describe: "full: an fsync per commit, so an OS crash loses nothing either" })
+      .option("result-ttl-ms", { type: "number", default: 600_000, describe: "How long a keyed request's reply is kept for replay" })
+      .option("max-kept-replies", { type: "number", default: 100_000, describe: "Idempotency keys held (open or kept) before a new key is refused E_OVERLOADED" })
       .option("log-level", { choices: LOG_LEVELS, default: "info", describe: "Log level" })
       .option("pretty", { type: "boolean", default: false, describe: "Human-readable logs instead of JSON lines" }) as unknown as Argv<StartArgs>,
   handler: async (args: ArgumentsCamelCase<StartArgs>) => {
@@ -104,6 +112,10 @@ export const startCommand: CommandModule<object, StartArgs> = {
       idleConnectionMs: args.idleConnectionMs,
       maxUnsentReplyBytes: args.maxUnsentReplyBytes,
       allowedHosts: args.allowedHosts,
+      journal: args.journal,
+      journalSync: args.journalSync,
+      resultTtlMs: args.resultTtlMs,
+      maxKeptReplies: args.maxKeptReplies,
       logLevel: args.logLevel,
       logger,
     });

@@ -12,7 +12,7 @@ import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
 import { type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { int } from "../validate.js";
-import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
+import { checkIdempotencyKey, checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
@@ -22,9 +22,14 @@ import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
+import { createStore } from "../store/index.js";
+import { KeyedRequests } from "../store/keyed.js";
+import type { StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
   key?: string;
+  /** DESIGN.md's idempotency key (1 to 256 characters): joins or replays the run with the same key. */
+  idempotencyKey?: string;
   timeoutMs?: number;
   priority?: number;
   signal?: AbortSignal;
@@ -68,6 +73,8 @@ export interface ClusterStatus {
   requests: DispatchStats & { active: number };
   balancer: string;
   draining: boolean;
+  /** The idempotency-key store (memory or journal), with replayed and joined counts. */
+  store: StoreStatus & { replayed: number; joined: number };
   uptimeMs: number;
 }
 
@@ -83,13 +90,16 @@ export class Cluster {
   readonly log: Logger;
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
+  /** Keyed requests (joins, replays, the store) in front of the dispatcher; every request goes through it. */
+  readonly #requests: KeyedRequests;
   readonly #registry: HandlerRegistry;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   #closing: Promise<void> | null = null;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry) {
+  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, requests: KeyedRequests) {
+    this.#requests = requests;
     this.options = options;
     this.log = log;
     this.#supervisor = supervisor;
@@ -134,13 +144,13 @@ export class Cluster {
     payload?: unknown,
     options: RunOptions = {},
   ): Promise<{ ok: true; result: unknown; meta: ReplyMeta } | { ok: false; error: { code: string; message: string }; meta: ReplyMeta }> {
-    const invalid = typeof handler === "string" ? checkRunFields(handler, options.key, options.timeoutMs, options.priority) : "handler must be a string";
+    const invalid = typeof handler === "string" ? (checkRunFields(handler, options.key, options.timeoutMs, options.priority) ?? checkIdempotencyKey(options.idempotencyKey)) : "handler must be a string";
     if (invalid) return Promise.reject(new BadRequestError(invalid));
     return new Promise((resolve) => {
       const { signal } = options;
       let job: Job | null = null;
       const onAbort = () => job && this.#dispatcher.cancel(job);
-      job = this.submit({ handler, payload, key: options.key, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
+      job = this.submit({ handler, payload, key: options.key, idempotencyKey: options.idempotencyKey, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
         signal?.removeEventListener("abort", onAbort);
         if (outcome.ok) resolve({ ok: true, result: JSON.parse(outcome.json), meta: outcome.meta });
         else resolve({ ok: false, error: outcome.error.toJSON(), meta: outcome.meta });
@@ -153,11 +163,16 @@ export class Cluster {
 
   /** The receivers' entry: callback style, no promise per request. */
   submit(request: SubmitRequest, done: DoneCallback): Job | null {
-    return this.#dispatcher.submit(request, done);
+    return this.#requests.submit(request, done);
   }
 
   cancel(job: Job): void {
-    this.#dispatcher.cancel(job);
+    this.#requests.cancel(job);
+  }
+
+  /** The caller is gone (connection closed): cancels the request unless it has an idempotency key. */
+  hangUp(job: Job): void {
+    this.#requests.hangUp(job);
   }
 
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
@@ -175,7 +190,7 @@ export class Cluster {
     const host = options.host ?? DEFAULT_HOST;
     const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
     const tcp = new TcpReceiver(
-      this.#dispatcher,
+      this.#requests,
       { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
       this.log,
     );
@@ -226,6 +241,7 @@ export class Cluster {
       requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
+      store: { ...this.#requests.store.status(), ...this.#requests.stats },
       uptimeMs: Date.now() - this.#startedAt,
     };
   }
@@ -266,6 +282,7 @@ export class Cluster {
     await new Promise((resolve) => setImmediate(resolve));
     for (const front of this.#fronts) front.destroyConnections();
     await this.#supervisor.stop(this.options.killGraceMs);
+    await this.#requests.store.close();
     this.log.info("stopped");
   }
 }
@@ -274,6 +291,9 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
   const files = findHandlers(options.handlers);
+  // The store first: a journal that cannot be used stops the start before any node spawns.
+  const store = await createStore(options, log);
+  const open = await store.open();
   const supervisor = new Supervisor(options, files, log);
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(files, configs, options);
@@ -286,5 +306,11 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
     "cluster up",
   );
-  return new Cluster(options, log, supervisor, dispatcher, registry);
+  const requests = new KeyedRequests({ dispatcher, store, log, timeoutOf: (name) => registry.get(name)?.timeoutMs ?? options.timeoutMs });
+  if (open.length > 0) {
+    const started = performance.now();
+    requests.recover(open);
+    log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
+  }
+  return new Cluster(options, log, supervisor, dispatcher, registry, requests);
 }

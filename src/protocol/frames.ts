@@ -15,6 +15,8 @@ export interface RunFrame {
   key: string | undefined;
   timeoutMs: number | undefined;
   priority: number | undefined;
+  /** DESIGN.md's idempotency key: 1 to 256 characters. */
+  idempotencyKey: string | undefined;
   /** The frame's length, for the pending-bytes budget. */
   bytes: number;
 }
@@ -36,6 +38,8 @@ export interface ReplyMeta {
   node: string | null;
   attempts: number;
   ms: number;
+  /** True on a reply kept from an earlier run with the same idempotency key. */
+  replayed?: boolean;
 }
 
 export type Reply =
@@ -48,6 +52,9 @@ export type ParseResult = { frame: RequestFrame } | { error: CrewError; id: Requ
 export const HANDLER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$/;
 
 const MAX_ID_LENGTH = 256;
+
+/** The longest idempotency key, in characters (DESIGN.md: 1 to 256). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256;
 
 /** The longest delay a Node.js timer holds; setTimeout turns a longer one into 1 ms. */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
@@ -84,7 +91,8 @@ function parseRun(obj: Record<string, unknown>, id: RequestId, bytes: number): P
   const handler = obj.handler;
   if (typeof handler !== "string") return bad(id, "handler must be a string");
   const invalid = checkRunFields(handler, obj.key, obj.timeoutMs, obj.priority);
-  if (invalid) return bad(id, invalid);
+  const badKey = checkIdempotencyKey(obj.idempotencyKey);
+  if (invalid || badKey) return bad(id, (invalid ?? badKey)!);
   return {
     frame: {
       op: "run",
@@ -94,6 +102,7 @@ function parseRun(obj: Record<string, unknown>, id: RequestId, bytes: number): P
       key: obj.key as string | undefined,
       timeoutMs: obj.timeoutMs as number | undefined,
       priority: obj.priority as number | undefined,
+      idempotencyKey: obj.idempotencyKey as string | undefined,
       bytes,
     },
   };
@@ -119,6 +128,12 @@ export function checkRunFields(handler: string, key: unknown, timeoutMs: unknown
   return undefined;
 }
 
+/** Checks an idempotency key (frame field, header, option); returns what is wrong, or undefined. */
+export function checkIdempotencyKey(key: unknown): string | undefined {
+  if (key === undefined || (typeof key === "string" && key.length >= 1 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH)) return undefined;
+  return `idempotencyKey must be a string of 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`;
+}
+
 function isRequestId(id: unknown): id is RequestId {
   return (typeof id === "string" && id.length <= MAX_ID_LENGTH) || (typeof id === "number" && Number.isFinite(id));
 }
@@ -132,7 +147,7 @@ function bad(id: RequestId | null, message: string): ParseResult {
  * JSON text, so it is spliced in rather than parsed and serialised again here.
  */
 export function encodeReply(id: RequestId | null, outcome: Outcome): string {
-  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}}`;
+  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}${outcome.meta.replayed ? ',"replayed":true' : ""}}`;
   const idText = JSON.stringify(id);
   if (outcome.ok) return `{"id":${idText},"ok":true,"result":${outcome.json},"meta":${meta}}\n`;
   return `{"id":${idText},"ok":false,"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}\n`;

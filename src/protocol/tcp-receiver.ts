@@ -6,8 +6,8 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { CancelledError, type CrewError, DuplicateIdError, FrameTooLargeError } from "../errors.js";
-import type { Dispatcher } from "../primary/dispatcher.js";
+import { type CrewError, DuplicateIdError, FrameTooLargeError } from "../errors.js";
+import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
@@ -163,12 +163,12 @@ class Connection {
     if (this.#inflight.size < this.#options.maxConnectionInflight && this.#socket.isPaused()) this.#socket.resume();
   }
 
-  /** A client that hangs up cancels what it had in flight: nobody is left to answer. */
+  /** A client that hangs up cancels what it had in flight (nobody is left to answer), except keyed requests: it may come back for those. */
   #onClose(): void {
     this.#closed = true;
     this.#out = [];
     const jobs = [...this.#inflight.values()];
     this.#inflight.clear();
-    for (const job of jobs) this.#dispatcher.cancel(job, new CancelledError("client disconnected"));
+    for (const job of jobs) this.#dispatcher.hangUp(job);
   }
 }
