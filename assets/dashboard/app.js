@@ -150,7 +150,7 @@ function nodeRows(snap) {
       const kill = host.self ? h("button", { class: "danger", type: "button", "data-kill": n.id, disabled: n.state !== "up", onclick: () => killNode(n.id) }, "kill") : "";
       rows.push(
         h("tr", { "data-node": n.id },
-          h("td", {}, n.id), h("td", {}, n.kind), h("td", {}, n.pid ?? n.threadId ?? "–"),
+          h("td", {}, n.id), h("td", {}, n.kind), h("td", {}, n.threadId === null ? (n.pid ?? "–") : `${n.pid ?? "–"} / ${n.threadId}`),
           h("td", {}, h("span", { class: `state state-${n.state}` }, n.state)),
           h("td", { class: "num" }, n.inFlight), h("td", { class: "num" }, n.completed),
           h("td", { class: "num" }, n.crashes), h("td", { class: "num" }, n.restarts),
