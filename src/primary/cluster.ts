@@ -14,6 +14,7 @@ import { type ClusterOptions, type ResolvedOptions, resolveOptions } from "../op
 import { int } from "../validate.js";
 import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
+import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
 import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
@@ -73,7 +74,8 @@ export interface ClusterStatus {
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
 export interface Front {
   stopAccepting(): void;
-  destroyConnections(): void;
+  /** Ends the open connections after their last replies; resolves once they are gone. */
+  destroyConnections(): void | Promise<void>;
 }
 
 
@@ -85,6 +87,8 @@ export class Cluster {
   readonly #registry: HandlerRegistry;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
+  /** Each connection's fair share of the queue, across both fronts. */
+  readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
 
   /** Use createCluster(). */
@@ -94,6 +98,7 @@ export class Cluster {
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
     this.#registry = registry;
+    this.shares = new ClientShares(options.maxQueue);
   }
 
   get handlers(): HandlerSpec[] {
@@ -173,9 +178,10 @@ export class Cluster {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
     const host = options.host ?? DEFAULT_HOST;
     const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
+    const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
       this.#dispatcher,
-      { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
+      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
     const address = await tcp.listen(port, host);
@@ -253,8 +259,8 @@ export class Cluster {
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
-    for (const front of this.#fronts) front.destroyConnections();
-    await this.#supervisor.stop(this.options.killGraceMs);
+    // Connections end after their last replies, while the nodes stop.
+    await Promise.all([...this.#fronts.map((front) => front.destroyConnections()), this.#supervisor.stop(this.options.killGraceMs)]);
     this.log.info("stopped");
   }
 }
