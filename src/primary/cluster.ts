@@ -5,13 +5,11 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
-import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/address.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
-import { type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
-import { int } from "../validate.js";
+import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { ClientShares } from "./admission.js";
@@ -21,6 +19,7 @@ import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher
 import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
+import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 
 export interface RunOptions {
@@ -90,6 +89,7 @@ export class Cluster {
   /** Each connection's fair share of the queue, across both fronts. */
   readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
+  #hurry = false;
 
   /** Use createCluster(). */
   constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry) {
@@ -176,8 +176,7 @@ export class Cluster {
 
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
-    const host = options.host ?? DEFAULT_HOST;
-    const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
+    const { host, port } = checkListenAddress(options);
     const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
       this.#dispatcher,
@@ -188,7 +187,6 @@ export class Cluster {
     this.#addFront(tcp);
     let httpPort: number | null = null;
     if (options.httpPort !== undefined) {
-      int(options.httpPort, "httpPort", 0, 65535);
       const http = await startHttpFront(this, { ...options, host });
       this.#addFront(http.front);
       httpPort = http.port;
@@ -235,6 +233,11 @@ export class Cluster {
     };
   }
 
+  /** The requests accepted and not yet answered, oldest first: at most `limit` of them. */
+  requests(limit = Infinity): RequestStatus[] {
+    return describeRequests(this.#dispatcher.requests(), limit);
+  }
+
   /** Live nodes, for metrics: id, kind, state and counters without a memory query. */
   get nodes(): ReadonlyArray<{ id: string; kind: NodeKind; state: NodeState; inFlight: number; crashes: number; restarts: number; completed: number }> {
     return this.#supervisor.nodes;
@@ -242,6 +245,11 @@ export class Cluster {
 
   get queueLength(): number {
     return this.#dispatcher.queueLength;
+  }
+
+  /** Requests accepted and not yet answered. */
+  get active(): number {
+    return this.#dispatcher.active;
   }
 
   /**
@@ -253,14 +261,26 @@ export class Cluster {
     return this.#closing;
   }
 
+  /**
+   * Ends a drain at once (or closes without one): what is still open answers
+   * E_SHUTTING_DOWN now, and the nodes stop without kill grace.
+   */
+  closeNow(): Promise<void> {
+    this.#hurry = true;
+    const closing = this.close();
+    this.#dispatcher.hurryDrain();
+    return closing;
+  }
+
   async #close(): Promise<void> {
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
-    // Connections end after their last replies, while the nodes stop.
-    await Promise.all([...this.#fronts.map((front) => front.destroyConnections()), this.#supervisor.stop(this.options.killGraceMs)]);
+    // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
+    const ended = Promise.all(this.#fronts.map((front) => front.destroyConnections()));
+    await Promise.all([this.#hurry ? null : ended, this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs)]);
     this.log.info("stopped");
   }
 }

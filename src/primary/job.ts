@@ -43,6 +43,8 @@ export class Job implements Queued {
   attempt: Attempt | null = null;
   /** The last checkpoint, as JSON text. */
   checkpoint: string | null = null;
+  /** When the last checkpoint was stored (performance.now() ms), 0 before any. */
+  checkpointAt = 0;
   /** The node of the latest attempt. */
   lastNode: string | null = null;
   deadline: NodeJS.Timeout | null = null;
@@ -63,6 +65,12 @@ export class Job implements Queued {
     readonly timeoutMs: number,
     readonly done: DoneCallback,
   ) {}
+
+  /** Keeps `json` as the request's latest checkpoint. */
+  storeCheckpoint(json: string): void {
+    this.checkpoint = json;
+    this.checkpointAt = performance.now();
+  }
 
   get handler(): string {
     return this.spec.name;

@@ -6,7 +6,9 @@
  *   POST /v1/run/:handler     body = payload JSON; x-crew-key, x-crew-timeout-ms, x-crew-priority
  *   GET  /healthz             200, or 503 while draining
  *   GET  /v1/status           cluster.status() as JSON
+ *   GET  /v1/requests         cluster.requests() as JSON (?limit=N: the N oldest)
  *   GET  /metrics             Prometheus text
+ *   GET  /, /v1/events        the dashboard and its live stream (src/dashboard/)
  *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with x-crew-admin-token
  */
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -24,6 +26,7 @@ import {
 import type { Cluster, Front, ListenOptions } from "../primary/cluster.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
+import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
@@ -81,6 +84,7 @@ class HttpReceiver implements Front {
   readonly #adminToken: string | undefined;
   readonly #maxBody: number;
   readonly #guard: GuardOptions;
+  readonly #dashboard: Dashboard;
 
   constructor(cluster: Cluster, metrics: ClusterMetrics, adminToken: string | undefined, guard: GuardOptions) {
     this.#guard = guard;
@@ -88,6 +92,7 @@ class HttpReceiver implements Front {
     this.#metrics = metrics;
     this.#adminToken = adminToken;
     this.#maxBody = cluster.options.maxFrameBytes;
+    this.#dashboard = new Dashboard(cluster);
     this.#server = createServer(
       {
         keepAlive: true,
@@ -130,6 +135,7 @@ class HttpReceiver implements Front {
   }
 
   destroyConnections(): void {
+    this.#dashboard.close();
     this.#server.closeAllConnections();
   }
 
@@ -150,6 +156,9 @@ class HttpReceiver implements Front {
       case "/v1/status":
         if (allow(req, res, "GET")) this.#async(res, this.#status(res));
         return;
+      case "/v1/requests":
+        if (allow(req, res, "GET")) this.#requests(res, url.slice(path.length));
+        return;
       case "/metrics":
         if (allow(req, res, "GET")) this.#async(res, this.#scrape(res));
         return;
@@ -157,6 +166,10 @@ class HttpReceiver implements Front {
     const kill = KILL_ROUTE.exec(path);
     if (kill) {
       if (allow(req, res, "POST")) this.#kill(req, res, kill[1]!);
+      return;
+    }
+    if (isDashboardPath(path)) {
+      if (allow(req, res, "GET")) this.#async(res, this.#dashboard.serve(req, res, path));
       return;
     }
     sendError(res, new NotFoundError(`no route ${req.method} ${path.slice(0, 200)}`));
@@ -263,6 +276,13 @@ class HttpReceiver implements Front {
 
   async #status(res: ServerResponse): Promise<void> {
     send(res, 200, JSON.stringify(await this.#cluster.status()));
+  }
+
+  #requests(res: ServerResponse, query: string): void {
+    const limit = new URLSearchParams(query).get("limit");
+    if (limit !== null && !/^\d{1,9}$/.test(limit)) return sendError(res, new BadRequestError("limit must be a non-negative integer"));
+    const requests = this.#cluster.requests(limit === null ? Infinity : Number(limit));
+    send(res, 200, JSON.stringify({ total: this.#cluster.active, requests }));
   }
 
   async #scrape(res: ServerResponse): Promise<void> {
