@@ -1,4 +1,4 @@
-/** `crew start`: a local cluster on TCP and HTTP until SIGINT/SIGTERM, which drain it. */
+/** `crew start`: a local cluster on TCP and HTTP until SIGINT/SIGTERM, which drain it; SIGHUP reloads the handlers. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { createLogger } from "../logger.js";
 import { LOG_LEVELS } from "../options.js";
@@ -122,6 +122,8 @@ export const startCommand: CommandModule<object, StartArgs> = {
     };
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
+    // SIGHUP reloads the handlers with no downtime; a failure is logged, the old code serves on.
+    process.on("SIGHUP", () => void cluster.reload("SIGHUP").catch(() => {}));
     try {
       await cluster.listen({ port: args.port, host: args.host, httpPort: args.httpPort, adminToken: args.adminToken });
     } catch (err) {
