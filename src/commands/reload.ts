@@ -7,11 +7,10 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import type { ReloadResult } from "../primary/reloader.js";
 import { hostPort } from "../protocol/address.js";
-import { hostOption, httpPortOption } from "./address-options.js";
+import { clusterAddress } from "./config-sources.js";
+import { CLIENT_FLAGS, declareFlags } from "./flags.js";
 
 interface ReloadArgs {
-  host: string;
-  httpPort: number;
   adminToken?: string;
   json: boolean;
 }
@@ -20,13 +19,12 @@ export const reloadCommand: CommandModule<object, ReloadArgs> = {
   command: "reload",
   describe: "Reload a running cluster's handlers with no downtime (new nodes replace old ones one at a time)",
   builder: (y: Argv) =>
-    y
-      .option("host", hostOption)
-      .option("http-port", httpPortOption)
+    declareFlags(y, CLIENT_FLAGS)
       .option("admin-token", { type: "string", describe: "The cluster's --admin-token (needed from other hosts than loopback)" })
       .option("json", { type: "boolean", default: false, describe: "Print the reply's JSON as it is" }) as unknown as Argv<ReloadArgs>,
   handler: async (args: ArgumentsCamelCase<ReloadArgs>) => {
-    const url = `http://${hostPort(args.host, args.httpPort)}/v1/reload`;
+    const { host, httpPort } = clusterAddress(args);
+    const url = `http://${hostPort(host, httpPort)}/v1/reload`;
     const headers: Record<string, string> = {};
     if (args.adminToken) headers["x-crew-admin-token"] = args.adminToken;
     let res: Response;

@@ -5,13 +5,11 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
-import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/address.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
-import { type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
-import { int } from "../validate.js";
+import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { createBalancer } from "./balancers/index.js";
@@ -89,6 +87,7 @@ export class Cluster {
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   #closing: Promise<void> | null = null;
+  #hurry = false;
 
   /** Use createCluster(). */
   constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader) {
@@ -185,8 +184,7 @@ export class Cluster {
 
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
-    const host = options.host ?? DEFAULT_HOST;
-    const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
+    const { host, port } = checkListenAddress(options);
     const tcp = new TcpReceiver(
       this.#dispatcher,
       { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
@@ -196,7 +194,6 @@ export class Cluster {
     this.#addFront(tcp);
     let httpPort: number | null = null;
     if (options.httpPort !== undefined) {
-      int(options.httpPort, "httpPort", 0, 65535);
       const http = await startHttpFront(this, { ...options, host });
       this.#addFront(http.front);
       httpPort = http.port;
@@ -271,6 +268,17 @@ export class Cluster {
     return this.#closing;
   }
 
+  /**
+   * Ends a drain at once (or closes without one): what is still open answers
+   * E_SHUTTING_DOWN now, and the nodes stop without kill grace.
+   */
+  closeNow(): Promise<void> {
+    this.#hurry = true;
+    const closing = this.close();
+    this.#dispatcher.hurryDrain();
+    return closing;
+  }
+
   async #close(): Promise<void> {
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
@@ -278,7 +286,7 @@ export class Cluster {
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
     for (const front of this.#fronts) front.destroyConnections();
-    await this.#supervisor.stop(this.options.killGraceMs);
+    await this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs);
     this.log.info("stopped");
   }
 }

@@ -162,6 +162,11 @@ export class Dispatcher {
     for (const job of this.#openJobs()) this.cancel(job, new ShuttingDownError("the cluster shut down before the request finished"));
   }
 
+  /** Ends drain()'s wait now: what is still open answers E_SHUTTING_DOWN (a second Ctrl-C). */
+  hurryDrain(): void {
+    for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
   onResult(node: ComputeNode, msg: ResultMsg): void {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt) return;
