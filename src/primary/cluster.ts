@@ -16,9 +16,10 @@ import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
 import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
-import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
+import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
+import { Reloader, type ReloadResult } from "./reloader.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -84,6 +85,7 @@ export class Cluster {
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
   readonly #registry: HandlerRegistry;
+  readonly #reloader: Reloader;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   /** Each connection's fair share of the queue, across both fronts. */
@@ -92,7 +94,8 @@ export class Cluster {
   #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry) {
+  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader) {
+    this.#reloader = reloader;
     this.options = options;
     this.log = log;
     this.#supervisor = supervisor;
@@ -172,6 +175,16 @@ export class Cluster {
   /** Kills a node (admin endpoint, chaos); it is restarted like any crashed node. */
   killNode(id: string): boolean {
     return this.#supervisor.kill(id);
+  }
+
+  /**
+   * Zero-downtime reload of the handlers folder (see reloader.ts): resolves with what
+   * changed once every node runs the new set; rejects with HandlerLoadError naming the file
+   * when the folder no longer loads (the nodes keep their code), or ShuttingDownError.
+   */
+  reload(reason = "api"): Promise<ReloadResult> {
+    if (this.#closing) return Promise.reject(new ShuttingDownError("reload() after close()"));
+    return this.#reloader.reload(reason);
   }
 
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
@@ -288,10 +301,10 @@ export class Cluster {
 export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
-  const files = findHandlers(options.handlers);
-  const supervisor = new Supervisor(options, files, log);
+  const handlers = readHandlerSet(options.handlers);
+  const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
-  const registry = new HandlerRegistry(files, configs, options);
+  const registry = new HandlerRegistry(handlers, configs, options);
   const random = options.seed === null ? Math.random : seededRandom(options.seed);
   const balancer = createBalancer(options.balancer, { random, weights: options.weights });
   const dispatcher = new Dispatcher({ nodes: supervisor.nodes, balancer, registry, options, log });
@@ -301,5 +314,6 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
     "cluster up",
   );
-  return new Cluster(options, log, supervisor, dispatcher, registry);
+  const reloader = new Reloader({ dir: options.handlers, current: handlers, supervisor, registry, dispatcher, log });
+  return new Cluster(options, log, supervisor, dispatcher, registry, reloader);
 }

@@ -310,6 +310,7 @@ export class Dispatcher {
     job.attempt = attempt;
     job.attempts++;
     job.lastNode = node.id;
+    job.version = node.versionOf(job.handler);
     const first = job.startedAt === 0;
     if (first) job.startedAt = performance.now();
     this.#attempts.set(attempt.a, attempt);

@@ -47,6 +47,8 @@ export class Job implements Queued {
   checkpointAt = 0;
   /** The node of the latest attempt. */
   lastNode: string | null = null;
+  /** The handler version (file hash) that node runs: a reload shows in the reply. */
+  version: string | undefined = undefined;
   deadline: NodeJS.Timeout | null = null;
   readonly submittedAt = performance.now();
   /** The payload as JSON text when a front received it (then `payload` is undefined): the node parses it. */
@@ -77,6 +79,8 @@ export class Job implements Queued {
   }
 
   meta(): ReplyMeta {
-    return { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    const meta: ReplyMeta = { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    if (this.version !== undefined) meta.version = this.version;
+    return meta;
   }
 }

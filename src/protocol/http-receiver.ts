@@ -162,6 +162,11 @@ class HttpReceiver implements Front {
       case "/metrics":
         if (allow(req, res, "GET")) this.#async(res, this.#scrape(res));
         return;
+      case "/v1/reload":
+        if (allow(req, res, "POST") && this.#admin(req, res)) {
+          this.#cluster.reload("http").then((done) => send(res, 200, JSON.stringify({ reloaded: done })), (err: CrewError) => sendError(res, err));
+        }
+        return;
     }
     const kill = KILL_ROUTE.exec(path);
     if (kill) {
@@ -290,10 +295,15 @@ class HttpReceiver implements Front {
     send(res, 200, text, this.#metrics.contentType);
   }
 
+  /** Whether `req` may use an admin endpoint; answers E_FORBIDDEN when not. */
+  #admin(req: IncomingMessage, res: ServerResponse): boolean {
+    if (adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) return true;
+    sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or x-crew-admin-token"));
+    return false;
+  }
+
   #kill(req: IncomingMessage, res: ServerResponse, encodedId: string): void {
-    if (!adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) {
-      return sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or x-crew-admin-token"));
-    }
+    if (!this.#admin(req, res)) return;
     let id: string;
     try {
       id = decodeURIComponent(encodedId);
