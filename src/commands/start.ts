@@ -34,6 +34,7 @@ export const startCommand: CommandModule<object, object> = {
     const logger = createLogger(String(clusterInput.logLevel ?? "info"), { pretty: cli.pretty === true });
     const options = resolveOptions(clusterInput);
     const signals = new SignalControl(logger, options.killGraceMs);
+    logger.info({ handlers: options.handlers, threads: options.threads, processes: options.processes }, "starting nodes");
     const cluster = await signals.starting(createCluster({ ...clusterInput, logger }));
     if (signals.stopping) return;
     try {

@@ -12,12 +12,14 @@ import type { NodeState } from "../nodes/compute-node.js";
 import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { checkIdempotencyKey, checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
+import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
 import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
-import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
+import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
+import { Reloader, type ReloadResult } from "./reloader.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { createStore } from "../store/index.js";
@@ -79,7 +81,8 @@ export interface ClusterStatus {
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
 export interface Front {
   stopAccepting(): void;
-  destroyConnections(): void;
+  /** Ends the open connections after their last replies; resolves once they are gone. */
+  destroyConnections(): void | Promise<void>;
 }
 
 
@@ -91,19 +94,24 @@ export class Cluster {
   /** Keyed requests (joins, replays, the store) in front of the dispatcher; every request goes through it. */
   readonly #requests: KeyedRequests;
   readonly #registry: HandlerRegistry;
+  readonly #reloader: Reloader;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
+  /** Each connection's fair share of the queue, across both fronts. */
+  readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
   #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, requests: KeyedRequests) {
+  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader, requests: KeyedRequests) {
+    this.#reloader = reloader;
     this.#requests = requests;
     this.options = options;
     this.log = log;
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
     this.#registry = registry;
+    this.shares = new ClientShares(options.maxQueue);
   }
 
   get handlers(): HandlerSpec[] {
@@ -184,12 +192,23 @@ export class Cluster {
     return this.#supervisor.kill(id);
   }
 
+  /**
+   * Zero-downtime reload of the handlers folder (see reloader.ts): resolves with what
+   * changed once every node runs the new set; rejects with HandlerLoadError naming the file
+   * when the folder no longer loads (the nodes keep their code), or ShuttingDownError.
+   */
+  reload(reason = "api"): Promise<ReloadResult> {
+    if (this.#closing) return Promise.reject(new ShuttingDownError("reload() after close()"));
+    return this.#reloader.reload(reason);
+  }
+
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
     const { host, port } = checkListenAddress(options);
+    const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
       this.#requests,
-      { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
+      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
     const address = await tcp.listen(port, host);
@@ -288,8 +307,9 @@ export class Cluster {
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
-    for (const front of this.#fronts) front.destroyConnections();
-    await this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs);
+    // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
+    const ended = Promise.all(this.#fronts.map((front) => front.destroyConnections()));
+    await Promise.all([this.#hurry ? null : ended, this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs)]);
     await this.#requests.store.close();
     this.log.info("stopped");
   }
@@ -298,13 +318,13 @@ export class Cluster {
 export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
-  const files = findHandlers(options.handlers);
+  const handlers = readHandlerSet(options.handlers);
   // The store first: a journal that cannot be used stops the start before any node spawns.
   const store = await createStore(options, log);
   const open = await store.open();
-  const supervisor = new Supervisor(options, files, log);
+  const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
-  const registry = new HandlerRegistry(files, configs, options);
+  const registry = new HandlerRegistry(handlers, configs, options);
   const random = options.seed === null ? Math.random : seededRandom(options.seed);
   const balancer = createBalancer(options.balancer, { random, weights: options.weights });
   const dispatcher = new Dispatcher({ nodes: supervisor.nodes, balancer, registry, options, log });
@@ -314,11 +334,12 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
     "cluster up",
   );
+  const reloader = new Reloader({ dir: options.handlers, current: handlers, supervisor, registry, dispatcher, log });
   const requests = new KeyedRequests({ dispatcher, store, log, timeoutOf: (name) => registry.get(name)?.timeoutMs ?? options.timeoutMs });
   if (open.length > 0) {
     const started = performance.now();
     requests.recover(open);
     log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
   }
-  return new Cluster(options, log, supervisor, dispatcher, registry, requests);
+  return new Cluster(options, log, supervisor, dispatcher, registry, reloader, requests);
 }

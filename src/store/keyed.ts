@@ -27,8 +27,8 @@ import type { Dispatcher, SubmitRequest } from "../primary/dispatcher.js";
 import type { DoneCallback, Durability, Job, Outcome } from "../primary/job.js";
 import type { MaybePromise, NewRequest, OpenRequest, RequestStore, StoredReply } from "./store.js";
 
-/** What the receivers and `cluster.run` submit through. */
-export interface RequestSink {
+/** What the receivers and `cluster.run` submit through: the dispatcher's entry, with keys. */
+export interface RequestSink extends Pick<Dispatcher, "queueFull" | "hold" | "release" | "shed"> {
   submit(req: SubmitRequest, done: DoneCallback): Job | null;
   /** Explicit cancel: the request answers E_CANCELLED (a keyed one too). */
   cancel(job: Job): void;
@@ -83,7 +83,8 @@ export class KeyedRequests implements RequestSink {
   submit(req: SubmitRequest, done: DoneCallback): Job | null {
     const key = req.idempotencyKey;
     if (key === undefined) return this.#dispatcher.submit(req, done);
-    const payloadJson = req.payload === undefined ? null : JSON.stringify(req.payload);
+    // Compared as text, byte for byte: the JSON a front received, or the payload as JSON.stringify writes it.
+    const payloadJson = req.payloadJson ?? (req.payload === undefined ? null : JSON.stringify(req.payload));
     const fingerprint = fingerprintOf(req.handler, payloadJson);
     const live = this.#live.get(key);
     if (live) {
@@ -118,6 +119,22 @@ export class KeyedRequests implements RequestSink {
     this.#dispatcher.cancel(job);
   }
 
+  get queueFull(): boolean {
+    return this.#dispatcher.queueFull;
+  }
+
+  hold(jobs: Iterable<Job>): void {
+    this.#dispatcher.hold(jobs);
+  }
+
+  release(jobs: Iterable<Job>): void {
+    this.#dispatcher.release(jobs);
+  }
+
+  shed(job: Job, error: CrewError): boolean {
+    return this.#dispatcher.shed(job, error);
+  }
+
   hangUp(job: Job): void {
     if (job.idempotencyKey === undefined) this.#dispatcher.cancel(job, new CancelledError("client disconnected"));
   }
@@ -143,7 +160,7 @@ export class KeyedRequests implements RequestSink {
       }
       const req: SubmitRequest = {
         handler: rec.handler,
-        payload: rec.payloadJson === null ? undefined : JSON.parse(rec.payloadJson),
+        payloadJson: rec.payloadJson ?? undefined,
         idempotencyKey: rec.idempotencyKey,
         priority: rec.priority,
         timeoutMs: left,
@@ -189,7 +206,7 @@ export class KeyedRequests implements RequestSink {
   #answered(live: Live, outcome: Outcome): void {
     const refusedAtDoor = live.job === null && !live.recovered;
     const code = outcome.ok ? "ok" : outcome.error.code;
-    if (refusedAtDoor || code === "E_CANCELLED" || (code === "E_SHUTTING_DOWN" && this.#store.kind === "memory")) {
+    if (refusedAtDoor || !KEPT_CODES.has(code) && (code !== "E_SHUTTING_DOWN" || this.#store.kind === "memory")) {
       // Nothing to replay: the work did not finish, and the key may run again.
       this.#live.delete(live.key);
       this.#store.release(live.key);
@@ -246,6 +263,12 @@ export class KeyedRequests implements RequestSink {
     return null;
   }
 }
+
+/**
+ * The answers kept for replay: what the work came to. The others (cancelled, shed from a
+ * full queue, shutting down, …) free the key, and the same key runs again.
+ */
+const KEPT_CODES = new Set(["ok", "E_HANDLER", "E_CRASHED", "E_TIMEOUT", "E_UNKNOWN_HANDLER", "E_NO_NODE"]);
 
 /** sha256 of handler and payload text, hex: what "the same work" means for a key. */
 export function fingerprintOf(handler: string, payloadJson: string | null): string {
