@@ -21,6 +21,7 @@ import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-regis
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Supervisor } from "./supervisor.js";
+import { transpileHandlers } from "./transpile.js";
 
 export interface RunOptions {
   key?: string;
@@ -263,7 +264,7 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
   const files = findHandlers(options.handlers);
-  const supervisor = new Supervisor(options, files, log);
+  const supervisor = new Supervisor(options, files, log, await transpileHandlers(files, log));
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(files, configs, options);
   const random = options.seed === null ? Math.random : seededRandom(options.seed);

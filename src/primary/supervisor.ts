@@ -23,7 +23,8 @@ export class Supervisor {
   #stopping = false;
   observer: ClusterObserver = {};
 
-  constructor(options: ResolvedOptions, handlerFiles: Record<string, string>, log: Logger) {
+  /** `compiled`: handler name → the JavaScript compiled from its TypeScript (transpile.ts). */
+  constructor(options: ResolvedOptions, handlerFiles: Record<string, string>, log: Logger, compiled: Record<string, string> = {}) {
     this.#options = options;
     this.#log = log;
     const listener = {
@@ -41,6 +42,7 @@ export class Supervisor {
             memoryMb: options.nodeMemoryMb,
             init: {
               handlers: handlerFiles,
+              compiled,
               logLevel: log.level,
               maxCheckpointBytes: options.maxCheckpointBytes,
               concurrency: options.nodeConcurrency,
