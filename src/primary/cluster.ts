@@ -5,23 +5,23 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
-import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/address.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
-import { type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
-import { int } from "../validate.js";
+import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
 import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
-import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
+import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
+import { Reloader, type ReloadResult } from "./reloader.js";
+import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
-import { transpileHandlers } from "./transpile.js";
+import { compileHandlers } from "./transpile.js";
 
 export interface RunOptions {
   key?: string;
@@ -84,12 +84,15 @@ export class Cluster {
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
   readonly #registry: HandlerRegistry;
+  readonly #reloader: Reloader;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   #closing: Promise<void> | null = null;
+  #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry) {
+  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader) {
+    this.#reloader = reloader;
     this.options = options;
     this.log = log;
     this.#supervisor = supervisor;
@@ -170,10 +173,19 @@ export class Cluster {
     return this.#supervisor.kill(id);
   }
 
+  /**
+   * Zero-downtime reload of the handlers folder (see reloader.ts): resolves with what
+   * changed once every node runs the new set; rejects with HandlerLoadError naming the file
+   * when the folder no longer loads (the nodes keep their code), or ShuttingDownError.
+   */
+  reload(reason = "api"): Promise<ReloadResult> {
+    if (this.#closing) return Promise.reject(new ShuttingDownError("reload() after close()"));
+    return this.#reloader.reload(reason);
+  }
+
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
-    const host = options.host ?? DEFAULT_HOST;
-    const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
+    const { host, port } = checkListenAddress(options);
     const tcp = new TcpReceiver(
       this.#dispatcher,
       { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
@@ -183,7 +195,6 @@ export class Cluster {
     this.#addFront(tcp);
     let httpPort: number | null = null;
     if (options.httpPort !== undefined) {
-      int(options.httpPort, "httpPort", 0, 65535);
       const http = await startHttpFront(this, { ...options, host });
       this.#addFront(http.front);
       httpPort = http.port;
@@ -230,6 +241,11 @@ export class Cluster {
     };
   }
 
+  /** The requests accepted and not yet answered, oldest first: at most `limit` of them. */
+  requests(limit = Infinity): RequestStatus[] {
+    return describeRequests(this.#dispatcher.requests(), limit);
+  }
+
   /** Live nodes, for metrics: id, kind, state and counters without a memory query. */
   get nodes(): ReadonlyArray<{ id: string; kind: NodeKind; state: NodeState; inFlight: number; crashes: number; restarts: number; completed: number }> {
     return this.#supervisor.nodes;
@@ -237,6 +253,11 @@ export class Cluster {
 
   get queueLength(): number {
     return this.#dispatcher.queueLength;
+  }
+
+  /** Requests accepted and not yet answered. */
+  get active(): number {
+    return this.#dispatcher.active;
   }
 
   /**
@@ -248,6 +269,17 @@ export class Cluster {
     return this.#closing;
   }
 
+  /**
+   * Ends a drain at once (or closes without one): what is still open answers
+   * E_SHUTTING_DOWN now, and the nodes stop without kill grace.
+   */
+  closeNow(): Promise<void> {
+    this.#hurry = true;
+    const closing = this.close();
+    this.#dispatcher.hurryDrain();
+    return closing;
+  }
+
   async #close(): Promise<void> {
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
@@ -255,7 +287,7 @@ export class Cluster {
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
     for (const front of this.#fronts) front.destroyConnections();
-    await this.#supervisor.stop(this.options.killGraceMs);
+    await this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs);
     this.log.info("stopped");
   }
 }
@@ -263,10 +295,10 @@ export class Cluster {
 export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
-  const files = findHandlers(options.handlers);
-  const supervisor = new Supervisor(options, files, log, await transpileHandlers(files, log));
+  const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
+  const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
-  const registry = new HandlerRegistry(files, configs, options);
+  const registry = new HandlerRegistry(handlers, configs, options);
   const random = options.seed === null ? Math.random : seededRandom(options.seed);
   const balancer = createBalancer(options.balancer, { random, weights: options.weights });
   const dispatcher = new Dispatcher({ nodes: supervisor.nodes, balancer, registry, options, log });
@@ -276,5 +308,6 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
     "cluster up",
   );
-  return new Cluster(options, log, supervisor, dispatcher, registry);
+  const reloader = new Reloader({ dir: options.handlers, current: handlers, supervisor, registry, dispatcher, log });
+  return new Cluster(options, log, supervisor, dispatcher, registry, reloader);
 }

@@ -140,6 +140,12 @@ export class Dispatcher {
     if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
   }
 
+  /** The requests accepted and not yet answered: running, then waiting (GET /v1/requests). */
+  *requests(): Generator<Job> {
+    for (const attempt of this.#attempts.values()) if (attempt.job.attempt === attempt && attempt.job.state === "running") yield attempt.job;
+    yield* this.#room.jobs();
+  }
+
   /** Stops taking requests; resolves once every accepted one has answered, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
@@ -154,6 +160,11 @@ export class Dispatcher {
     }
     // Whatever outlived the grace period answers now: every accepted request gets its reply.
     for (const job of this.#openJobs()) this.cancel(job, new ShuttingDownError("the cluster shut down before the request finished"));
+  }
+
+  /** Ends drain()'s wait now: what is still open answers E_SHUTTING_DOWN (a second Ctrl-C). */
+  hurryDrain(): void {
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   onResult(node: ComputeNode, msg: ResultMsg): void {
@@ -173,7 +184,7 @@ export class Dispatcher {
   onCheckpoint(node: ComputeNode, msg: CheckpointMsg): void {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt || attempt.job.state === "done") return;
-    attempt.job.checkpoint = msg.json;
+    attempt.job.storeCheckpoint(msg.json);
     this.stats.checkpoints++;
     this.observer.checkpointStored?.(attempt.job);
     // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held here.
@@ -259,6 +270,7 @@ export class Dispatcher {
     job.attempt = attempt;
     job.attempts++;
     job.lastNode = node.id;
+    job.version = node.versionOf(job.handler);
     const first = job.startedAt === 0;
     if (first) job.startedAt = performance.now();
     this.#attempts.set(attempt.a, attempt);

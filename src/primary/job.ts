@@ -42,8 +42,12 @@ export class Job implements Queued {
   attempt: Attempt | null = null;
   /** The last checkpoint, as JSON text. */
   checkpoint: string | null = null;
+  /** When the last checkpoint was stored (performance.now() ms), 0 before any. */
+  checkpointAt = 0;
   /** The node of the latest attempt. */
   lastNode: string | null = null;
+  /** The handler version (file hash) that node runs: a reload shows in the reply. */
+  version: string | undefined = undefined;
   deadline: NodeJS.Timeout | null = null;
   readonly submittedAt = performance.now();
   /** The request's size as received, held against the pending-bytes budget until it answers. */
@@ -61,11 +65,19 @@ export class Job implements Queued {
     readonly done: DoneCallback,
   ) {}
 
+  /** Keeps `json` as the request's latest checkpoint. */
+  storeCheckpoint(json: string): void {
+    this.checkpoint = json;
+    this.checkpointAt = performance.now();
+  }
+
   get handler(): string {
     return this.spec.name;
   }
 
   meta(): ReplyMeta {
-    return { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    const meta: ReplyMeta = { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    if (this.version !== undefined) meta.version = this.version;
+    return meta;
   }
 }

@@ -22,6 +22,12 @@ import { basename, dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Logger } from "pino";
 import { HandlerLoadError } from "../errors.js";
+import type { HandlerSet } from "./handler-registry.js";
+
+/** `set` with its TypeScript handlers compiled (see transpileHandlers). */
+export async function compileHandlers(set: HandlerSet, log: Logger): Promise<HandlerSet> {
+  return { ...set, compiled: await transpileHandlers(set.files, log) };
+}
 
 /** Files compiled here; others are imported by the nodes as they are. */
 export const TS_HANDLER = /\.[cm]?ts$/;

@@ -64,6 +64,11 @@ export class WaitingRoom {
     for (const job of parked.drain()) this.enqueue(job);
   }
 
+  /** Every waiting job, queued or parked, without taking any out (for status pages). */
+  *jobs(): Generator<Job> {
+    for (const queue of [this.#any, this.#processOnly, ...this.#parked.values()]) yield* queue.values();
+  }
+
   /** Empties every queue, returning what waited. */
   drainAll(): Job[] {
     const jobs: Job[] = [];

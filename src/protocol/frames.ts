@@ -36,6 +36,8 @@ export interface ReplyMeta {
   node: string | null;
   attempts: number;
   ms: number;
+  /** The handler's version (its file's content hash) on the node that answered. */
+  version?: string;
 }
 
 export type Reply =
@@ -132,7 +134,7 @@ function bad(id: RequestId | null, message: string): ParseResult {
  * JSON text, so it is spliced in rather than parsed and serialised again here.
  */
 export function encodeReply(id: RequestId | null, outcome: Outcome): string {
-  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}}`;
+  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}${outcome.meta.version === undefined ? "" : `,"version":${JSON.stringify(outcome.meta.version)}`}}`;
   const idText = JSON.stringify(id);
   if (outcome.ok) return `{"id":${idText},"ok":true,"result":${outcome.json},"meta":${meta}}\n`;
   return `{"id":${idText},"ok":false,"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}\n`;
