@@ -22,6 +22,7 @@ import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
+import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
 import { KeyedRequests } from "../store/keyed.js";
 import type { StoreStatus } from "../store/store.js";
@@ -318,7 +319,7 @@ export class Cluster {
 export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
-  const handlers = readHandlerSet(options.handlers);
+  const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
   // The store first: a journal that cannot be used stops the start before any node spawns.
   const store = await createStore(options, log);
   const open = await store.open();
