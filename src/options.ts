@@ -83,6 +83,8 @@ export interface ClusterOptions {
   maxUnsentReplyBytes?: number;
   /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
   allowedHosts?: string | string[];
+  /** Reload (with no downtime) whenever a file in the handlers folder changes. Default false. */
+  watch?: boolean;
   logLevel?: string;
   /** A pino logger of your own (its level wins over logLevel). */
   logger?: Logger;
@@ -128,6 +130,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     idleConnectionMs: int(input.idleConnectionMs ?? 300_000, "idleConnectionMs", 0, MAX_TIMEOUT_MS),
     maxUnsentReplyBytes: int(input.maxUnsentReplyBytes ?? 8 * 1024 * 1024, "maxUnsentReplyBytes", 1, 2 ** 40),
     allowedHosts: hostList(input.allowedHosts),
+    watch: bool(input.watch ?? false, "watch"),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
@@ -187,6 +190,11 @@ function str(value: unknown, name: string): string {
   if (typeof value !== "string" || value.length === 0) {
     throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
   }
+  return value;
+}
+
+function bool(value: unknown, name: string): boolean {
+  if (typeof value !== "boolean") throw new InvalidOptionError(`${name} must be true or false, got ${JSON.stringify(value)}`);
   return value;
 }
 

@@ -78,6 +78,7 @@ export const START_FLAGS = {
   idleConnectionMs: { kind: "number", describe: "Close a connection idle (nothing in flight, nothing sent) this long (0: never)" },
   maxUnsentReplyBytes: { kind: "number", describe: "Unread reply bytes per connection before its waiting requests are held" },
   allowedHosts: { kind: "string", describe: "Host names the HTTP front answers besides loopback, comma-separated (*: any)" },
+  watch: { kind: "boolean", describe: "Reload the handlers (no downtime) when a file in their folder changes" },
   logLevel: { kind: "string", choices: LOG_LEVELS, describe: "Log level" },
   pretty: { kind: "boolean", to: "cli", fallback: false, describe: "Human-readable logs instead of JSON lines" },
   ...CONFIG_FLAGS,

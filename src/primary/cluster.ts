@@ -19,6 +19,7 @@ import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-reg
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
+import { watchHandlers } from "./watcher.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -87,12 +88,15 @@ export class Cluster {
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   #closing: Promise<void> | null = null;
+  /** Stops --watch. */
+  #unwatch: () => void = () => {};
   #hurry = false;
 
   /** Use createCluster(). */
   constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader) {
     this.#reloader = reloader;
     this.options = options;
+    if (options.watch) this.#unwatch = watchHandlers(options.handlers, () => this.reload("watch"), log);
     this.log = log;
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
@@ -280,6 +284,7 @@ export class Cluster {
   }
 
   async #close(): Promise<void> {
+    this.#unwatch();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
