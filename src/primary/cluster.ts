@@ -12,6 +12,7 @@ import type { NodeState } from "../nodes/compute-node.js";
 import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
+import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
 import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
@@ -22,6 +23,7 @@ import { Reloader, type ReloadResult } from "./reloader.js";
 import { watchHandlers } from "./watcher.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
+import { compileHandlers } from "./transpile.js";
 
 export interface RunOptions {
   key?: string;
@@ -74,7 +76,8 @@ export interface ClusterStatus {
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
 export interface Front {
   stopAccepting(): void;
-  destroyConnections(): void;
+  /** Ends the open connections after their last replies; resolves once they are gone. */
+  destroyConnections(): void | Promise<void>;
 }
 
 
@@ -87,6 +90,8 @@ export class Cluster {
   readonly #reloader: Reloader;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
+  /** Each connection's fair share of the queue, across both fronts. */
+  readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
   /** Stops --watch. */
   #unwatch: () => void = () => {};
@@ -101,6 +106,7 @@ export class Cluster {
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
     this.#registry = registry;
+    this.shares = new ClientShares(options.maxQueue);
   }
 
   get handlers(): HandlerSpec[] {
@@ -189,9 +195,10 @@ export class Cluster {
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
     const { host, port } = checkListenAddress(options);
+    const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
       this.#dispatcher,
-      { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
+      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
     const address = await tcp.listen(port, host);
@@ -290,8 +297,9 @@ export class Cluster {
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
-    for (const front of this.#fronts) front.destroyConnections();
-    await this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs);
+    // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
+    const ended = Promise.all(this.#fronts.map((front) => front.destroyConnections()));
+    await Promise.all([this.#hurry ? null : ended, this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs)]);
     this.log.info("stopped");
   }
 }
@@ -299,7 +307,7 @@ export class Cluster {
 export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
-  const handlers = readHandlerSet(options.handlers);
+  const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
   const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(handlers, configs, options);

@@ -15,9 +15,10 @@ export type DoneCallback = (outcome: Outcome) => void;
 
 /**
  * queued: waiting for a node; parked: waiting for one busy node it is bound to (hash);
+ * held: waiting, kept from starting while its client does not read its replies;
  * running: an attempt is on a node; done: answered.
  */
-export type JobState = "queued" | "parked" | "running" | "done";
+export type JobState = "queued" | "parked" | "held" | "running" | "done";
 
 export interface Attempt {
   readonly a: number;
@@ -50,6 +51,8 @@ export class Job implements Queued {
   version: string | undefined = undefined;
   deadline: NodeJS.Timeout | null = null;
   readonly submittedAt = performance.now();
+  /** The payload as JSON text when a front received it (then `payload` is undefined): the node parses it. */
+  payloadJson: string | undefined = undefined;
   /** The request's size as received, held against the pending-bytes budget until it answers. */
   bytes = 0;
   /** When the first attempt started, for the queue-wait metric. */
