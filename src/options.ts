@@ -91,6 +91,8 @@ export interface ClusterOptions {
   resultTtlMs?: number;
   /** Idempotency keys held (open, or answered and kept for replay) before a new key answers E_OVERLOADED. Default 100000. */
   maxKeptReplies?: number;
+  /** Reload (with no downtime) whenever a file in the handlers folder changes. Default false. */
+  watch?: boolean;
   logLevel?: string;
   /** A pino logger of your own (its level wins over logLevel). */
   logger?: Logger;
@@ -141,6 +143,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     journalSync: oneOf(input.journalSync ?? "normal", "journalSync", ["normal", "full"] as const),
     resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
     maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
+    watch: bool(input.watch ?? false, "watch"),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
@@ -200,6 +203,11 @@ function str(value: unknown, name: string): string {
   if (typeof value !== "string" || value.length === 0) {
     throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
   }
+  return value;
+}
+
+function bool(value: unknown, name: string): boolean {
+  if (typeof value !== "boolean") throw new InvalidOptionError(`${name} must be true or false, got ${JSON.stringify(value)}`);
   return value;
 }
 

@@ -82,6 +82,7 @@ export const START_FLAGS = {
   journalSync: { kind: "string", choices: ["normal", "full"], describe: "full: an fsync per commit, so an OS crash loses nothing either [default: normal]" },
   resultTtlMs: { kind: "number", describe: "How long a keyed request's reply is kept for replay [default: 600000]" },
   maxKeptReplies: { kind: "number", describe: "Idempotency keys held (open or kept) before a new key is refused E_OVERLOADED [default: 100000]" },
+  watch: { kind: "boolean", describe: "Reload the handlers (no downtime) when a file in their folder changes" },
   logLevel: { kind: "string", choices: LOG_LEVELS, describe: "Log level" },
   pretty: { kind: "boolean", to: "cli", fallback: false, describe: "Human-readable logs instead of JSON lines" },
   ...CONFIG_FLAGS,

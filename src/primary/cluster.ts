@@ -20,6 +20,7 @@ import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-reg
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
+import { watchHandlers } from "./watcher.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
@@ -101,6 +102,8 @@ export class Cluster {
   /** Each connection's fair share of the queue, across both fronts. */
   readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
+  /** Stops --watch. */
+  #unwatch: () => void = () => {};
   #hurry = false;
 
   /** Use createCluster(). */
@@ -108,6 +111,7 @@ export class Cluster {
     this.#reloader = reloader;
     this.#requests = requests;
     this.options = options;
+    if (options.watch) this.#unwatch = watchHandlers(options.handlers, () => this.reload("watch"), log);
     this.log = log;
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
@@ -303,6 +307,7 @@ export class Cluster {
   }
 
   async #close(): Promise<void> {
+    this.#unwatch();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
