@@ -9,6 +9,7 @@ import { startCommand } from "./commands/start.js";
 import { runCommand } from "./commands/run.js";
 import { statusCommand } from "./commands/status.js";
 import { benchCommand } from "./commands/bench.js";
+import { reloadCommand } from "./commands/reload.js";
 
 export async function main(argv: string[]): Promise<void> {
   try {
@@ -22,7 +23,8 @@ export async function main(argv: string[]): Promise<void> {
       .command(runCommand)
       .command(statusCommand)
       .command(benchCommand)
-      .demandCommand(1, "Name a command: crew start | run | status | bench (crew <command> --help for its options)")
+      .command(reloadCommand)
+      .demandCommand(1, "Name a command: crew start | run | status | reload | bench (crew <command> --help for its options)")
       .strict()
       .recommendCommands()
       .help()

@@ -83,14 +83,25 @@ export interface ClusterOptions {
   maxUnsentReplyBytes?: number;
   /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
   allowedHosts?: string | string[];
+  /** An SQLite file where keyed requests, their checkpoints and replies are kept across restarts (DESIGN.md). Default: none. */
+  journal?: string;
+  /** "normal": a killed primary loses nothing committed; "full": an OS crash or power loss neither (an fsync per commit). Default "normal". */
+  journalSync?: "normal" | "full";
+  /** How long a keyed request's reply is kept for replay, ms. Default 600000. */
+  resultTtlMs?: number;
+  /** Idempotency keys held (open, or answered and kept for replay) before a new key answers E_OVERLOADED. Default 100000. */
+  maxKeptReplies?: number;
+  /** Reload (with no downtime) whenever a file in the handlers folder changes. Default false. */
+  watch?: boolean;
   logLevel?: string;
   /** A pino logger of your own (its level wins over logLevel). */
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal">> & {
   /** An absolute path. */
   handlers: string;
+  journal: string | null;
   allowedHosts: string[];
   weights: Record<string, number>;
   seed: number | null;
@@ -128,6 +139,11 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     idleConnectionMs: int(input.idleConnectionMs ?? 300_000, "idleConnectionMs", 0, MAX_TIMEOUT_MS),
     maxUnsentReplyBytes: int(input.maxUnsentReplyBytes ?? 8 * 1024 * 1024, "maxUnsentReplyBytes", 1, 2 ** 40),
     allowedHosts: hostList(input.allowedHosts),
+    journal: input.journal === undefined ? null : resolve(str(input.journal, "journal")),
+    journalSync: oneOf(input.journalSync ?? "normal", "journalSync", ["normal", "full"] as const),
+    resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
+    maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
+    watch: bool(input.watch ?? false, "watch"),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
@@ -187,6 +203,11 @@ function str(value: unknown, name: string): string {
   if (typeof value !== "string" || value.length === 0) {
     throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
   }
+  return value;
+}
+
+function bool(value: unknown, name: string): boolean {
+  if (typeof value !== "boolean") throw new InvalidOptionError(`${name} must be true or false, got ${JSON.stringify(value)}`);
   return value;
 }
 

@@ -8,7 +8,7 @@
  *   draining, a log line every DRAIN_LOG_INTERVAL_MS says what it still waits for.
  * - A second SIGINT / SIGTERM during the drain: what is left answers E_SHUTTING_DOWN now,
  *   nodes stop without grace, exit 1. A third exits at once.
- * - SIGHUP: see onSighup.
+ * - SIGHUP: reload the handlers (see onSighup).
  */
 import type { Logger } from "pino";
 import type { Cluster } from "../primary/cluster.js";
@@ -47,11 +47,13 @@ export class SignalControl {
   }
 
   /**
-   * SIGHUP's meaning. `crew reload` will make it reload the handlers; until then it drains
-   * like SIGTERM, never the default (death without a drain). Replace this body to reload.
+   * SIGHUP reloads the handlers with no downtime (`crew reload`); a folder that does not
+   * load is logged and the old code serves on. Before the cluster is up, or while it
+   * drains, SIGHUP is logged and ignored.
    */
   onSighup(): void {
-    this.#stop("SIGHUP");
+    if (!this.#cluster || this.stopping) return void this.#log.warn({ signal: "SIGHUP" }, "SIGHUP ignored: the cluster is not serving");
+    this.#cluster.reload("SIGHUP").catch(() => {}); // the reloader logs the failure
   }
 
   #stop(signal: Signal): void {

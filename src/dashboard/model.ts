@@ -26,7 +26,11 @@ export interface HostView {
   id: string;
   /** Whether this is the host serving the page. */
   self: boolean;
-  nodes: NodeStatus[];
+  /** Other hosts (from the shared store): ms since their last heartbeat, requests they hold. */
+  lastSeenMs?: number;
+  held?: number;
+  /** This host's nodes in full; another host's as it reports them (id, kind, state, in flight). */
+  nodes: Array<Partial<NodeStatus> & Pick<NodeStatus, "id">>;
 }
 
 /** One view of the cluster: what the page redraws from. */
@@ -83,7 +87,9 @@ export class DashboardModel {
     const requests = this.#cluster.requests(REQUESTS_SHOWN);
     const requestsTotal = this.#cluster.active;
     const status = await this.#cluster.status();
-    const hosts = (status as { hosts?: HostView[] }).hosts ?? [{ id: "local", self: true, nodes: status.nodes }];
+    // With several hosts, status lists them all; this host's own nodes come with every field.
+    const listed = (status as { hosts?: HostView[] }).hosts;
+    const hosts = listed?.map((host) => (host.self ? { ...host, nodes: status.nodes } : host)) ?? [{ id: "local", self: true, nodes: status.nodes }];
     return {
       t,
       uptimeMs: status.uptimeMs,
