@@ -90,6 +90,14 @@ export interface ClusterOptions {
   maxUnsentReplyBytes?: number;
   /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
   allowedHosts?: string | string[];
+  /** An SQLite file where keyed requests, their checkpoints and replies are kept across restarts (DESIGN.md). Default: none. */
+  journal?: string;
+  /** "normal": a killed primary loses nothing committed; "full": an OS crash or power loss neither (an fsync per commit). Default "normal". */
+  journalSync?: "normal" | "full";
+  /** How long a keyed request's reply is kept for replay, ms. Default 600000. */
+  resultTtlMs?: number;
+  /** Idempotency keys held (open, or answered and kept for replay) before a new key answers E_OVERLOADED. Default 100000. */
+  maxKeptReplies?: number;
   /** Reload (with no downtime) whenever a file in the handlers folder changes. Default false. */
   watch?: boolean;
   logLevel?: string;
@@ -97,7 +105,7 @@ export interface ClusterOptions {
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "threads" | "processes">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal" | "threads" | "processes">> & {
   /** Thread nodes at start, and the fewest kept (MIN of "MIN..MAX"). */
   threads: number;
   /** The most thread nodes (MAX of "MIN..MAX"; = threads for a plain number). */
@@ -106,6 +114,7 @@ export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weight
   maxProcesses: number;
   /** An absolute path. */
   handlers: string;
+  journal: string | null;
   allowedHosts: string[];
   weights: Record<string, number>;
   seed: number | null;
@@ -145,6 +154,10 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     idleConnectionMs: int(input.idleConnectionMs ?? 300_000, "idleConnectionMs", 0, MAX_TIMEOUT_MS),
     maxUnsentReplyBytes: int(input.maxUnsentReplyBytes ?? 8 * 1024 * 1024, "maxUnsentReplyBytes", 1, 2 ** 40),
     allowedHosts: hostList(input.allowedHosts),
+    journal: input.journal === undefined ? null : resolve(str(input.journal, "journal")),
+    journalSync: oneOf(input.journalSync ?? "normal", "journalSync", ["normal", "full"] as const),
+    resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
+    maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
     watch: bool(input.watch ?? false, "watch"),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
