@@ -53,6 +53,10 @@ async function fetchStatus(url: string): Promise<string> {
   } catch (err) {
     const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
     const reason = cause?.code ?? cause?.message ?? (err as Error).message;
+    // llhttp's parse errors (HPE_INVALID_CONSTANT, …): something answered, but not in HTTP.
+    if (cause?.code?.startsWith("HPE_")) {
+      throw new Error(`${url} did not answer in HTTP (${reason}): is that the cluster's TCP port? --http-port takes its HTTP port (crew start logs both when "listening")`);
+    }
     throw new Error(`could not reach ${url}: ${reason} (is \`crew start\` running there? --host and --http-port choose the cluster)`);
   }
   const text = await res.text();
