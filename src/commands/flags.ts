@@ -14,7 +14,7 @@ import { DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_PORT } from "../protocol/addre
 
 export interface FlagSpec {
   /** How the text of a flag or environment variable is read; a config file gives JSON values. */
-  kind: "number" | "string" | "boolean";
+  kind: "number" | "string" | "boolean" | "range";
   describe: string;
   /**
    * Where the value goes: createCluster's options ("cluster", the default), cluster.listen()'s
@@ -52,8 +52,10 @@ export const CLIENT_FLAGS = { ...ADDRESS_FLAGS, ...CONFIG_FLAGS } satisfies Flag
 
 export const START_FLAGS = {
   handlers: { kind: "string", path: true, defaultText: "./workers", describe: "Folder of handler modules (.js, .mjs, .ts)" },
-  threads: { kind: "number", defaultText: "one per core, or 0 when --processes is given", describe: "Thread nodes" },
-  processes: { kind: "number", describe: "Child-process nodes" },
+  threads: { kind: "range", defaultText: "one per core, or 0 when --processes is given", describe: "Thread nodes: N, or MIN..MAX to grow and shrink with the load" },
+  processes: { kind: "range", describe: "Child-process nodes: N, or MIN..MAX" },
+  scaleUpMs: { kind: "number", describe: "Elastic nodes: add one while a request has waited this long for a node (ms)" },
+  idleTimeoutMs: { kind: "number", describe: "Elastic nodes: stop a node idle this long, down to MIN (ms)" },
   ...ADDRESS_FLAGS,
   balancer: { kind: "string", choices: BALANCER_NAMES, describe: "How a node is picked" },
   weights: { kind: "string", describe: "Weights for --balancer weighted: by kind (t=1,p=3) or node id (t0=2)" },

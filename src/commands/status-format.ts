@@ -47,7 +47,16 @@ export function formatStatus(status: ClusterStatus): string {
     `requests   ${q.active} active · ${q.accepted} accepted · ${q.completed} completed · ${q.failed} failed · ${q.refused} refused`,
     `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored`,
     `cluster    balancer ${status.balancer} · up ${duration(status.uptimeMs)}${status.draining ? " · DRAINING" : ""}`,
+    ...scalingLine(status.scaling),
   ].join("\n");
+}
+
+/** "nodes      threads 3 (2..8) · processes 0 · elastic: up after 100 ms waiting, down after 30000 ms idle". */
+function scalingLine(scaling: ClusterStatus["scaling"] | undefined): string[] {
+  if (!scaling) return []; // a cluster from before elastic nodes
+  const count = (c: { now: number; min: number; max: number }) => `${c.now}${c.min === c.max ? "" : ` (${c.min}..${c.max})`}`;
+  const elastic = scaling.elastic ? ` · elastic: up after ${scaling.elastic.scaleUpMs} ms waiting, down after ${scaling.elastic.idleTimeoutMs} ms idle` : "";
+  return [`nodes      threads ${count(scaling.threads)} · processes ${count(scaling.processes)}${elastic}`];
 }
 
 function mib(bytes: number | null): string {

@@ -21,6 +21,7 @@ import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
 import { watchHandlers } from "./watcher.js";
+import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
@@ -78,6 +79,12 @@ export interface ClusterStatus {
   /** The idempotency-key store (memory or journal), with replayed and joined counts. */
   store: StoreStatus & { replayed: number; joined: number };
   uptimeMs: number;
+  /** Node counts: now (taking work), and the MIN..MAX range; scaleUpMs/idleTimeoutMs when elastic. */
+  scaling: {
+    threads: { now: number; min: number; max: number };
+    processes: { now: number; min: number; max: number };
+    elastic: { scaleUpMs: number; idleTimeoutMs: number } | null;
+  };
 }
 
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
@@ -97,6 +104,7 @@ export class Cluster {
   readonly #requests: KeyedRequests;
   readonly #registry: HandlerRegistry;
   readonly #reloader: Reloader;
+  readonly #scaler: Scaler | null;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   /** Each connection's fair share of the queue, across both fronts. */
@@ -107,9 +115,17 @@ export class Cluster {
   #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader, requests: KeyedRequests) {
-    this.#reloader = reloader;
-    this.#requests = requests;
+  constructor(
+    options: ResolvedOptions,
+    log: Logger,
+    supervisor: Supervisor,
+    dispatcher: Dispatcher,
+    registry: HandlerRegistry,
+    parts: { reloader: Reloader; scaler: Scaler | null; requests: KeyedRequests },
+  ) {
+    this.#reloader = parts.reloader;
+    this.#scaler = parts.scaler;
+    this.#requests = parts.requests;
     this.options = options;
     if (options.watch) this.#unwatch = watchHandlers(options.handlers, () => this.reload("watch"), log);
     this.log = log;
@@ -267,6 +283,17 @@ export class Cluster {
       draining: this.#dispatcher.draining,
       store: { ...this.#requests.store.status(), ...this.#requests.stats },
       uptimeMs: Date.now() - this.#startedAt,
+      scaling: this.#scaling(),
+    };
+  }
+
+  #scaling(): ClusterStatus["scaling"] {
+    const o = this.options;
+    const now = (kind: NodeKind) => this.#supervisor.nodes.filter((n) => n.kind === kind && n.state !== "stopping" && n.state !== "stopped").length;
+    return {
+      threads: { now: now("thread"), min: o.threads, max: o.maxThreads },
+      processes: { now: now("process"), min: o.processes, max: o.maxProcesses },
+      elastic: this.#scaler ? { scaleUpMs: o.scaleUpMs, idleTimeoutMs: o.idleTimeoutMs } : null,
     };
   }
 
@@ -311,6 +338,7 @@ export class Cluster {
 
   async #close(): Promise<void> {
     this.#unwatch();
+    this.#scaler?.stop();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
@@ -350,5 +378,6 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     requests.recover(open);
     log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
   }
-  return new Cluster(options, log, supervisor, dispatcher, registry, reloader, requests);
+  const scaler = isElastic(options) ? new Scaler({ options, supervisor, dispatcher, log, paused: () => reloader.busy }) : null;
+  return new Cluster(options, log, supervisor, dispatcher, registry, { reloader, scaler, requests });
 }

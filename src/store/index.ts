@@ -4,7 +4,6 @@
  * only when asked for, so a cluster without it never loads native code.
  */
 import type { Logger } from "pino";
-import { InvalidOptionError } from "../errors.js";
 import type { ResolvedOptions } from "../options.js";
 import type { KeyTableLimits } from "./key-table.js";
 import { MemoryStore } from "./memory.js";
@@ -17,6 +16,6 @@ export async function createStore(options: StoreOptions, log: Logger): Promise<R
   // Replies kept in memory are bounded by maxPendingBytes as well as by their count.
   const limits: KeyTableLimits = { maxKeys: options.maxKeptReplies, maxBytes: options.maxPendingBytes, ttlMs: options.resultTtlMs };
   if (options.journal === null) return new MemoryStore(limits);
-  log.debug({ journal: options.journal }, "opening journal");
-  throw new InvalidOptionError("journal: the SQLite journal is not in this build yet");
+  const { JournalStore } = await import("./journal.js");
+  return JournalStore.create(options.journal, { ...limits, sync: options.journalSync }, log);
 }
