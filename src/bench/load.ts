@@ -8,8 +8,9 @@
  * exceptions (Client.call resolves error replies), one timestamp pair per request, and
  * the client batches every frame sent in one turn of the event loop into one write.
  */
-import { build, type Histogram } from "hdr-histogram-js";
+import type { Histogram } from "hdr-histogram-js";
 import { InvalidOptionError } from "../errors.js";
+import { newLatencyHistogram } from "./histogram.js";
 import { Client } from "../protocol/client.js";
 
 export interface LoadOptions {
@@ -67,9 +68,7 @@ export interface LoadRun {
 }
 
 /** 1 µs to 1 hour: enough for any reply, at 3 significant digits. */
-export function newLatencyHistogram(): Histogram {
-  return build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-}
+export { newLatencyHistogram } from "./histogram.js";
 
 export function startLoad(options: LoadOptions): LoadRun {
   checkOptions(options);

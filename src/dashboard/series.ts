@@ -5,7 +5,7 @@
  * percentile costs no sorting and recording one answer costs a few tens of nanoseconds.
  */
 import type { Histogram } from "hdr-histogram-js";
-import { newLatencyHistogram } from "../bench/load.js";
+import { newLatencyHistogram } from "../bench/histogram.js";
 import { Ring } from "./ring.js";
 
 export interface Sample {
