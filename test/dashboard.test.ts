@@ -114,6 +114,16 @@ describe.skipIf(!HAVE_CHROMIUM)("the dashboard in Chromium", () => {
     await page.locator('#timeline li[data-kind="restart"][data-node="p0"]').waitFor();
   });
 
+  it("reloads the handlers from its button, and the timeline shows the reload and the nodes replaced", async () => {
+    await page.locator("#reload").click();
+    const reload = page.locator('#timeline li[data-kind="reload"]');
+    await reload.waitFor();
+    expect(await reload.textContent()).toMatch(/handlers reloaded \(http\) in \d+ ms: no handler changed; t0→/);
+    await page.locator('#timeline li[data-kind="node-added"]').first().waitFor();
+    await page.locator('#timeline li[data-kind="node-removed"][data-node="t0"]').waitFor();
+    await page.locator("#notice", { hasText: "Handlers reloaded." }).waitFor();
+  });
+
   it("is readable in dark mode and in light mode", async () => {
     const shades: Record<string, { background: number; text: number }> = {};
     for (const scheme of ["dark", "light"] as const) {

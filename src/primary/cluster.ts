@@ -10,7 +10,7 @@ import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
 import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
-import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
+import { checkIdempotencyKey, checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
@@ -20,12 +20,19 @@ import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-reg
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
+import { watchHandlers } from "./watcher.js";
+import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
+import { createStore } from "../store/index.js";
+import { KeyedRequests } from "../store/keyed.js";
+import type { StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
   key?: string;
+  /** DESIGN.md's idempotency key (1 to 256 characters): joins or replays the run with the same key. */
+  idempotencyKey?: string;
   timeoutMs?: number;
   priority?: number;
   signal?: AbortSignal;
@@ -69,7 +76,15 @@ export interface ClusterStatus {
   requests: DispatchStats & { active: number };
   balancer: string;
   draining: boolean;
+  /** The idempotency-key store (memory or journal), with replayed and joined counts. */
+  store: StoreStatus & { replayed: number; joined: number };
   uptimeMs: number;
+  /** Node counts: now (taking work), and the MIN..MAX range; scaleUpMs/idleTimeoutMs when elastic. */
+  scaling: {
+    threads: { now: number; min: number; max: number };
+    processes: { now: number; min: number; max: number };
+    elastic: { scaleUpMs: number; idleTimeoutMs: number } | null;
+  };
 }
 
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
@@ -85,19 +100,34 @@ export class Cluster {
   readonly log: Logger;
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
+  /** Keyed requests (joins, replays, the store) in front of the dispatcher; every request goes through it. */
+  readonly #requests: KeyedRequests;
   readonly #registry: HandlerRegistry;
   readonly #reloader: Reloader;
+  readonly #scaler: Scaler | null;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   /** Each connection's fair share of the queue, across both fronts. */
   readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
+  /** Stops --watch. */
+  #unwatch: () => void = () => {};
   #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader) {
-    this.#reloader = reloader;
+  constructor(
+    options: ResolvedOptions,
+    log: Logger,
+    supervisor: Supervisor,
+    dispatcher: Dispatcher,
+    registry: HandlerRegistry,
+    parts: { reloader: Reloader; scaler: Scaler | null; requests: KeyedRequests },
+  ) {
+    this.#reloader = parts.reloader;
+    this.#scaler = parts.scaler;
+    this.#requests = parts.requests;
     this.options = options;
+    if (options.watch) this.#unwatch = watchHandlers(options.handlers, () => this.reload("watch"), log);
     this.log = log;
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
@@ -142,13 +172,13 @@ export class Cluster {
     payload?: unknown,
     options: RunOptions = {},
   ): Promise<{ ok: true; result: unknown; meta: ReplyMeta } | { ok: false; error: { code: string; message: string }; meta: ReplyMeta }> {
-    const invalid = typeof handler === "string" ? checkRunFields(handler, options.key, options.timeoutMs, options.priority) : "handler must be a string";
+    const invalid = typeof handler === "string" ? (checkRunFields(handler, options.key, options.timeoutMs, options.priority) ?? checkIdempotencyKey(options.idempotencyKey)) : "handler must be a string";
     if (invalid) return Promise.reject(new BadRequestError(invalid));
     return new Promise((resolve) => {
       const { signal } = options;
       let job: Job | null = null;
       const onAbort = () => job && this.#dispatcher.cancel(job);
-      job = this.submit({ handler, payload, key: options.key, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
+      job = this.submit({ handler, payload, key: options.key, idempotencyKey: options.idempotencyKey, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
         signal?.removeEventListener("abort", onAbort);
         if (outcome.ok) resolve({ ok: true, result: JSON.parse(outcome.json), meta: outcome.meta });
         else resolve({ ok: false, error: outcome.error.toJSON(), meta: outcome.meta });
@@ -161,11 +191,16 @@ export class Cluster {
 
   /** The receivers' entry: callback style, no promise per request. */
   submit(request: SubmitRequest, done: DoneCallback): Job | null {
-    return this.#dispatcher.submit(request, done);
+    return this.#requests.submit(request, done);
   }
 
   cancel(job: Job): void {
-    this.#dispatcher.cancel(job);
+    this.#requests.cancel(job);
+  }
+
+  /** The caller is gone (connection closed): cancels the request unless it has an idempotency key. */
+  hangUp(job: Job): void {
+    this.#requests.hangUp(job);
   }
 
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
@@ -193,7 +228,7 @@ export class Cluster {
     const { host, port } = checkListenAddress(options);
     const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
-      this.#dispatcher,
+      this.#requests,
       { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
@@ -243,7 +278,19 @@ export class Cluster {
       requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
+      store: { ...this.#requests.store.status(), ...this.#requests.stats },
       uptimeMs: Date.now() - this.#startedAt,
+      scaling: this.#scaling(),
+    };
+  }
+
+  #scaling(): ClusterStatus["scaling"] {
+    const o = this.options;
+    const now = (kind: NodeKind) => this.#supervisor.nodes.filter((n) => n.kind === kind && n.state !== "stopping" && n.state !== "stopped").length;
+    return {
+      threads: { now: now("thread"), min: o.threads, max: o.maxThreads },
+      processes: { now: now("process"), min: o.processes, max: o.maxProcesses },
+      elastic: this.#scaler ? { scaleUpMs: o.scaleUpMs, idleTimeoutMs: o.idleTimeoutMs } : null,
     };
   }
 
@@ -287,6 +334,8 @@ export class Cluster {
   }
 
   async #close(): Promise<void> {
+    this.#unwatch();
+    this.#scaler?.stop();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
@@ -295,6 +344,7 @@ export class Cluster {
     // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
     const ended = Promise.all(this.#fronts.map((front) => front.destroyConnections()));
     await Promise.all([this.#hurry ? null : ended, this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs)]);
+    await this.#requests.store.close();
     this.log.info("stopped");
   }
 }
@@ -303,6 +353,9 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
   const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
+  // The store first: a journal that cannot be used stops the start before any node spawns.
+  const store = await createStore(options, log);
+  const open = await store.open();
   const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(handlers, configs, options);
@@ -316,5 +369,12 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     "cluster up",
   );
   const reloader = new Reloader({ dir: options.handlers, current: handlers, supervisor, registry, dispatcher, log });
-  return new Cluster(options, log, supervisor, dispatcher, registry, reloader);
+  const requests = new KeyedRequests({ dispatcher, store, log, timeoutOf: (name) => registry.get(name)?.timeoutMs ?? options.timeoutMs });
+  if (open.length > 0) {
+    const started = performance.now();
+    requests.recover(open);
+    log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
+  }
+  const scaler = isElastic(options) ? new Scaler({ options, supervisor, dispatcher, log, paused: () => reloader.busy }) : null;
+  return new Cluster(options, log, supervisor, dispatcher, registry, { reloader, scaler, requests });
 }
