@@ -3,7 +3,7 @@
  * `createCluster` and the CLI both go through `resolveOptions`, so a bad value gets the
  * same message from either, naming the option; nothing downstream sees `undefined`.
  */
-import { availableParallelism } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { resolve } from "node:path";
 import type { Logger } from "pino";
 import { InvalidOptionError } from "./errors.js";
@@ -76,12 +76,23 @@ export interface ClusterOptions {
   maxUnsentReplyBytes?: number;
   /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
   allowedHosts?: string | string[];
+  /** Redis URL (redis://HOST:PORT[/DB]): this primary becomes one host of a cluster sharing that Redis. */
+  redis?: string;
+  /** The cluster's name in Redis (hosts with the same Redis and name share work). Default "crew". */
+  cluster?: string;
+  /** This host's id, unique in the cluster. Default: hostname-pid. */
+  hostId?: string;
+  /** A host silent this long is dead: other hosts take over its requests. Default 1000. */
+  hostTimeoutMs?: number;
+  /** How long a keyed request's reply is kept for the client to come back. Default 600000. */
+  resultTtlMs?: number;
   logLevel?: string;
   /** A pino logger of your own (its level wins over logLevel). */
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "weights" | "seed" | "logger" | "allowedHosts">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "weights" | "seed" | "logger" | "allowedHosts" | "redis">> & {
+  redis: string | null;
   allowedHosts: string[];
   weights: Record<string, number>;
   seed: number | null;
@@ -119,11 +130,16 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     idleConnectionMs: int(input.idleConnectionMs ?? 300_000, "idleConnectionMs", 0, MAX_TIMEOUT_MS),
     maxUnsentReplyBytes: int(input.maxUnsentReplyBytes ?? 8 * 1024 * 1024, "maxUnsentReplyBytes", 1, 2 ** 40),
     allowedHosts: hostList(input.allowedHosts),
+    redis: input.redis === undefined ? null : redisUrl(input.redis),
+    cluster: name(input.cluster ?? "crew", "cluster"),
+    hostId: name(input.hostId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 48)}-${process.pid}`, "hostId"),
+    hostTimeoutMs: int(input.hostTimeoutMs ?? 1000, "hostTimeoutMs", 40, 600_000),
+    resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 0, 30 * 24 * 3600_000),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
-  if (out.threads + out.processes === 0) {
-    throw new InvalidOptionError("threads and processes must not both be 0: a cluster needs at least one node");
+  if (out.threads + out.processes === 0 && out.redis === null) {
+    throw new InvalidOptionError("threads and processes must not both be 0 without redis: a cluster needs at least one node (with redis, a host with none is a gateway)");
   }
   return out;
 }
@@ -131,6 +147,21 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
 function str(value: unknown, name: string): string {
   if (typeof value !== "string" || value.length === 0) {
     throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function redisUrl(value: unknown): string {
+  if (typeof value !== "string" || !/^rediss?:\/\/[^\s]+$/.test(value)) {
+    throw new InvalidOptionError(`redis must be a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Cluster names and host ids go into Redis keys: short, plain characters. */
+function name(value: unknown, option: string): string {
+  if (typeof value !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+    throw new InvalidOptionError(`${option} must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(value)}`);
   }
   return value;
 }

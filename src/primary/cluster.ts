@@ -16,7 +16,9 @@ import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
+import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
 import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
+import type { RequestSink } from "./request-sink.js";
 import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
@@ -69,6 +71,9 @@ export interface ClusterStatus {
   balancer: string;
   draining: boolean;
   uptimeMs: number;
+  /** With --redis: this host's id, and every host of the cluster with its nodes. */
+  host?: string;
+  hosts?: HostStatus[];
 }
 
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
@@ -83,13 +88,18 @@ export class Cluster {
   readonly log: Logger;
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
+  /** Where the fronts hand requests: the dispatcher, or the shared queue with --redis. */
+  readonly #sink: RequestSink;
+  readonly #redis: RedisHost | null;
   readonly #registry: HandlerRegistry;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   #closing: Promise<void> | null = null;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry) {
+  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, redis: RedisHost | null = null) {
+    this.#redis = redis;
+    this.#sink = redis?.front ?? dispatcher;
     this.options = options;
     this.log = log;
     this.#supervisor = supervisor;
@@ -139,7 +149,7 @@ export class Cluster {
     return new Promise((resolve) => {
       const { signal } = options;
       let job: Job | null = null;
-      const onAbort = () => job && this.#dispatcher.cancel(job);
+      const onAbort = () => job && this.#sink.cancel(job);
       job = this.submit({ handler, payload, key: options.key, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
         signal?.removeEventListener("abort", onAbort);
         if (outcome.ok) resolve({ ok: true, result: JSON.parse(outcome.json), meta: outcome.meta });
@@ -153,11 +163,11 @@ export class Cluster {
 
   /** The receivers' entry: callback style, no promise per request. */
   submit(request: SubmitRequest, done: DoneCallback): Job | null {
-    return this.#dispatcher.submit(request, done);
+    return this.#sink.submit(request, done);
   }
 
   cancel(job: Job): void {
-    this.#dispatcher.cancel(job);
+    this.#sink.cancel(job);
   }
 
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
@@ -175,7 +185,7 @@ export class Cluster {
     const host = options.host ?? DEFAULT_HOST;
     const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
     const tcp = new TcpReceiver(
-      this.#dispatcher,
+      this.#sink,
       { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
       this.log,
     );
@@ -226,6 +236,7 @@ export class Cluster {
       requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
+      ...(this.#redis ? { host: this.#redis.hostId, hosts: await this.#redis.hosts() } : {}),
       uptimeMs: Date.now() - this.#startedAt,
     };
   }
@@ -261,7 +272,9 @@ export class Cluster {
   async #close(): Promise<void> {
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
+    await this.#redis?.drainFront(this.options.drainTimeoutMs);
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
+    await this.#redis?.close(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
     for (const front of this.#fronts) front.destroyConnections();
@@ -282,9 +295,25 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const dispatcher = new Dispatcher({ nodes: supervisor.nodes, balancer, registry, options, log });
   supervisor.attach(dispatcher);
   supervisor.observer = dispatcher.observer;
+  const redis = options.redis ? await joinRedis(options, { dispatcher, nodes: supervisor.nodes, registry, log }, supervisor) : null;
   log.info(
     { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
     "cluster up",
   );
-  return new Cluster(options, log, supervisor, dispatcher, registry);
+  return new Cluster(options, log, supervisor, dispatcher, registry, redis);
+}
+
+/** --redis: this primary becomes one host of the cluster sharing that Redis. */
+async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
+  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue } = options;
+  try {
+    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue }, deps);
+    const observer = deps.dispatcher.observer;
+    const restarted = observer.nodeRestarted;
+    observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());
+    return host;
+  } catch (err) {
+    await supervisor.stop(0);
+    throw err;
+  }
 }

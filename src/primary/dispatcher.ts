@@ -34,6 +34,20 @@ export interface SubmitRequest {
   priority?: number | undefined;
   /** Size of the request as received (frame or body), for the pending-bytes budget. */
   bytes?: number;
+  /** Names one piece of work across hosts (DESIGN.md "Idempotency keys"). */
+  idempotencyKey?: string | undefined;
+  /** A request another host accepted, claimed from the shared queue (src/store/redis). */
+  resume?: Resume | undefined;
+}
+
+/** What a request claimed from a shared store brings: its id, its past, and where checkpoints go. */
+export interface Resume {
+  requestId: string;
+  /** Attempts made before this claim (on any host). */
+  attemptsBefore: number;
+  checkpoint: string | null;
+  /** Stores a checkpoint before `ctx.checkpoint()` resolves; false when this host lost the request (fenced). */
+  persistCheckpoint(json: string): Promise<boolean>;
 }
 
 export interface DispatchStats {
@@ -118,7 +132,12 @@ export class Dispatcher {
     }
     const priority = req.priority ?? 0;
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
-    const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
+    const job = new Job(req.resume?.requestId ?? `r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
+    if (req.resume) {
+      job.attempts = req.resume.attemptsBefore;
+      job.checkpoint = req.resume.checkpoint;
+      job.persist = req.resume.persistCheckpoint;
+    }
     job.bytes = bytes;
     job.seq = this.#nextRequest;
     job.rank = job.submittedAt - priority * (this.#options.priorityAgingMs || STRICT_PRIORITY_STEP_MS);
@@ -179,6 +198,25 @@ export class Dispatcher {
   onCheckpoint(node: ComputeNode, msg: CheckpointMsg): void {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt || attempt.job.state === "done") return;
+    if (attempt.job.persist) return this.#persistCheckpoint(node, msg, attempt.job.persist);
+    this.#checkpointStored(node, msg);
+  }
+
+  /** A shared store keeps the checkpoint first; a refusal means another host holds the request now. */
+  #persistCheckpoint(node: ComputeNode, msg: CheckpointMsg, persist: (json: string) => Promise<boolean>): void {
+    persist(msg.json).then(
+      (kept) => {
+        const job = this.#attempts.get(msg.a)?.job;
+        if (!job || job.state === "done") return;
+        if (kept) this.#checkpointStored(node, msg);
+        else this.cancel(job, new CancelledError("fenced: another host holds this request now"));
+      },
+      (err: unknown) => this.#log.error({ err, node: node.id }, "checkpoint store failed"),
+    );
+  }
+
+  #checkpointStored(node: ComputeNode, msg: CheckpointMsg): void {
+    const attempt = this.#attempts.get(msg.a)!;
     attempt.job.storeCheckpoint(msg.json);
     this.stats.checkpoints++;
     this.observer.checkpointStored?.(attempt.job);

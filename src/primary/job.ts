@@ -50,6 +50,8 @@ export class Job implements Queued {
   readonly submittedAt = performance.now();
   /** The request's size as received, held against the pending-bytes budget until it answers. */
   bytes = 0;
+  /** Set for a request claimed from a shared store: where its checkpoints are kept first. */
+  persist: ((json: string) => Promise<boolean>) | null = null;
   /** When the first attempt started, for the queue-wait metric. */
   startedAt = 0;
 

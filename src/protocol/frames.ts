@@ -36,6 +36,8 @@ export interface ReplyMeta {
   node: string | null;
   attempts: number;
   ms: number;
+  /** Several hosts (--redis): the host whose node ran the last attempt. */
+  host?: string;
 }
 
 export type Reply =

@@ -7,8 +7,8 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
 import { CancelledError, type CrewError, DuplicateIdError, FrameTooLargeError } from "../errors.js";
-import type { Dispatcher } from "../primary/dispatcher.js";
 import type { Job, Outcome } from "../primary/job.js";
+import type { RequestSink } from "../primary/request-sink.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
 
@@ -25,7 +25,7 @@ export class TcpReceiver {
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
 
-  constructor(dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
+  constructor(dispatcher: RequestSink, options: TcpReceiverOptions, log: Logger) {
     this.#server = createServer({ noDelay: true }, (socket) => {
       const conn = new Connection(socket, dispatcher, options, log);
       this.#connections.add(conn);
@@ -59,7 +59,7 @@ export class TcpReceiver {
 
 class Connection {
   readonly #socket: Socket;
-  readonly #dispatcher: Dispatcher;
+  readonly #dispatcher: RequestSink;
   readonly #options: TcpReceiverOptions;
   readonly #log: Logger;
   readonly #splitter: LineSplitter;
@@ -68,7 +68,7 @@ class Connection {
   #writeBlocked = false;
   #closed = false;
 
-  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
+  constructor(socket: Socket, dispatcher: RequestSink, options: TcpReceiverOptions, log: Logger) {
     this.#socket = socket;
     this.#dispatcher = dispatcher;
     this.#options = options;
