@@ -77,6 +77,7 @@ export class Supervisor {
     const node = this.nodes.find((n) => n.id === id);
     if (!node || node.state !== "up") return false;
     this.#log.warn({ node: id }, "killing node on request");
+    this.observer.nodeKilled?.(node);
     node.kill();
     return true;
   }

@@ -8,6 +8,7 @@
  *   GET  /v1/status           cluster.status() as JSON
  *   GET  /v1/requests         cluster.requests() as JSON (?limit=N: the N oldest)
  *   GET  /metrics             Prometheus text
+ *   GET  /, /v1/events        the dashboard and its live stream (src/dashboard/)
  *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with x-crew-admin-token
  */
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -25,6 +26,7 @@ import {
 import type { Cluster, Front, ListenOptions } from "../primary/cluster.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
+import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkRunFields } from "./frames.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
@@ -81,6 +83,7 @@ class HttpReceiver implements Front {
   readonly #adminToken: string | undefined;
   readonly #maxBody: number;
   readonly #guard: GuardOptions;
+  readonly #dashboard: Dashboard;
 
   constructor(cluster: Cluster, metrics: ClusterMetrics, adminToken: string | undefined, guard: GuardOptions) {
     this.#guard = guard;
@@ -88,6 +91,7 @@ class HttpReceiver implements Front {
     this.#metrics = metrics;
     this.#adminToken = adminToken;
     this.#maxBody = cluster.options.maxFrameBytes;
+    this.#dashboard = new Dashboard(cluster);
     this.#server = createServer(
       {
         keepAlive: true,
@@ -130,6 +134,7 @@ class HttpReceiver implements Front {
   }
 
   destroyConnections(): void {
+    this.#dashboard.close();
     this.#server.closeAllConnections();
   }
 
@@ -160,6 +165,10 @@ class HttpReceiver implements Front {
     const kill = KILL_ROUTE.exec(path);
     if (kill) {
       if (allow(req, res, "POST")) this.#kill(req, res, kill[1]!);
+      return;
+    }
+    if (isDashboardPath(path)) {
+      if (allow(req, res, "GET")) this.#async(res, this.#dashboard.serve(req, res, path));
       return;
     }
     sendError(res, new NotFoundError(`no route ${req.method} ${path.slice(0, 200)}`));
