@@ -32,6 +32,11 @@ interface StartArgs {
   drainTimeoutMs: number;
   killGraceMs: number;
   adminToken?: string;
+  redis?: string;
+  cluster: string;
+  hostId?: string;
+  hostTimeoutMs: number;
+  resultTtlMs: number;
   maxConnections: number;
   idleConnectionMs: number;
   maxUnsentReplyBytes: number;
@@ -74,6 +79,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("idle-connection-ms", { type: "number", default: 300_000, describe: "Close a connection idle (nothing in flight, nothing sent) this long (0: never)" })
       .option("max-unsent-reply-bytes", { type: "number", default: 8 * 1024 * 1024, describe: "Unread reply bytes per connection before its waiting requests are held" })
       .option("allowed-hosts", { type: "string", describe: "Host names the HTTP front answers besides loopback, comma-separated (*: any)" })
+      .option("redis", { type: "string", describe: "Redis URL (redis://HOST:PORT[/DB]): join the hosts sharing it" })
+      .option("cluster", { type: "string", default: "crew", describe: "Cluster name in Redis: hosts with the same Redis and name share work" })
+      .option("host-id", { type: "string", describe: "This host's id in the cluster [default: hostname-pid]" })
+      .option("host-timeout-ms", { type: "number", default: 1000, describe: "A host silent this long is dead: its requests resume elsewhere" })
+      .option("result-ttl-ms", { type: "number", default: 600_000, describe: "How long a keyed request's reply is kept for the client" })
       .option("log-level", { choices: LOG_LEVELS, default: "info", describe: "Log level" })
       .option("pretty", { type: "boolean", default: false, describe: "Human-readable logs instead of JSON lines" }) as unknown as Argv<StartArgs>,
   handler: async (args: ArgumentsCamelCase<StartArgs>) => {
@@ -104,6 +114,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
       idleConnectionMs: args.idleConnectionMs,
       maxUnsentReplyBytes: args.maxUnsentReplyBytes,
       allowedHosts: args.allowedHosts,
+      redis: args.redis,
+      cluster: args.cluster,
+      hostId: args.hostId,
+      hostTimeoutMs: args.hostTimeoutMs,
+      resultTtlMs: args.resultTtlMs,
       logLevel: args.logLevel,
       logger,
     });

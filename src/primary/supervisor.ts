@@ -69,7 +69,8 @@ export class Supervisor {
       if (err instanceof NodeStartError && err.file) throw new HandlerLoadError(err.message, { cause: err });
       throw new HandlerLoadError(`a node failed to start: ${err.message}`, { cause: err });
     }
-    return (results[0] as PromiseFulfilledResult<Record<string, HandlerConfig>>).value;
+    // A gateway host (--redis, no nodes) loads no handler code: the defaults apply.
+    return (results[0] as PromiseFulfilledResult<Record<string, HandlerConfig>> | undefined)?.value ?? {};
   }
 
   /** Kills a node by id (the admin endpoint, chaos tests); it is restarted like any crashed node. */

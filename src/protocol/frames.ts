@@ -134,7 +134,8 @@ function bad(id: RequestId | null, message: string): ParseResult {
  * JSON text, so it is spliced in rather than parsed and serialised again here.
  */
 export function encodeReply(id: RequestId | null, outcome: Outcome): string {
-  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}}`;
+  const host = outcome.meta.host === undefined ? "" : `,"host":${JSON.stringify(outcome.meta.host)}`;
+  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}${host}}`;
   const idText = JSON.stringify(id);
   if (outcome.ok) return `{"id":${idText},"ok":true,"result":${outcome.json},"meta":${meta}}\n`;
   return `{"id":${idText},"ok":false,"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}\n`;

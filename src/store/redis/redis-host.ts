@@ -103,12 +103,13 @@ export class RedisHost {
   }
 
   /**
-   * Leaves: stops accepting and pulling, waits for what this host accepted and runs
-   * (the caller drains the dispatcher between `stopAccepting` and `close`).
+   * Leaves: stops accepting and waits for the replies of what this host accepted (still
+   * pulling, so a lone host runs its own queue), then stops pulling. The caller drains
+   * the dispatcher (what this host runs) between this and close().
    */
   async drainFront(timeoutMs: number): Promise<void> {
-    this.#worker.stopPulling();
     await this.front.drain(timeoutMs);
+    this.#worker.stopPulling();
   }
 
   async close(timeoutMs: number): Promise<void> {

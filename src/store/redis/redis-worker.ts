@@ -143,6 +143,8 @@ export class RedisWorker {
     const refuse = (error: CrewError) => this.#answer(held, { ok: false, error, meta: { node: null, attempts: claim.attempt - 1, ms: 0 } });
     if (claim.previousHolder) {
       this.#d.log.warn({ requestId: claim.requestId, host: this.#d.host, from: claim.previousHolder, attempt: claim.attempt, resumeFrom: claim.checkpoint !== null }, "takeover");
+      const message = `host ${this.#d.host} took over ${claim.requestId} from ${claim.previousHolder} (attempt ${claim.attempt})`;
+      this.#d.dispatcher.observer.event?.({ kind: "takeover", message, host: this.#d.host, requestId: claim.requestId });
     }
     if (!spec) return refuse(new UnknownHandlerError(`host ${this.#d.host} has no handler named ${JSON.stringify(claim.handler)}`));
     if (claim.attempt > spec.maxAttempts) return refuse(new CrashedError(`every attempt's host or node died (${claim.attempt - 1} attempts)`));
