@@ -5,16 +5,23 @@
  */
 import { availableParallelism, hostname } from "node:os";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { InvalidOptionError } from "./errors.js";
 import { BALANCER_NAMES, type BalancerName } from "./primary/balancers/balancer.js";
 import { parseWeights } from "./primary/balancers/index.js";
+import { DEFAULT_HOST, DEFAULT_PORT } from "./protocol/address.js";
 import { MAX_TIMEOUT_MS } from "./protocol/frames.js";
+import { nearest } from "./suggest.js";
 import { int } from "./validate.js";
 
 export interface ClusterOptions {
-  /** Folder of handler modules. Default "workers". */
-  handlers?: string;
+  /**
+   * Folder of handler modules: a path (a relative one resolves against process.cwd(),
+   * not against the calling module), a `file:` URL string, or a URL object
+   * (`new URL("./workers/", import.meta.url)` for a folder beside your module). Default "workers".
+   */
+  handlers?: string | URL;
   /** Thread nodes. Default: one per core when `processes` is not given, else 0. */
   threads?: number;
   /** Child-process nodes. Default 0. */
@@ -91,7 +98,9 @@ export interface ClusterOptions {
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "weights" | "seed" | "logger" | "allowedHosts" | "redis">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "redis">> & {
+  /** An absolute path. */
+  handlers: string;
   redis: string | null;
   allowedHosts: string[];
   weights: Record<string, number>;
@@ -105,7 +114,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
   if (typeof input !== "object" || input === null) throw new InvalidOptionError("options must be an object");
   const processesGiven = input.processes !== undefined;
   const out: ResolvedOptions = {
-    handlers: resolve(str(input.handlers ?? "workers", "handlers")),
+    handlers: handlersPath(input.handlers ?? "workers"),
     threads: int(input.threads ?? (processesGiven ? 0 : availableParallelism()), "threads", 0, 256),
     processes: int(input.processes ?? 0, "processes", 0, 256),
     balancer: oneOf(input.balancer ?? "least-outstanding", "balancer", BALANCER_NAMES),
@@ -138,10 +147,56 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
+  rejectUnknownKeys(input, out);
   if (out.threads + out.processes === 0 && out.redis === null) {
     throw new InvalidOptionError("threads and processes must not both be 0 without redis: a cluster needs at least one node (with redis, a host with none is a gateway)");
   }
   return out;
+}
+
+/**
+ * JS callers have no excess-property check: a misspelt key (`maxAttempt`) would be
+ * ignored in silence. Every key must be one resolveOptions filled in.
+ */
+function rejectUnknownKeys(input: object, known: object): void {
+  for (const key of Object.keys(input)) {
+    if (key in known) continue;
+    if (LISTEN_KEYS.includes(key)) throw new InvalidOptionError(`${key} is an option of cluster.listen(), not of createCluster()`);
+    const near = nearest(key, Object.keys(known));
+    throw new InvalidOptionError(`unknown option ${JSON.stringify(key)}${near ? ` (did you mean ${near}?)` : ""}`);
+  }
+}
+
+/** A folder path from a path, a `file:` URL string or a URL; relative paths resolve against the cwd. */
+/** The keys of cluster.listen()'s options, named when one is given to createCluster(). */
+const LISTEN_KEYS = ["port", "httpPort", "host", "adminToken"];
+
+/**
+ * Checks a listen address, for cluster.listen() and for the CLI before any node starts:
+ * ports are integers 0–65535 (0 picks a free one), the TCP and HTTP ports differ, the
+ * host is a non-empty string. Returns the port and host with defaults filled in.
+ * `listening` false (a client's view of a cluster) skips the check that the ports differ.
+ * @throws InvalidOptionError naming port, httpPort or host.
+ */
+export function checkListenAddress(input: { host?: unknown; port?: unknown; httpPort?: unknown }, listening = true): { host: string; port: number; httpPort: number | null } {
+  const host = str(input.host ?? DEFAULT_HOST, "host");
+  const port = int(input.port ?? DEFAULT_PORT, "port", 0, 65535);
+  const httpPort = input.httpPort === undefined ? null : int(input.httpPort, "httpPort", 0, 65535);
+  if (listening && httpPort !== null && httpPort !== 0 && httpPort === port) {
+    throw new InvalidOptionError(`httpPort must differ from the TCP port: both are ${port} (HTTP and TCP need a port each)`);
+  }
+  return { host, port, httpPort };
+}
+
+function handlersPath(value: unknown): string {
+  if (value instanceof URL || (typeof value === "string" && value.startsWith("file:"))) {
+    try {
+      return resolve(fileURLToPath(value));
+    } catch (err) {
+      throw new InvalidOptionError(`handlers must be a file: URL or a path, got ${JSON.stringify(String(value))}: ${(err as Error).message}`);
+    }
+  }
+  return resolve(str(value, "handlers"));
 }
 
 function str(value: unknown, name: string): string {

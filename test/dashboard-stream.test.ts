@@ -140,6 +140,48 @@ describe("GET /v1/events on a cluster", () => {
   });
 });
 
+describe("the page's files and the stream's ends", () => {
+  it("serves the page with a policy that allows only its own origin, and uPlot from its installed package", async () => {
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(page.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    const html = await page.text();
+    for (const file of ["/dashboard/app.js", "/dashboard/app.css", "/dashboard/uplot.js", "/dashboard/uplot.css"]) {
+      expect(html).toContain(file);
+      const res = await fetch(`${base}${file}`);
+      expect(res.status).toBe(200);
+      expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(500);
+    }
+    const uplot = await (await fetch(`${base}/dashboard/uplot.js`)).text();
+    expect(uplot).toContain("uPlot");
+    expect((await fetch(`${base}/dashboard/nothing.js`)).status).toBe(404);
+    expect((await fetch(`${base}/dashboard/../package.json`)).status).toBe(404);
+    expect((await fetch(`${base}/`, { method: "POST" })).status).toBe(405);
+  });
+
+  it("answers HEAD /v1/events with the stream's headers and no stream", async () => {
+    const res = await fetch(`${base}/v1/events`, { method: "HEAD" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+  });
+
+  it("refuses the stream to a page from another origin", async () => {
+    const res = await fetch(`${base}/v1/events`, { headers: { origin: "http://evil.example" } });
+    expect(res.status).toBe(403);
+  });
+
+  it("ends the streams when the cluster closes", async () => {
+    const other = await createCluster({ handlers: "workers", threads: 1, logLevel: "silent" });
+    const port = (await other.listen({ port: 0, httpPort: 0 })).httpPort;
+    const stream = await Stream.open(`http://127.0.0.1:${port}/v1/events`);
+    await stream.next();
+    await other.close();
+    await expect(stream.next()).rejects.toThrow(/the stream ended|terminated/);
+  });
+});
+
 /** A hub on its own server, fed ~200 KB snapshots as fast as it asks, so a reader that stops reading falls behind quickly. */
 async function bigHub(limits: Partial<typeof DEFAULT_STREAM_LIMITS>) {
   const logs = new LogCapture("warn");

@@ -145,15 +145,18 @@ function nodeRows(snap) {
   const several = snap.hosts.length > 1;
   const rows = [];
   for (const host of snap.hosts) {
-    if (several) rows.push(h("tr", { class: "host" }, h("td", { colspan: 12 }, `host ${host.id}${host.self ? " (this one)" : ""}`)));
+    if (several) {
+      const seen = host.self ? "this host" : `seen ${ms(host.lastSeenMs)} ago${host.held === undefined ? "" : `, holds ${host.held}`}`;
+      rows.push(h("tr", { class: "host", "data-host": host.id }, h("td", { colspan: 12 }, `host ${host.id} (${seen})`)));
+    }
     for (const n of host.nodes) {
       const kill = host.self ? h("button", { class: "danger", type: "button", "data-kill": n.id, disabled: n.state !== "up", onclick: () => killNode(n.id) }, "kill") : "";
       rows.push(
         h("tr", { "data-node": n.id },
-          h("td", {}, n.id), h("td", {}, n.kind), h("td", {}, n.pid ?? n.threadId ?? "–"),
+          h("td", {}, n.id), h("td", {}, n.kind), h("td", {}, n.threadId == null ? (n.pid ?? "–") : `${n.pid ?? "–"} / ${n.threadId}`),
           h("td", {}, h("span", { class: `state state-${n.state}` }, n.state)),
-          h("td", { class: "num" }, n.inFlight), h("td", { class: "num" }, n.completed),
-          h("td", { class: "num" }, n.crashes), h("td", { class: "num" }, n.restarts),
+          h("td", { class: "num" }, n.inFlight ?? "–"), h("td", { class: "num" }, n.completed ?? "–"),
+          h("td", { class: "num" }, n.crashes ?? "–"), h("td", { class: "num" }, n.restarts ?? "–"),
           h("td", { class: "num" }, bytes(n.heapUsed)), h("td", { class: "num" }, bytes(n.rss)),
           h("td", {}, n.lastExit ?? ""), h("td", {}, kill)),
       );

@@ -12,12 +12,10 @@ import { startLoad } from "../bench/load.js";
 import { startProgress } from "../bench/progress.js";
 import { type BenchConfig, buildReport, formatReport, lostRequests } from "../bench/report.js";
 import { InvalidOptionError } from "../errors.js";
-import { hostOption, httpPortOption, portOption } from "./address-options.js";
+import { clusterAddress } from "./config-sources.js";
+import { CLIENT_FLAGS, declareFlags } from "./flags.js";
 
 interface BenchArgs {
-  host: string;
-  port: number;
-  httpPort: number;
   handler: string;
   payload?: string;
   connections: number;
@@ -35,10 +33,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
   command: "bench",
   describe: "Load a running cluster and report throughput, latency and errors",
   builder: (y: Argv) =>
-    y
-      .option("host", hostOption)
-      .option("port", portOption)
-      .option("http-port", { ...httpPortOption, describe: "The cluster's HTTP port (for --chaos: status and node kill)" })
+    declareFlags(y, CLIENT_FLAGS)
       .option("handler", { type: "string", default: "echo", describe: "Handler to call" })
       .option("payload", { type: "string", describe: "Payload for every request, as JSON" })
       .option("connections", { type: "number", default: 8, describe: "TCP connections" })
@@ -50,9 +45,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option("admin-token", { type: "string", describe: "Admin token of the cluster (header x-crew-admin-token), for --chaos off loopback" })
       .option("json", { type: "string", describe: "Also write the report to this file as JSON" }) as unknown as Argv<BenchArgs>,
   handler: async (args: ArgumentsCamelCase<BenchArgs>) => {
+    const address = clusterAddress(args);
     const config: BenchConfig = {
-      host: args.host,
-      port: args.port,
+      host: address.host,
+      port: address.port,
       handler: args.handler,
       payload: parsePayload(args.payload),
       connections: args.connections,
@@ -61,7 +57,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       requests: args.requests ?? null,
     };
     const chaos = args.chaos
-      ? new Chaos({ host: args.host, httpPort: args.httpPort, adminToken: args.adminToken, ...parseChaos(args.chaos) })
+      ? new Chaos({ host: address.host, httpPort: address.httpPort, adminToken: args.adminToken, ...parseChaos(args.chaos) })
       : null;
     await chaos?.check();
 

@@ -7,7 +7,8 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { CrewError } from "../errors.js";
 import { Client } from "../protocol/client.js";
-import { hostOption, portOption } from "./address-options.js";
+import { clusterAddress } from "./config-sources.js";
+import { CLIENT_FLAGS, declareFlags } from "./flags.js";
 
 interface RunArgs {
   handler: string;
@@ -15,22 +16,18 @@ interface RunArgs {
   key?: string;
   timeoutMs?: number;
   priority?: number;
-  host: string;
-  port: number;
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
   command: "run <handler> [payload-json]",
   describe: "Run one request on a running cluster and print its result as JSON",
   builder: (y: Argv) =>
-    y
+    declareFlags(y, CLIENT_FLAGS)
       .positional("handler", { type: "string", describe: "Handler name (a file in the cluster's handlers folder)" })
       .positional("payload-json", { type: "string", describe: "The payload as JSON [default: none]" })
       .option("key", { type: "string", describe: "Routing key (the hash balancer keeps a key on one node)" })
       .option("timeout-ms", { type: "number", describe: "Deadline for this request [default: the handler's]" })
       .option("priority", { type: "number", describe: "Higher runs first when requests queue" })
-      .option("host", hostOption)
-      .option("port", portOption)
       .example("$0 run fib '{\"n\": 30}'", "compute fib(30) on the cluster at 127.0.0.1:7070") as unknown as Argv<RunArgs>,
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
     let payload: unknown;
@@ -41,13 +38,13 @@ export const runCommand: CommandModule<object, RunArgs> = {
       process.exitCode = 2;
       return;
     }
-    process.exitCode = await runOnce(args, payload);
+    process.exitCode = await runOnce(args, clusterAddress(args), payload);
   },
 };
 
 /** Sends the request; prints the outcome; returns the exit code. */
-async function runOnce(args: RunArgs, payload: unknown): Promise<number> {
-  const client = new Client({ host: args.host, port: args.port });
+async function runOnce(args: RunArgs, address: { host: string; port: number }, payload: unknown): Promise<number> {
+  const client = new Client({ host: address.host, port: address.port });
   const abort = new AbortController();
   const onSigint = (): void => abort.abort("interrupted (Ctrl-C)");
   process.once("SIGINT", onSigint);

@@ -79,9 +79,9 @@ export class StreamHub {
       return void res.end(body);
     }
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" });
+    if (req.method === "HEAD") return void res.end();
     // The browser reconnects this long after a dropped stream.
     res.write("retry: 3000\n\n");
-    req.socket.setNoDelay(true);
     const viewer: Viewer = { res, sample: 0, event: 0, behindSince: 0, skipped: 0 };
     this.#viewers.add(viewer);
     res.once("close", () => {

@@ -26,7 +26,11 @@ export interface HostView {
   id: string;
   /** Whether this is the host serving the page. */
   self: boolean;
-  nodes: NodeStatus[];
+  /** Other hosts (from the shared store): ms since their last heartbeat, requests they hold. */
+  lastSeenMs?: number;
+  held?: number;
+  /** This host's nodes in full; another host's as it reports them (id, kind, state, in flight). */
+  nodes: Array<Partial<NodeStatus> & Pick<NodeStatus, "id">>;
 }
 
 /** One view of the cluster: what the page redraws from. */
@@ -77,18 +81,25 @@ export class DashboardModel {
 
   /** The cluster now: nodes (with a memory query to each), queue, counters, oldest requests. */
   async snapshot(): Promise<Snapshot> {
+    // Taken before the memory queries: a busy node answers one only when its handler
+    // yields (at a checkpoint, say), so ages read after them would all look fresh.
+    const t = Date.now();
+    const requests = this.#cluster.requests(REQUESTS_SHOWN);
+    const requestsTotal = this.#cluster.active;
     const status = await this.#cluster.status();
-    const hosts = (status as { hosts?: HostView[] }).hosts ?? [{ id: "local", self: true, nodes: status.nodes }];
+    // With several hosts, status lists them all; this host's own nodes come with every field.
+    const listed = (status as { hosts?: HostView[] }).hosts;
+    const hosts = listed?.map((host) => (host.self ? { ...host, nodes: status.nodes } : host)) ?? [{ id: "local", self: true, nodes: status.nodes }];
     return {
-      t: Date.now(),
+      t,
       uptimeMs: status.uptimeMs,
       balancer: status.balancer,
       draining: status.draining,
       hosts,
       queue: status.queue,
       counters: status.requests,
-      requests: this.#cluster.requests(REQUESTS_SHOWN),
-      requestsTotal: this.#cluster.active,
+      requests,
+      requestsTotal,
     };
   }
 
@@ -113,7 +124,8 @@ export class DashboardModel {
         const which = batch!.ids.slice(0, RETRY_IDS_NAMED).join(", ") + more;
         const from = batch!.resumed === 0 ? "from the start" : `${batch!.resumed} from a checkpoint`;
         const requestId = batch!.ids.length === 1 ? batch!.ids[0] : undefined;
-        this.#add({ kind: "retry", node, requestId, message: `${batch!.ids.length} retried after ${node} died (${from}): ${which}` });
+        const count = batch!.ids.length === 1 ? "1 request" : `${batch!.ids.length} requests`;
+        this.#add({ kind: "retry", node, requestId, message: `${count} retried after ${node} died (${from}): ${which}` });
       });
     }
     batch.ids.push(requestId);

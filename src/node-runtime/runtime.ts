@@ -134,7 +134,8 @@ export class NodeRuntime {
     let result: unknown;
     try {
       if (!handler) throw new Error(`handler ${msg.handler} is not loaded on node ${this.#init.nodeId}`);
-      result = handler.fn(msg.payload, this.#context(msg, running));
+      const payload = msg.payloadJson === undefined ? msg.payload : JSON.parse(msg.payloadJson);
+      result = handler.fn(payload, this.#context(msg, running));
     } catch (err) {
       this.#fail(msg.a, err);
       return;

@@ -38,6 +38,8 @@ export interface RunMsg {
   requestId: string;
   handler: string;
   payload: unknown;
+  /** The payload as JSON text (requests from the TCP and HTTP fronts): parsed here, never in the primary. */
+  payloadJson?: string | undefined;
   attempt: number;
   /** The last checkpoint as JSON text, or null on a fresh start. */
   resumeFrom: string | null;

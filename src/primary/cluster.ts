@@ -5,23 +5,23 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
-import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/address.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
-import { type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
-import { int } from "../validate.js";
+import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
+import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
 import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
 import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
 import type { RequestSink } from "./request-sink.js";
-import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
+import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
+import { Reloader, type ReloadResult } from "./reloader.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -79,7 +79,8 @@ export interface ClusterStatus {
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
 export interface Front {
   stopAccepting(): void;
-  destroyConnections(): void;
+  /** Ends the open connections after their last replies; resolves once they are gone. */
+  destroyConnections(): void | Promise<void>;
 }
 
 
@@ -92,12 +93,17 @@ export class Cluster {
   readonly #sink: RequestSink;
   readonly #redis: RedisHost | null;
   readonly #registry: HandlerRegistry;
+  readonly #reloader: Reloader;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
+  /** Each connection's fair share of the queue, across both fronts. */
+  readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
+  #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, redis: RedisHost | null = null) {
+  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader, redis: RedisHost | null = null) {
+    this.#reloader = reloader;
     this.#redis = redis;
     this.#sink = redis?.front ?? dispatcher;
     this.options = options;
@@ -105,6 +111,7 @@ export class Cluster {
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
     this.#registry = registry;
+    this.shares = new ClientShares(options.maxQueue);
   }
 
   get handlers(): HandlerSpec[] {
@@ -180,20 +187,29 @@ export class Cluster {
     return this.#supervisor.kill(id);
   }
 
+  /**
+   * Zero-downtime reload of the handlers folder (see reloader.ts): resolves with what
+   * changed once every node runs the new set; rejects with HandlerLoadError naming the file
+   * when the folder no longer loads (the nodes keep their code), or ShuttingDownError.
+   */
+  reload(reason = "api"): Promise<ReloadResult> {
+    if (this.#closing) return Promise.reject(new ShuttingDownError("reload() after close()"));
+    return this.#reloader.reload(reason);
+  }
+
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
-    const host = options.host ?? DEFAULT_HOST;
-    const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
+    const { host, port } = checkListenAddress(options);
+    const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
       this.#sink,
-      { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
+      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
     const address = await tcp.listen(port, host);
     this.#addFront(tcp);
     let httpPort: number | null = null;
     if (options.httpPort !== undefined) {
-      int(options.httpPort, "httpPort", 0, 65535);
       const http = await startHttpFront(this, { ...options, host });
       this.#addFront(http.front);
       httpPort = http.port;
@@ -269,6 +285,17 @@ export class Cluster {
     return this.#closing;
   }
 
+  /**
+   * Ends a drain at once (or closes without one): what is still open answers
+   * E_SHUTTING_DOWN now, and the nodes stop without kill grace.
+   */
+  closeNow(): Promise<void> {
+    this.#hurry = true;
+    const closing = this.close();
+    this.#dispatcher.hurryDrain();
+    return closing;
+  }
+
   async #close(): Promise<void> {
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
@@ -277,8 +304,9 @@ export class Cluster {
     await this.#redis?.close(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
-    for (const front of this.#fronts) front.destroyConnections();
-    await this.#supervisor.stop(this.options.killGraceMs);
+    // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
+    const ended = Promise.all(this.#fronts.map((front) => front.destroyConnections()));
+    await Promise.all([this.#hurry ? null : ended, this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs)]);
     this.log.info("stopped");
   }
 }
@@ -286,10 +314,10 @@ export class Cluster {
 export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
-  const files = findHandlers(options.handlers);
-  const supervisor = new Supervisor(options, files, log);
+  const handlers = readHandlerSet(options.handlers);
+  const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
-  const registry = new HandlerRegistry(files, configs, options);
+  const registry = new HandlerRegistry(handlers, configs, options);
   const random = options.seed === null ? Math.random : seededRandom(options.seed);
   const balancer = createBalancer(options.balancer, { random, weights: options.weights });
   const dispatcher = new Dispatcher({ nodes: supervisor.nodes, balancer, registry, options, log });
@@ -300,7 +328,8 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
     "cluster up",
   );
-  return new Cluster(options, log, supervisor, dispatcher, registry, redis);
+  const reloader = new Reloader({ dir: options.handlers, current: handlers, supervisor, registry, dispatcher, log });
+  return new Cluster(options, log, supervisor, dispatcher, registry, reloader, redis);
 }
 
 /** --redis: this primary becomes one host of the cluster sharing that Redis. */

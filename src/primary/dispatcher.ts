@@ -22,6 +22,7 @@ import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { type Attempt, type DoneCallback, Job, type Outcome } from "./job.js";
+import { heapNearLimit } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Placement } from "./placement.js";
 import { WaitingRoom } from "./waiting-room.js";
@@ -29,6 +30,8 @@ import { WaitingRoom } from "./waiting-room.js";
 export interface SubmitRequest {
   handler: string;
   payload?: unknown;
+  /** The payload as JSON text, as a front received it (the node parses it); wins over `payload`. */
+  payloadJson?: string | undefined;
   key?: string | undefined;
   timeoutMs?: number | undefined;
   priority?: number | undefined;
@@ -111,6 +114,11 @@ export class Dispatcher {
     return this.#active;
   }
 
+  /** Whether a request that cannot start at once would be refused E_OVERLOADED. */
+  get queueFull(): boolean {
+    return this.#room.length >= this.#options.maxQueue;
+  }
+
   get draining(): boolean {
     return this.#draining;
   }
@@ -126,6 +134,10 @@ export class Dispatcher {
     if (spec.isolation === "process" && !this.#hasProcessNodes) {
       return this.#refuse(req.handler, done, new NoNodeError(`handler ${spec.name} needs a process node and the cluster has none`));
     }
+    if (heapNearLimit()) {
+      this.#log.warn({ handler: req.handler }, "primary heap near its limit: refusing new work");
+      return this.#refuse(req.handler, done, new OverloadedError("the primary's memory is near its limit: retry later"));
+    }
     const bytes = req.bytes ?? 0;
     if (this.#pendingBytes + bytes > this.#options.maxPendingBytes) {
       return this.#refuse(req.handler, done, new OverloadedError(`over ${this.#options.maxPendingBytes} bytes of requests pending: retry later`));
@@ -139,6 +151,7 @@ export class Dispatcher {
       job.persist = req.resume.persistCheckpoint;
     }
     job.bytes = bytes;
+    job.payloadJson = req.payloadJson;
     job.seq = this.#nextRequest;
     job.rank = job.submittedAt - priority * (this.#options.priorityAgingMs || STRICT_PRIORITY_STEP_MS);
     this.#room.enqueue(job);
@@ -152,6 +165,33 @@ export class Dispatcher {
     this.stats.accepted++;
     job.deadline = setTimeout(this.#onDeadline, timeoutMs, job);
     return job;
+  }
+
+  /**
+   * Keeps waiting requests from starting (their client is not reading its replies), or
+   * lets them go again; requests already running are not touched.
+   */
+  hold(jobs: Iterable<Job>): void {
+    for (const job of jobs) this.#room.hold(job);
+  }
+
+  release(jobs: Iterable<Job>): void {
+    let released = false;
+    for (const job of jobs) released = this.#room.release(job) || released;
+    if (released) this.#pump();
+  }
+
+  /**
+   * Answers a request still waiting E_OVERLOADED, to make room in a full queue (fair
+   * sharing, see ClientShares): counted as refused, like the refusal it stands for.
+   * False when the request is not waiting.
+   */
+  shed(job: Job, error: CrewError): boolean {
+    if (job.state !== "queued" && job.state !== "held") return false;
+    this.stats.accepted--;
+    this.stats.failed--;
+    this.stats.refused++;
+    return this.#finish(job, { ok: false, error, meta: job.meta() });
   }
 
   /** Cancels a request: it answers `error` (E_CANCELLED by default) unless it already answered. */
@@ -179,6 +219,11 @@ export class Dispatcher {
     }
     // Whatever outlived the grace period answers now: every accepted request gets its reply.
     for (const job of this.#openJobs()) this.cancel(job, new ShuttingDownError("the cluster shut down before the request finished"));
+  }
+
+  /** Ends drain()'s wait now: what is still open answers E_SHUTTING_DOWN (a second Ctrl-C). */
+  hurryDrain(): void {
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   onResult(node: ComputeNode, msg: ResultMsg): void {
@@ -303,6 +348,7 @@ export class Dispatcher {
     job.attempt = attempt;
     job.attempts++;
     job.lastNode = node.id;
+    job.version = node.versionOf(job.handler);
     const first = job.startedAt === 0;
     if (first) job.startedAt = performance.now();
     this.#attempts.set(attempt.a, attempt);
@@ -313,6 +359,7 @@ export class Dispatcher {
       requestId: job.requestId,
       handler: job.handler,
       payload: job.payload,
+      payloadJson: job.payloadJson,
       attempt: job.attempts,
       resumeFrom: job.checkpoint,
     });

@@ -15,9 +15,10 @@ export type DoneCallback = (outcome: Outcome) => void;
 
 /**
  * queued: waiting for a node; parked: waiting for one busy node it is bound to (hash);
+ * held: waiting, kept from starting while its client does not read its replies;
  * running: an attempt is on a node; done: answered.
  */
-export type JobState = "queued" | "parked" | "running" | "done";
+export type JobState = "queued" | "parked" | "held" | "running" | "done";
 
 export interface Attempt {
   readonly a: number;
@@ -46,8 +47,12 @@ export class Job implements Queued {
   checkpointAt = 0;
   /** The node of the latest attempt. */
   lastNode: string | null = null;
+  /** The handler version (file hash) that node runs: a reload shows in the reply. */
+  version: string | undefined = undefined;
   deadline: NodeJS.Timeout | null = null;
   readonly submittedAt = performance.now();
+  /** The payload as JSON text when a front received it (then `payload` is undefined): the node parses it. */
+  payloadJson: string | undefined = undefined;
   /** The request's size as received, held against the pending-bytes budget until it answers. */
   bytes = 0;
   /** Set for a request claimed from a shared store: where its checkpoints are kept first. */
@@ -76,6 +81,8 @@ export class Job implements Queued {
   }
 
   meta(): ReplyMeta {
-    return { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    const meta: ReplyMeta = { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    if (this.version !== undefined) meta.version = this.version;
+    return meta;
   }
 }

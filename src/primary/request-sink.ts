@@ -13,4 +13,11 @@ export interface RequestSink {
   cancel(job: Job, error?: CrewError): void;
   /** Counts a request a front refused before it became a job. */
   noteRefused(handler: string, code: string): void;
+  /** The wait queue is at its cap (the fronts then shed a greedy connection's newest request). */
+  readonly queueFull: boolean;
+  /** Keeps waiting requests from starting (their client reads no replies), until release(). */
+  hold(jobs: Iterable<Job>): void;
+  release(jobs: Iterable<Job>): void;
+  /** Refuses a request still waiting, with `error`; false when it has started. */
+  shed(job: Job, error: CrewError): boolean;
 }

@@ -29,6 +29,7 @@ import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
 import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkRunFields } from "./frames.js";
+import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
 /** A client has this long to send its headers, and this long for the whole request. */
@@ -161,6 +162,11 @@ class HttpReceiver implements Front {
       case "/metrics":
         if (allow(req, res, "GET")) this.#async(res, this.#scrape(res));
         return;
+      case "/v1/reload":
+        if (allow(req, res, "POST") && this.#admin(req, res)) {
+          this.#cluster.reload("http").then((done) => send(res, 200, JSON.stringify({ reloaded: done })), (err: CrewError) => sendError(res, err));
+        }
+        return;
     }
     const kill = KILL_ROUTE.exec(path);
     if (kill) {
@@ -199,16 +205,20 @@ class HttpReceiver implements Front {
       this.#tooLarge(res, handler, req);
     };
     const onEnd = (): void => {
-      let payload: unknown;
+      // The payload stays JSON text, checked but never built here: the node parses it.
+      let payloadJson: string | undefined;
       if (size > 0) {
+        payloadJson = Buffer.concat(chunks, size).toString("utf8");
         try {
-          payload = JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
-        } catch {
-          return this.#refuse(res, handler, new BadRequestError("the body is not valid JSON"));
+          checkJson(payloadJson);
+        } catch (err) {
+          if (!(err instanceof JsonSyntaxError)) throw err;
+          const deep = err.message.startsWith("nesting");
+          return this.#refuse(res, handler, new BadRequestError(deep ? `the body is nested deeper than ${MAX_DEPTH}` : `the body is not valid JSON: ${err.message}`));
         }
       }
       // checkRunFields has vouched for the types.
-      this.#submit(res, { handler, payload, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined, bytes: size });
+      this.#submit(res, { handler, payloadJson, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined, bytes: size });
     };
     req.on("data", onData);
     req.on("end", onEnd);
@@ -285,10 +295,15 @@ class HttpReceiver implements Front {
     send(res, 200, text, this.#metrics.contentType);
   }
 
+  /** Whether `req` may use an admin endpoint; answers E_FORBIDDEN when not. */
+  #admin(req: IncomingMessage, res: ServerResponse): boolean {
+    if (adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) return true;
+    sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or x-crew-admin-token"));
+    return false;
+  }
+
   #kill(req: IncomingMessage, res: ServerResponse, encodedId: string): void {
-    if (!adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) {
-      return sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or x-crew-admin-token"));
-    }
+    if (!this.#admin(req, res)) return;
     let id: string;
     try {
       id = decodeURIComponent(encodedId);

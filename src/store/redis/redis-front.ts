@@ -100,6 +100,22 @@ export class RedisFront implements RequestSink {
     this.#d.observer().requestRefused?.(handler, code);
   }
 
+  /**
+   * The shared queue's cap is kept in Redis (enqueue answers "full"), and a request there
+   * may already run on another host: this host sheds and holds nothing of it.
+   */
+  get queueFull(): boolean {
+    return false;
+  }
+
+  hold(): void {}
+
+  release(): void {}
+
+  shed(): boolean {
+    return false;
+  }
+
   /** A reply from this host's stream: answers every local request waiting for it. */
   deliver(requestId: string, reply: StoredReply): void {
     const jobs = this.#waiting.get(requestId);
