@@ -70,7 +70,7 @@ export class RedisFront implements RequestSink {
     const enqueued = this.#d.queue.enqueue({
       requestId,
       handler: spec.name,
-      payloadJson: JSON.stringify(req.payload ?? null),
+      payloadJson: req.payloadJson ?? JSON.stringify(req.payload ?? null),
       priority: req.priority ?? 0,
       deadline: Date.now() + timeoutMs,
       idempotencyKey: req.idempotencyKey,

@@ -153,7 +153,7 @@ export class RedisWorker {
     held.job = this.#d.dispatcher.submit(
       {
         handler: spec.name,
-        payload: JSON.parse(claim.payloadJson) as unknown,
+        payloadJson: claim.payloadJson,
         priority: claim.priority,
         timeoutMs,
         resume: {
