@@ -53,6 +53,10 @@ async function fetchStatus(url: string): Promise<string> {
   } catch (err) {
     const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
     const reason = cause?.code ?? cause?.message ?? (err as Error).message;
+    // llhttp's parse errors (HPE_INVALID_CONSTANT, …): something answered, but not in HTTP.
+    if (cause?.code?.startsWith("HPE_")) {
+      throw new Error(`${url} did not answer in HTTP (${reason}): is that the cluster's TCP port? --http-port takes its HTTP port (crew start logs both when "listening")`);
+    }
     throw new Error(`could not reach ${url}: ${reason} (is \`crew start\` running there? --host and --http-port choose the cluster)`);
   }
   const text = await res.text();
@@ -123,7 +127,16 @@ export function formatStatus(status: ClusterStatus): string {
     `requests   ${q.active} active · ${q.accepted} accepted · ${q.completed} completed · ${q.failed} failed · ${q.refused} refused`,
     `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored`,
     `cluster    balancer ${status.balancer} · up ${duration(status.uptimeMs)}${status.draining ? " · DRAINING" : ""}`,
+    ...scalingLine(status.scaling),
   ].join("\n");
+}
+
+/** "nodes      threads 3 (2..8) · processes 0 · elastic: up after 100 ms waiting, down after 30000 ms idle". */
+function scalingLine(scaling: ClusterStatus["scaling"] | undefined): string[] {
+  if (!scaling) return []; // a cluster from before elastic nodes
+  const count = (c: { now: number; min: number; max: number }) => `${c.now}${c.min === c.max ? "" : ` (${c.min}..${c.max})`}`;
+  const elastic = scaling.elastic ? ` · elastic: up after ${scaling.elastic.scaleUpMs} ms waiting, down after ${scaling.elastic.idleTimeoutMs} ms idle` : "";
+  return [`nodes      threads ${count(scaling.threads)} · processes ${count(scaling.processes)}${elastic}`];
 }
 
 function mib(bytes: number | null): string {

@@ -21,7 +21,7 @@ import type { ExitInfo } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
-import { type Attempt, type DoneCallback, Job, type Outcome } from "./job.js";
+import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
 import { heapNearLimit } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Placement } from "./placement.js";
@@ -37,20 +37,16 @@ export interface SubmitRequest {
   priority?: number | undefined;
   /** Size of the request as received (frame or body), for the pending-bytes budget. */
   bytes?: number;
-  /** Names one piece of work across hosts (DESIGN.md "Idempotency keys"). */
+  /** DESIGN.md's idempotency key (src/store/keyed.ts handles joins and replays before this). */
   idempotencyKey?: string | undefined;
-  /** A request another host accepted, claimed from the shared queue (src/store/redis). */
-  resume?: Resume | undefined;
-}
-
-/** What a request claimed from a shared store brings: its id, its past, and where checkpoints go. */
-export interface Resume {
-  requestId: string;
-  /** Attempts made before this claim (on any host). */
-  attemptsBefore: number;
-  checkpoint: string | null;
-  /** Stores a checkpoint before `ctx.checkpoint()` resolves; false when this host lost the request (fenced). */
-  persistCheckpoint(json: string): Promise<boolean>;
+  /** Where a keyed request's attempts and checkpoints are kept. */
+  durable?: Durability | undefined;
+  /**
+   * A request a previous primary accepted (journal): attempts so far, its last checkpoint
+   * and its whole deadline (timeoutMs is then what is left of it). It is queued even past
+   * maxQueue: it was accepted already.
+   */
+  resume?: { attempts: number; checkpoint: string | null; timeoutMs: number } | undefined;
 }
 
 export interface DispatchStats {
@@ -62,7 +58,7 @@ export interface DispatchStats {
   checkpoints: number;
 }
 
-type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline">;
+type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline"> & { maxProcesses?: number };
 
 /**
  * priorityAgingMs 0 means strict priority: a step worth 2^32 ms (~50 days) of waiting,
@@ -101,7 +97,13 @@ export class Dispatcher {
     this.#registry = deps.registry;
     this.#options = deps.options;
     this.#log = deps.log;
-    this.#hasProcessNodes = deps.nodes.some((n) => n.kind === "process");
+    // Elastic process nodes (processes "0..N") count: the scaler adds one for such a request.
+    this.#hasProcessNodes = deps.nodes.some((n) => n.kind === "process") || (deps.options.maxProcesses ?? 0) > 0;
+  }
+
+  /** The requests first in line for a node: any node's queue and the process-only one's, better-ranked first. */
+  waitingHeads(): [Job | undefined, Job | undefined] {
+    return this.#room.heads();
   }
 
   /** Requests waiting for a node (queued or parked). */
@@ -144,19 +146,17 @@ export class Dispatcher {
     }
     const priority = req.priority ?? 0;
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
-    const job = new Job(req.resume?.requestId ?? `r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
-    if (req.resume) {
-      job.attempts = req.resume.attemptsBefore;
-      job.checkpoint = req.resume.checkpoint;
-      job.persist = req.resume.persistCheckpoint;
-    }
+    const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
     job.bytes = bytes;
+    job.idempotencyKey = req.idempotencyKey;
+    job.durable = req.durable ?? null;
     job.payloadJson = req.payloadJson;
+    if (req.resume && !this.#resume(job, req.resume)) return null;
     job.seq = this.#nextRequest;
     job.rank = job.submittedAt - priority * (this.#options.priorityAgingMs || STRICT_PRIORITY_STEP_MS);
     this.#room.enqueue(job);
     this.#pump();
-    if ((job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
+    if (!req.resume && (job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
       this.#room.remove(job);
       return this.#refuse(req.handler, done, new OverloadedError(`queue full (${this.#options.maxQueue} waiting): retry later`));
     }
@@ -165,6 +165,16 @@ export class Dispatcher {
     this.stats.accepted++;
     job.deadline = setTimeout(this.#onDeadline, timeoutMs, job);
     return job;
+  }
+
+  /** Sets a recovered job's attempts and checkpoint; false (and answered E_CRASHED) when its attempts are spent. */
+  #resume(job: Job, resume: NonNullable<SubmitRequest["resume"]>): boolean {
+    job.attempts = resume.attempts;
+    if (resume.checkpoint !== null) job.storeCheckpoint(resume.checkpoint);
+    if (resume.attempts < job.spec.maxAttempts) return true;
+    const error = new CrashedError(`every attempt was cut short (${resume.attempts} attempts; the last by the primary's death)`);
+    this.#refuse(job.handler, job.done, error);
+    return false;
   }
 
   /**
@@ -243,30 +253,15 @@ export class Dispatcher {
   onCheckpoint(node: ComputeNode, msg: CheckpointMsg): void {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt || attempt.job.state === "done") return;
-    if (attempt.job.persist) return this.#persistCheckpoint(node, msg, attempt.job.persist);
-    this.#checkpointStored(node, msg);
-  }
-
-  /** A shared store keeps the checkpoint first; a refusal means another host holds the request now. */
-  #persistCheckpoint(node: ComputeNode, msg: CheckpointMsg, persist: (json: string) => Promise<boolean>): void {
-    persist(msg.json).then(
-      (kept) => {
-        const job = this.#attempts.get(msg.a)?.job;
-        if (!job || job.state === "done") return;
-        if (kept) this.#checkpointStored(node, msg);
-        else this.cancel(job, new CancelledError("fenced: another host holds this request now"));
-      },
-      (err: unknown) => this.#log.error({ err, node: node.id }, "checkpoint store failed"),
-    );
-  }
-
-  #checkpointStored(node: ComputeNode, msg: CheckpointMsg): void {
-    const attempt = this.#attempts.get(msg.a)!;
     attempt.job.storeCheckpoint(msg.json);
     this.stats.checkpoints++;
     this.observer.checkpointStored?.(attempt.job);
-    // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held here.
-    node.send({ t: "ckpt-ack", a: msg.a, seq: msg.seq });
+    // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held
+    // here, and for a keyed request once its store has kept it.
+    const ack = { t: "ckpt-ack", a: msg.a, seq: msg.seq } as const;
+    const kept = attempt.job.durable?.checkpoint(attempt.job, msg.json) ?? true;
+    if (kept === true) return node.send(ack);
+    if (kept !== false) kept.then((ok) => ok && node.send(ack), (err: unknown) => this.#log.error({ err, requestId: attempt.job.requestId }, "the store could not keep a checkpoint"));
   }
 
   /** The one crash path: a node died with these attempts running on it. */
@@ -352,6 +347,7 @@ export class Dispatcher {
     const first = job.startedAt === 0;
     if (first) job.startedAt = performance.now();
     this.#attempts.set(attempt.a, attempt);
+    job.durable?.attemptStarted(job);
     this.observer.attemptStarted?.(job, node, first);
     node.run({
       t: "run",

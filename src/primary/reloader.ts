@@ -12,6 +12,7 @@ import { CrewError, HandlerLoadError, UnknownHandlerError } from "../errors.js";
 import type { ComputeNode } from "../nodes/compute-node.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { type HandlerRegistry, type HandlerSet, readHandlerSet } from "./handler-registry.js";
+import { compileHandlers } from "./transpile.js";
 import type { Supervisor } from "./supervisor.js";
 
 /** What a finished reload did. Names and versions (file content hashes) of the handlers now served. */
@@ -79,7 +80,7 @@ export class Reloader {
     let set: HandlerSet;
     let configs;
     try {
-      set = readHandlerSet(this.#dir);
+      set = await compileHandlers(readHandlerSet(this.#dir), log);
       log.info({ reason, versions: set.versions, nodes: this.#supervisor.nodes.map((n) => n.id) }, "reload started");
       configs = await this.#supervisor.probe(set);
     } catch (err) {

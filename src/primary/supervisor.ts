@@ -53,6 +53,7 @@ export class Supervisor {
       memoryMb: options.nodeMemoryMb,
       init: {
         handlers: this.#handlers.files,
+        compiled: this.#handlers.compiled,
         logLevel: this.#log.level,
         maxCheckpointBytes: options.maxCheckpointBytes,
         concurrency: options.nodeConcurrency,

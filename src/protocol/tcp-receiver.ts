@@ -16,10 +16,10 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { CancelledError, type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
+import { type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
 import type { ClientShares, ShareHolder } from "../primary/admission.js";
+import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
-import type { RequestSink } from "../primary/request-sink.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
 
@@ -41,7 +41,7 @@ export class TcpReceiver {
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
 
-  constructor(dispatcher: RequestSink, options: TcpReceiverOptions, log: Logger) {
+  constructor(dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
     this.#server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       if (this.#connections.size >= options.maxConnections) return refuseConnection(socket, options.maxConnections, log);
       const conn = new Connection(socket, dispatcher, options, log);
@@ -96,7 +96,7 @@ function endAfter(socket: Socket, last?: string): void {
 
 class Connection implements ShareHolder {
   readonly #socket: Socket;
-  readonly #dispatcher: RequestSink;
+  readonly #dispatcher: Dispatcher;
   readonly #options: TcpReceiverOptions;
   readonly #log: Logger;
   readonly #splitter: LineSplitter;
@@ -114,7 +114,7 @@ class Connection implements ShareHolder {
   #ending = false;
   #isClosed = false;
 
-  constructor(socket: Socket, dispatcher: RequestSink, options: TcpReceiverOptions, log: Logger) {
+  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
     this.#socket = socket;
     this.#dispatcher = dispatcher;
     this.#options = options;
@@ -300,6 +300,7 @@ class Connection implements ShareHolder {
     this.#inflight.clear();
     this.#options.shares.stopped(this);
     this.#log.debug({ remote: this.#socket.remoteAddress, cancelled: jobs.length, requestIds: jobs.map((j) => j.requestId).slice(0, 20) }, "client disconnected: cancelling its requests");
-    for (const job of jobs) this.#dispatcher.cancel(job, new CancelledError("client disconnected"));
+    // hangUp cancels them, except keyed requests: their client may come back for the reply.
+    for (const job of jobs) this.#dispatcher.hangUp(job);
   }
 }

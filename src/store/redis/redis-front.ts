@@ -23,7 +23,7 @@ import type { SubmitRequest } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
 import { type DoneCallback, Job, type Outcome } from "../../primary/job.js";
 import type { ClusterObserver } from "../../primary/observer.js";
-import type { RequestSink } from "../../primary/request-sink.js";
+import type { RequestSink } from "../keyed.js";
 import type { SharedQueue, StoredReply } from "./shared-queue.js";
 
 export interface RedisFrontDeps {
@@ -64,6 +64,7 @@ export class RedisFront implements RequestSink {
     const requestId = `${this.#d.host}-${this.#epoch}-${++this.#next}`;
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
     const job = new Job(requestId, spec, undefined, req.key, req.priority ?? 0, timeoutMs, done);
+    job.idempotencyKey = req.idempotencyKey;
     job.state = "running";
     job.deadline = setTimeout(() => this.#giveUp(job, new TimeoutError(`deadline of ${timeoutMs} ms passed`)), timeoutMs);
     this.#wait(requestId, job);
@@ -94,6 +95,12 @@ export class RedisFront implements RequestSink {
 
   cancel(job: Job, error: CrewError = new CancelledError("cancelled by the client")): void {
     this.#giveUp(job, error);
+  }
+
+  /** The caller's connection is gone: a request without a key is cancelled; one with a key runs on, for the client to come back. */
+  hangUp(job: Job): void {
+    if (job.idempotencyKey === undefined) this.#giveUp(job, new CancelledError("client disconnected"));
+    else this.#unwaitLocal(job);
   }
 
   noteRefused(handler: string, code: string): void {
@@ -160,6 +167,15 @@ export class RedisFront implements RequestSink {
         for (const j of shared) this.#answer(j, fail(j, error));
       },
     );
+  }
+
+  /** Stops waiting for a keyed request's reply here; it runs on, and stays in Redis for the key. */
+  #unwaitLocal(job: Job): void {
+    if (job.state === "done") return;
+    for (const [id, jobs] of this.#waiting) if (jobs.includes(job)) this.#unwait(id, job);
+    job.state = "done";
+    if (job.deadline) clearTimeout(job.deadline);
+    if (this.#idle.length > 0 && this.active === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   #wait(requestId: string, job: Job): void {

@@ -148,6 +148,8 @@ export class RedisWorker {
     }
     if (!spec) return refuse(new UnknownHandlerError(`host ${this.#d.host} has no handler named ${JSON.stringify(claim.handler)}`));
     if (claim.attempt > spec.maxAttempts) return refuse(new CrashedError(`every attempt's host or node died (${claim.attempt - 1} attempts)`));
+    // A request whose attempts are spent answers E_CRASHED above, not through the
+    // dispatcher, so the host that gives up is the one writing the answer.
     const timeoutMs = Math.round(claim.deadline - Date.now());
     if (timeoutMs <= 0) return refuse(new TimeoutError("deadline passed before the request could run"));
     held.job = this.#d.dispatcher.submit(
@@ -156,18 +158,17 @@ export class RedisWorker {
         payloadJson: claim.payloadJson,
         priority: claim.priority,
         timeoutMs,
-        resume: {
-          requestId: claim.requestId,
-          attemptsBefore: claim.attempt - 1,
-          checkpoint: claim.checkpoint,
-          persistCheckpoint: (json) => this.#checkpoint(held, json),
-        },
+        resume: { attempts: claim.attempt - 1, checkpoint: claim.checkpoint, timeoutMs },
+        durable: { attemptStarted: () => {}, checkpoint: (_job, json) => this.#checkpoint(held, json) },
       },
       (outcome) => this.#answer(held, outcome),
     );
   }
 
-  /** Keeps a checkpoint in Redis, retrying while Redis is away; false once fenced. */
+  /**
+   * Keeps a checkpoint in Redis, retrying while Redis is away; `ctx.checkpoint()` resolves
+   * only once it is kept. Refused (fenced): the attempt is aborted here.
+   */
   #checkpoint(held: Held, json: string): Promise<boolean> {
     const write = async (): Promise<boolean> => {
       for (;;) {
@@ -181,7 +182,10 @@ export class RedisWorker {
     };
     const next = held.checkpoints.then(write);
     held.checkpoints = next;
-    return next;
+    return next.then((kept) => {
+      if (!kept && !held.lost && !this.#stopped) this.abort(held.claim.requestId, "a checkpoint was refused: another host holds the request (fenced)");
+      return kept;
+    });
   }
 
   #answer(held: Held, outcome: Outcome): void {
