@@ -117,6 +117,24 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     expect(s.replies.filter((r) => r.id === "long")).toHaveLength(1);
   });
 
+  it("the host that accepted a keyed request dies: the same key on another host gets the one reply, then replays it", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 0);
+    await start("w", 1);
+    const first = await client(a);
+    const frame = { handler: "steps", payload: { steps: 6, ms: 50 }, idempotencyKey: "job-7" };
+    void first.request({ id: 1, ...frame });
+    await runningWithCheckpoint(1);
+    await a.kill();
+    const again = await client(b);
+    const reply = await again.request({ id: 2, ...frame });
+    expect(reply).toMatchObject({ ok: true, result: { done: 6, attempt: 1 }, meta: { host: "w" } });
+    const replay = await again.request({ id: 3, ...frame });
+    expect(replay).toMatchObject({ ok: true, result: { done: 6 }, meta: { replayed: true } });
+    expect(await again.request({ id: 4, ...frame, payload: { steps: 1, ms: 1 } })).toMatchObject({ ok: false, error: { code: "E_IDEMPOTENCY_CONFLICT" } });
+  });
+
   it("a cancel on the accepting host aborts the attempt running on another host", async () => {
     begin();
     const a = await start("a", 0);
