@@ -44,10 +44,15 @@ function clock(t) {
   return new Date(t).toLocaleTimeString([], { hour12: false });
 }
 
+let noticeTimer = 0;
+
+/** Shows a line under the header for ten seconds (empty text hides it). */
 function notice(text) {
   const el = $("#notice");
   el.textContent = text;
   el.hidden = !text;
+  clearTimeout(noticeTimer);
+  if (text) noticeTimer = setTimeout(() => (el.hidden = true), 10_000);
 }
 
 // ---- charts ----------------------------------------------------------------------------
@@ -181,6 +186,8 @@ function requestRows(snap) {
 
 // ---- timeline ---------------------------------------------------------------------------
 
+const KIND_LABELS = { "node-added": "added", "node-removed": "retired", "reload-failed": "no reload", "host-joined": "host up", "host-lost": "host lost" };
+
 function addEvents(events) {
   const list = $("#timeline");
   list.querySelector(".empty")?.remove();
@@ -188,7 +195,7 @@ function addEvents(events) {
     list.prepend(
       h("li", { "data-kind": e.kind, "data-node": e.node, "data-request": e.requestId, "data-seq": e.seq },
         h("time", { datetime: new Date(e.t).toISOString() }, clock(e.t)),
-        h("span", { class: `kind kind-${e.kind}` }, e.kind),
+        h("span", { class: `kind kind-${e.kind}` }, KIND_LABELS[e.kind] ?? e.kind),
         h("span", {}, e.message)),
     );
   }

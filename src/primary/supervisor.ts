@@ -132,6 +132,7 @@ export class Supervisor {
       throw startFailure(err as Error);
     }
     if (this.#stopping) return node;
+    this.observer.event?.({ kind: "node-added", node: node.id, message: `${node.id} (${node.kind}) added` });
     this.#dispatcher?.nodeUp();
     return node;
   }
@@ -145,6 +146,7 @@ export class Supervisor {
     this.#remove(node);
     this.#dispatcher?.nodeUp();
     this.#log.info({ node: node.id, kind: node.kind, reason }, "node retired");
+    this.observer.event?.({ kind: "node-removed", node: node.id, message: `${node.id} (${node.kind}) retired (${reason})` });
   }
 
   #remove(node: ComputeNode): void {
