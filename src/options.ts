@@ -3,7 +3,7 @@
  * `createCluster` and the CLI both go through `resolveOptions`, so a bad value gets the
  * same message from either, naming the option; nothing downstream sees `undefined`.
  */
-import { availableParallelism } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
@@ -90,6 +90,14 @@ export interface ClusterOptions {
   maxUnsentReplyBytes?: number;
   /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
   allowedHosts?: string | string[];
+  /** Redis URL (redis://HOST:PORT[/DB]): this primary becomes one host of a cluster sharing that Redis. */
+  redis?: string;
+  /** The cluster's name in Redis (hosts with the same Redis and name share work). Default "crew". */
+  cluster?: string;
+  /** This host's id, unique in the cluster. Default: hostname-pid. */
+  hostId?: string;
+  /** A host silent this long is dead: other hosts take over its requests. Default 1000. */
+  hostTimeoutMs?: number;
   /** An SQLite file where keyed requests, their checkpoints and replies are kept across restarts (DESIGN.md). Default: none. */
   journal?: string;
   /** "normal": a killed primary loses nothing committed; "full": an OS crash or power loss neither (an fsync per commit). Default "normal". */
@@ -105,7 +113,7 @@ export interface ClusterOptions {
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal" | "threads" | "processes">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal" | "threads" | "processes" | "redis">> & {
   /** Thread nodes at start, and the fewest kept (MIN of "MIN..MAX"). */
   threads: number;
   /** The most thread nodes (MAX of "MIN..MAX"; = threads for a plain number). */
@@ -115,6 +123,7 @@ export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weight
   /** An absolute path. */
   handlers: string;
   journal: string | null;
+  redis: string | null;
   allowedHosts: string[];
   weights: Record<string, number>;
   seed: number | null;
@@ -159,12 +168,19 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
     maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
     watch: bool(input.watch ?? false, "watch"),
+    redis: input.redis === undefined ? null : redisUrl(input.redis),
+    cluster: name(input.cluster ?? "crew", "cluster"),
+    hostId: name(input.hostId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 48)}-${process.pid}`, "hostId"),
+    hostTimeoutMs: int(input.hostTimeoutMs ?? 1000, "hostTimeoutMs", 40, 600_000),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
   rejectUnknownKeys(input, out);
-  if (out.threads + out.processes === 0) {
-    throw new InvalidOptionError("threads and processes must not both be 0 (or both start at 0): a cluster needs at least one node");
+  if (out.redis !== null && out.journal !== null) {
+    throw new InvalidOptionError("journal and redis exclude each other: with redis, Redis keeps the requests, checkpoints and replies of every host");
+  }
+  if (out.threads + out.processes === 0 && out.redis === null) {
+    throw new InvalidOptionError("threads and processes must not both be 0 (or both start at 0) without redis: a cluster needs at least one node (with redis, a host with none is a gateway)");
   }
   return out;
 }
@@ -217,6 +233,21 @@ function handlersPath(value: unknown): string {
 function str(value: unknown, name: string): string {
   if (typeof value !== "string" || value.length === 0) {
     throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function redisUrl(value: unknown): string {
+  if (typeof value !== "string" || !/^rediss?:\/\/[^\s]+$/.test(value)) {
+    throw new InvalidOptionError(`redis must be a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Cluster names and host ids go into Redis keys: short, plain characters. */
+function name(value: unknown, option: string): string {
+  if (typeof value !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+    throw new InvalidOptionError(`${option} must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(value)}`);
   }
   return value;
 }

@@ -77,7 +77,8 @@ export class Supervisor {
       const err = failure.reason as Error;
       throw startFailure(err);
     }
-    return (results[0] as PromiseFulfilledResult<Record<string, HandlerConfig>>).value;
+    // A gateway host (--redis, no nodes) loads no handler code: the defaults apply.
+    return (results[0] as PromiseFulfilledResult<Record<string, HandlerConfig>> | undefined)?.value ?? {};
   }
 
   /** Kills a node by id (the admin endpoint, chaos tests); it is restarted like any crashed node. */
