@@ -40,6 +40,8 @@ export interface Attempt {
   abortedWith: string | null;
   /** The run time the dispatcher expected when it sent the attempt (pipelining budget). */
   readonly expectedMs: number;
+  /** Held ahead (lookahead.ts): the job's node and version before, restored if it is taken back. */
+  held?: { lastNode: string | null; version: string | undefined };
 }
 
 export class Job implements Queued {
