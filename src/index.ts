@@ -33,6 +33,7 @@ export {
   HandlerLoadError,
   CheckpointTooLargeError,
   ConnectionError,
+  JournalError,
   errorFromWire,
 } from "./errors.js";
 export type { ErrorCode, WireErrorCode, WireError } from "./errors.js";

@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CancelledError, ConnectionError, createCluster, type Cluster } from "crew";
@@ -82,6 +85,38 @@ describe("crew start, run and status as real processes", () => {
     expect(out.stderr).toContain("the payload is not valid JSON");
   });
 
+  it("crew run reads the payload from stdin (-) or a file (@FILE), and --meta prints the reply's meta", async () => {
+    const child = spawn(process.execPath, [BIN, "run", "echo", "-", "--port", String(port)], { stdio: ["pipe", "pipe", "pipe"] });
+    const exit = collect(child);
+    child.stdin!.end('{"from":"stdin","n":[1,2,3]}');
+    expect(await exit).toMatchObject({ code: 0, stdout: '{"from":"stdin","n":[1,2,3]}\n', stderr: "" });
+
+    const file = join(mkdtempSync(join(tmpdir(), "crew-run-")), "payload.json");
+    writeFileSync(file, '{"from":"file"}');
+    const withMeta = await crew(["run", "echo", `@${file}`, "--meta", "--port", String(port)]);
+    expect(withMeta.code).toBe(0);
+    const out = JSON.parse(withMeta.stdout) as { result: unknown; meta: { node: string; attempts: number } };
+    expect(out.result).toEqual({ from: "file" });
+    expect(out.meta).toMatchObject({ attempts: 1 });
+    expect(out.meta.node).toMatch(/^t[01]$/);
+
+    const missing = await crew(["run", "echo", `@${file}.nope`, "--port", String(port)]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`crew: the payload file ${file}.nope cannot be read: ENOENT`);
+  });
+
+  it("every command takes --host, --port and --http-port, and says so when a port is the other kind", async () => {
+    const run = await crew(["run", "echo", "1", "--host", "127.0.0.1", "--port", String(httpPort), "--http-port", String(httpPort)]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("it answered HTTP, so that is an HTTP port (crew's HTTP front?), not the cluster's TCP port (--port takes the cluster's TCP port)");
+    const status = await crew(["status", "--host", "127.0.0.1", "--port", String(port), "--http-port", String(port)]);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toMatch(/did not answer in HTTP \(HPE_[A-Z_]+\): is that the cluster's TCP port\? --http-port takes its HTTP port/);
+    const bench = await crew(["bench", "--host", "127.0.0.1", "--port", String(httpPort), "--http-port", String(httpPort), "--requests", "5"]);
+    expect(bench.code).toBe(1);
+    expect(bench.stderr).toContain("it answered HTTP, so that is an HTTP port");
+  });
+
   it("crew run exits 1 with a clear message when nothing listens", async () => {
     const out = await crew(["run", "echo", "{}", "--port", String(await closedPort())]);
     expect(out.code).toBe(1);
@@ -104,6 +139,30 @@ describe("crew start, run and status as real processes", () => {
     expect(lines.find((l) => l.startsWith("t0 "))).toMatch(/thread\s+thread \d+\s+up/);
     expect(lines.find((l) => l.startsWith("t1 "))).toMatch(/thread\s+thread \d+\s+up/);
     expect(out.stdout).toMatch(/queue\s+0 waiting \(max 10000\)/);
+  });
+
+  it("crew status --requests lists the requests in flight, oldest first", async () => {
+    const client = new Client({ port });
+    const abort = new AbortController();
+    try {
+      const held = client.run("sleep", { ms: 60_000 }, { signal: abort.signal, priority: 4 }).catch((err: unknown) => err);
+      // Frames on one connection are read in order: once the ping is answered, the sleep was accepted.
+      await client.ping();
+      const out = await crew(["status", "--requests", "--http-port", String(httpPort)]);
+      expect(out.code).toBe(0);
+      const lines = out.stdout.split("\n");
+      const header = lines.findIndex((l) => l.startsWith("REQUEST "));
+      expect(lines[header]).toMatch(/^REQUEST\s+HANDLER\s+STATE\s+NODE\s+ATTEMPT\s+PRIORITY\s+AGE\s+CHECKPOINT AGE$/);
+      expect(lines[header + 1]).toMatch(/^\S+\s+sleep\s+(running\s+t[01]\s+1|queued\s+-\s+0)\s+4\s+\d+\.\ds\s+-$/);
+      const json = await crew(["status", "--requests", "--json", "--http-port", String(httpPort)]);
+      const body = JSON.parse(json.stdout) as { status: { nodes: unknown[] }; requests: { total: number; requests: Array<{ handler: string }> } };
+      expect(body.status.nodes).toHaveLength(2);
+      expect(body.requests.requests.map((r) => r.handler)).toEqual(["sleep"]);
+      abort.abort();
+      expect(await held).toBeInstanceOf(CancelledError);
+    } finally {
+      await client.close();
+    }
   });
 
   it("crew status exits 1 with a clear message when nothing listens", async () => {

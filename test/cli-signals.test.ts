@@ -1,7 +1,7 @@
 /**
  * `crew start` and signals, as a real process: no signal kills the primary by its default
- * action. SIGTERM while the nodes load exits 0 with a log line; SIGHUP drains (until
- * reload gives it its meaning); a drain logs what it waits for; a second SIGINT during
+ * action. SIGTERM while the nodes load exits 0 with a log line; SIGHUP reloads the
+ * handlers and the primary serves on; a drain logs what it waits for; a second SIGINT during
  * the drain answers the waiting client E_SHUTTING_DOWN and exits at once.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -78,13 +78,15 @@ describe("crew start and signals", () => {
     expect(await c.msg("signal received while the nodes were starting: stopping them")).toMatchObject({ signal: "SIGTERM" });
   });
 
-  it("SIGHUP drains like SIGTERM and exits 0", async () => {
+  it("SIGHUP reloads the handlers and the primary serves on (SIGTERM then drains it)", async () => {
     const c = crew(["--handlers", `${FIXTURES}/hold`, "--threads", "1"]);
     await c.msg("listening");
     c.child.kill("SIGHUP");
+    expect(await c.msg("reload done")).toMatchObject({ reason: "SIGHUP", replaced: [{ from: "t0", to: "t1" }] });
+    expect(c.child.exitCode).toBe(null);
+    c.child.kill("SIGTERM");
     expect(await c.exited).toEqual({ code: 0, signal: null });
-    expect(await c.msg("signal received: draining")).toMatchObject({ signal: "SIGHUP" });
-    await c.msg("stopped");
+    expect(await c.msg("signal received: draining")).toMatchObject({ signal: "SIGTERM" });
   });
 
   it("a drain logs what it waits for; a second SIGINT answers the waiting client E_SHUTTING_DOWN and exits at once", async () => {

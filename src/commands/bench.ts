@@ -1,8 +1,10 @@
 /**
  * `crew bench`: load a running cluster over TCP and report throughput, latency
  * percentiles, errors by code and retries; with --chaos, kill nodes while it runs and
- * report requests lost (must be 0) and recovery latency. Exits 1 when chaos lost any,
- * or could not kill a single node.
+ * report requests lost (must be 0) and recovery latency. One request goes alone first:
+ * a handler the cluster does not have (or a payload it refuses) stops the bench before
+ * loading. Exits 1 when most requests failed, when the cluster stayed gone (see
+ * GIVE_UP_MS in bench/load.ts), when chaos lost any, or could not kill a single node.
  */
 import { writeFileSync } from "node:fs";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
@@ -76,6 +78,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       requests: config.requests ?? undefined,
       signal: stopping.signal,
       onRetried: chaos?.onRetried,
+      probe: true,
     });
     chaos?.start();
     const goal = config.requests !== null ? { requests: config.requests } : { durationMs: config.durationMs! };
@@ -96,6 +99,12 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     // (then "0 lost" would prove nothing).
     const chaosFigures = report.chaos;
     if (chaosFigures && (chaosFigures.lost > 0 || (chaosFigures.kills === 0 && chaosFigures.killErrors > 0))) process.exitCode = 1;
+    // Figures from a run where most requests failed measure the failure, not the cluster.
+    if (result.gaveUp) console.error(`crew: ${result.gaveUp}`);
+    if (result.gaveUp || report.failed > report.completed) {
+      console.error(`crew: ${report.failed} of ${report.failed + report.completed} requests failed (errors above)`);
+      process.exitCode = 1;
+    }
   },
 };
 

@@ -79,7 +79,7 @@ export class NodeRuntime {
     const configs: Record<string, HandlerConfig> = {};
     try {
       for (const [name, file] of Object.entries(this.#init.handlers)) {
-        const handler = await loadHandler(file);
+        const handler = await loadHandler(file, this.#init.compiled?.[name]);
         this.#handlers.set(name, handler);
         configs[name] = handler.config;
       }

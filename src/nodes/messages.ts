@@ -24,6 +24,8 @@ export interface NodeInit {
   kind: NodeKind;
   /** handler name → absolute file path. */
   handlers: Record<string, string>;
+  /** handler name → the .mjs the primary compiled a TypeScript handler into (primary/transpile.ts). */
+  compiled?: Record<string, string>;
   logLevel: string;
   maxCheckpointBytes: number;
   /** Attempts the node runs at once; more may wait in the node (pipelining). */

@@ -10,7 +10,7 @@ import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
 import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
-import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
+import { checkIdempotencyKey, checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
@@ -20,11 +20,20 @@ import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-reg
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
+import { watchHandlers } from "./watcher.js";
+import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
+import { compileHandlers } from "./transpile.js";
+import { createStore } from "../store/index.js";
+import { KeyedRequests, type RequestSink } from "../store/keyed.js";
+import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
+import type { StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
   key?: string;
+  /** DESIGN.md's idempotency key (1 to 256 characters): joins or replays the run with the same key. */
+  idempotencyKey?: string;
   timeoutMs?: number;
   priority?: number;
   signal?: AbortSignal;
@@ -68,7 +77,18 @@ export interface ClusterStatus {
   requests: DispatchStats & { active: number };
   balancer: string;
   draining: boolean;
+  /** The idempotency-key store (memory or journal), with replayed and joined counts. */
+  store: StoreStatus & { replayed: number; joined: number };
+  /** With --redis: this host's id, and every host of the cluster with its nodes. */
+  host?: string;
+  hosts?: HostStatus[];
   uptimeMs: number;
+  /** Node counts: now (taking work), and the MIN..MAX range; scaleUpMs/idleTimeoutMs when elastic. */
+  scaling: {
+    threads: { now: number; min: number; max: number };
+    processes: { now: number; min: number; max: number };
+    elastic: { scaleUpMs: number; idleTimeoutMs: number } | null;
+  };
 }
 
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
@@ -84,19 +104,39 @@ export class Cluster {
   readonly log: Logger;
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
+  /** Keyed requests (joins, replays, the store) in front of the dispatcher; every request goes through it. */
+  readonly #requests: KeyedRequests;
+  /** Where the fronts hand requests: #requests, or with --redis the shared queue's front. */
+  readonly #sink: RequestSink;
+  readonly #redis: RedisHost | null;
   readonly #registry: HandlerRegistry;
   readonly #reloader: Reloader;
+  readonly #scaler: Scaler | null;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   /** Each connection's fair share of the queue, across both fronts. */
   readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
+  /** Stops --watch. */
+  #unwatch: () => void = () => {};
   #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader) {
-    this.#reloader = reloader;
+  constructor(
+    options: ResolvedOptions,
+    log: Logger,
+    supervisor: Supervisor,
+    dispatcher: Dispatcher,
+    registry: HandlerRegistry,
+    parts: { reloader: Reloader; scaler: Scaler | null; requests: KeyedRequests; redis: RedisHost | null },
+  ) {
+    this.#reloader = parts.reloader;
+    this.#scaler = parts.scaler;
+    this.#requests = parts.requests;
+    this.#redis = parts.redis;
+    this.#sink = parts.redis?.front ?? parts.requests;
     this.options = options;
+    if (options.watch) this.#unwatch = watchHandlers(options.handlers, () => this.reload("watch"), log);
     this.log = log;
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
@@ -127,10 +167,13 @@ export class Cluster {
     }
   }
 
-  /** Runs one request through the dispatcher; resolves with its result or rejects with its coded error. */
-  run(handler: string, payload?: unknown, options: RunOptions = {}): Promise<unknown> {
+  /**
+   * Runs one request through the dispatcher; resolves with its result or rejects with its
+   * coded error. `T` is the result's type as the caller knows it (not checked at run time).
+   */
+  run<T = unknown>(handler: string, payload?: unknown, options: RunOptions = {}): Promise<T> {
     return this.call(handler, payload, options).then((reply) => {
-      if (reply.ok) return reply.result;
+      if (reply.ok) return reply.result as T;
       throw Object.assign(errorFromWire(reply.error), { meta: reply.meta });
     });
   }
@@ -141,13 +184,13 @@ export class Cluster {
     payload?: unknown,
     options: RunOptions = {},
   ): Promise<{ ok: true; result: unknown; meta: ReplyMeta } | { ok: false; error: { code: string; message: string }; meta: ReplyMeta }> {
-    const invalid = typeof handler === "string" ? checkRunFields(handler, options.key, options.timeoutMs, options.priority) : "handler must be a string";
+    const invalid = typeof handler === "string" ? (checkRunFields(handler, options.key, options.timeoutMs, options.priority) ?? checkIdempotencyKey(options.idempotencyKey)) : "handler must be a string";
     if (invalid) return Promise.reject(new BadRequestError(invalid));
     return new Promise((resolve) => {
       const { signal } = options;
       let job: Job | null = null;
-      const onAbort = () => job && this.#dispatcher.cancel(job);
-      job = this.submit({ handler, payload, key: options.key, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
+      const onAbort = () => job && this.#sink.cancel(job);
+      job = this.submit({ handler, payload, key: options.key, idempotencyKey: options.idempotencyKey, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
         signal?.removeEventListener("abort", onAbort);
         if (outcome.ok) resolve({ ok: true, result: JSON.parse(outcome.json), meta: outcome.meta });
         else resolve({ ok: false, error: outcome.error.toJSON(), meta: outcome.meta });
@@ -160,11 +203,16 @@ export class Cluster {
 
   /** The receivers' entry: callback style, no promise per request. */
   submit(request: SubmitRequest, done: DoneCallback): Job | null {
-    return this.#dispatcher.submit(request, done);
+    return this.#sink.submit(request, done);
   }
 
   cancel(job: Job): void {
-    this.#dispatcher.cancel(job);
+    this.#sink.cancel(job);
+  }
+
+  /** The caller is gone (connection closed): cancels the request unless it has an idempotency key. */
+  hangUp(job: Job): void {
+    this.#sink.hangUp(job);
   }
 
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
@@ -192,7 +240,7 @@ export class Cluster {
     const { host, port } = checkListenAddress(options);
     const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
-      this.#dispatcher,
+      this.#sink,
       { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
@@ -242,7 +290,20 @@ export class Cluster {
       requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
+      store: { ...this.#requests.store.status(), ...this.#requests.stats },
+      ...(this.#redis ? { host: this.#redis.hostId, hosts: await this.#redis.hosts() } : {}),
       uptimeMs: Date.now() - this.#startedAt,
+      scaling: this.#scaling(),
+    };
+  }
+
+  #scaling(): ClusterStatus["scaling"] {
+    const o = this.options;
+    const now = (kind: NodeKind) => this.#supervisor.nodes.filter((n) => n.kind === kind && n.state !== "stopping" && n.state !== "stopped").length;
+    return {
+      threads: { now: now("thread"), min: o.threads, max: o.maxThreads },
+      processes: { now: now("process"), min: o.processes, max: o.maxProcesses },
+      elastic: this.#scaler ? { scaleUpMs: o.scaleUpMs, idleTimeoutMs: o.idleTimeoutMs } : null,
     };
   }
 
@@ -286,14 +347,19 @@ export class Cluster {
   }
 
   async #close(): Promise<void> {
+    this.#unwatch();
+    this.#scaler?.stop();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
+    await this.#redis?.drainFront(this.options.drainTimeoutMs);
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
+    await this.#redis?.close(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
     // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
     const ended = Promise.all(this.#fronts.map((front) => front.destroyConnections()));
     await Promise.all([this.#hurry ? null : ended, this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs)]);
+    await this.#requests.store.close();
     this.log.info("stopped");
   }
 }
@@ -301,7 +367,10 @@ export class Cluster {
 export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
-  const handlers = readHandlerSet(options.handlers);
+  const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
+  // The store first: a journal that cannot be used stops the start before any node spawns.
+  const store = await createStore(options, log);
+  const open = await store.open();
   const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(handlers, configs, options);
@@ -315,5 +384,28 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     "cluster up",
   );
   const reloader = new Reloader({ dir: options.handlers, current: handlers, supervisor, registry, dispatcher, log });
-  return new Cluster(options, log, supervisor, dispatcher, registry, reloader);
+  const requests = new KeyedRequests({ dispatcher, store, log, timeoutOf: (name) => registry.get(name)?.timeoutMs ?? options.timeoutMs });
+  if (open.length > 0) {
+    const started = performance.now();
+    requests.recover(open);
+    log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
+  }
+  const scaler = isElastic(options) ? new Scaler({ options, supervisor, dispatcher, log, paused: () => reloader.busy }) : null;
+  const redis = options.redis ? await joinRedis(options, { dispatcher, nodes: supervisor.nodes, registry, log }, supervisor) : null;
+  return new Cluster(options, log, supervisor, dispatcher, registry, { reloader, scaler, requests, redis });
+}
+
+/** --redis: this primary becomes one host of the cluster sharing that Redis. */
+async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
+  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue } = options;
+  try {
+    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue }, deps);
+    const observer = deps.dispatcher.observer;
+    const restarted = observer.nodeRestarted;
+    observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());
+    return host;
+  } catch (err) {
+    await supervisor.stop(0);
+    throw err;
+  }
 }

@@ -21,7 +21,7 @@ import type { ExitInfo } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
-import { type Attempt, type DoneCallback, Job, type Outcome } from "./job.js";
+import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
 import { heapNearLimit } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Placement } from "./placement.js";
@@ -37,6 +37,16 @@ export interface SubmitRequest {
   priority?: number | undefined;
   /** Size of the request as received (frame or body), for the pending-bytes budget. */
   bytes?: number;
+  /** DESIGN.md's idempotency key (src/store/keyed.ts handles joins and replays before this). */
+  idempotencyKey?: string | undefined;
+  /** Where a keyed request's attempts and checkpoints are kept. */
+  durable?: Durability | undefined;
+  /**
+   * A request a previous primary accepted (journal): attempts so far, its last checkpoint
+   * and its whole deadline (timeoutMs is then what is left of it). It is queued even past
+   * maxQueue: it was accepted already.
+   */
+  resume?: { attempts: number; checkpoint: string | null; timeoutMs: number } | undefined;
 }
 
 export interface DispatchStats {
@@ -48,7 +58,7 @@ export interface DispatchStats {
   checkpoints: number;
 }
 
-type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline">;
+type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline"> & { maxProcesses?: number };
 
 /**
  * priorityAgingMs 0 means strict priority: a step worth 2^32 ms (~50 days) of waiting,
@@ -87,7 +97,13 @@ export class Dispatcher {
     this.#registry = deps.registry;
     this.#options = deps.options;
     this.#log = deps.log;
-    this.#hasProcessNodes = deps.nodes.some((n) => n.kind === "process");
+    // Elastic process nodes (processes "0..N") count: the scaler adds one for such a request.
+    this.#hasProcessNodes = deps.nodes.some((n) => n.kind === "process") || (deps.options.maxProcesses ?? 0) > 0;
+  }
+
+  /** The requests first in line for a node: any node's queue and the process-only one's, better-ranked first. */
+  waitingHeads(): [Job | undefined, Job | undefined] {
+    return this.#room.heads();
   }
 
   /** Requests waiting for a node (queued or parked). */
@@ -132,12 +148,15 @@ export class Dispatcher {
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
     const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
     job.bytes = bytes;
+    job.idempotencyKey = req.idempotencyKey;
+    job.durable = req.durable ?? null;
     job.payloadJson = req.payloadJson;
+    if (req.resume && !this.#resume(job, req.resume)) return null;
     job.seq = this.#nextRequest;
     job.rank = job.submittedAt - priority * (this.#options.priorityAgingMs || STRICT_PRIORITY_STEP_MS);
     this.#room.enqueue(job);
     this.#pump();
-    if ((job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
+    if (!req.resume && (job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
       this.#room.remove(job);
       return this.#refuse(req.handler, done, new OverloadedError(`queue full (${this.#options.maxQueue} waiting): retry later`));
     }
@@ -146,6 +165,16 @@ export class Dispatcher {
     this.stats.accepted++;
     job.deadline = setTimeout(this.#onDeadline, timeoutMs, job);
     return job;
+  }
+
+  /** Sets a recovered job's attempts and checkpoint; false (and answered E_CRASHED) when its attempts are spent. */
+  #resume(job: Job, resume: NonNullable<SubmitRequest["resume"]>): boolean {
+    job.attempts = resume.attempts;
+    if (resume.checkpoint !== null) job.storeCheckpoint(resume.checkpoint);
+    if (resume.attempts < job.spec.maxAttempts) return true;
+    const error = new CrashedError(`every attempt was cut short (${resume.attempts} attempts; the last by the primary's death)`);
+    this.#refuse(job.handler, job.done, error);
+    return false;
   }
 
   /**
@@ -227,8 +256,12 @@ export class Dispatcher {
     attempt.job.storeCheckpoint(msg.json);
     this.stats.checkpoints++;
     this.observer.checkpointStored?.(attempt.job);
-    // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held here.
-    node.send({ t: "ckpt-ack", a: msg.a, seq: msg.seq });
+    // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held
+    // here, and for a keyed request once its store has kept it.
+    const ack = { t: "ckpt-ack", a: msg.a, seq: msg.seq } as const;
+    const kept = attempt.job.durable?.checkpoint(attempt.job, msg.json) ?? true;
+    if (kept === true) return node.send(ack);
+    if (kept !== false) kept.then((ok) => ok && node.send(ack), (err: unknown) => this.#log.error({ err, requestId: attempt.job.requestId }, "the store could not keep a checkpoint"));
   }
 
   /** The one crash path: a node died with these attempts running on it. */
@@ -314,6 +347,7 @@ export class Dispatcher {
     const first = job.startedAt === 0;
     if (first) job.startedAt = performance.now();
     this.#attempts.set(attempt.a, attempt);
+    job.durable?.attemptStarted(job);
     this.observer.attemptStarted?.(job, node, first);
     node.run({
       t: "run",

@@ -31,6 +31,8 @@ export interface HandlerSpec {
 export interface HandlerSet {
   readonly files: Readonly<Record<string, string>>;
   readonly versions: Readonly<Record<string, string>>;
+  /** name → the JavaScript the primary compiled a TypeScript handler into (transpile.ts). */
+  readonly compiled?: Readonly<Record<string, string>>;
 }
 
 /** Reads the handlers folder: names, files and versions. Throws like findHandlers. */

@@ -14,6 +14,16 @@ export type Outcome = { ok: true; json: string; meta: ReplyMeta } | { ok: false;
 export type DoneCallback = (outcome: Outcome) => void;
 
 /**
+ * How a store keeps a keyed request's progress (src/store/keyed.ts): the dispatcher
+ * reports each attempt, and acknowledges a checkpoint only once `checkpoint` has kept it
+ * (when it answers with a promise, once that resolves to true).
+ */
+export interface Durability {
+  attemptStarted(job: Job): void;
+  checkpoint(job: Job, json: string): boolean | Promise<boolean>;
+}
+
+/**
  * queued: waiting for a node; parked: waiting for one busy node it is bound to (hash);
  * held: waiting, kept from starting while its client does not read its replies;
  * running: an attempt is on a node; done: answered.
@@ -57,6 +67,10 @@ export class Job implements Queued {
   bytes = 0;
   /** When the first attempt started, for the queue-wait metric. */
   startedAt = 0;
+  /** The request's idempotency key, if it has one. */
+  idempotencyKey: string | undefined = undefined;
+  /** Set for a keyed request: where its attempts and checkpoints are kept. */
+  durable: Durability | null = null;
 
   constructor(
     readonly requestId: string,

@@ -17,6 +17,8 @@ export interface RunFrame {
   key: string | undefined;
   timeoutMs: number | undefined;
   priority: number | undefined;
+  /** DESIGN.md's idempotency key: 1 to 256 characters. */
+  idempotencyKey: string | undefined;
   /** The frame's length, for the pending-bytes budget. */
   bytes: number;
 }
@@ -40,6 +42,10 @@ export interface ReplyMeta {
   ms: number;
   /** The handler's version (its file's content hash) on the node that answered. */
   version?: string;
+  /** True on a reply kept from an earlier run with the same idempotency key. */
+  replayed?: boolean;
+  /** Several hosts (--redis): the host whose node ran the last attempt. */
+  host?: string;
 }
 
 export type Reply =
@@ -52,6 +58,9 @@ export type ParseResult = { frame: RequestFrame } | { error: CrewError; id: Requ
 export const HANDLER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$/;
 
 const MAX_ID_LENGTH = 256;
+
+/** The longest idempotency key, in characters (DESIGN.md: 1 to 256). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256;
 
 /** The longest delay a Node.js timer holds; setTimeout turns a longer one into 1 ms. */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
@@ -99,7 +108,8 @@ function parseRun(field: (name: string) => unknown, payload: { start: number; en
   const key = field("key");
   const timeoutMs = field("timeoutMs");
   const priority = field("priority");
-  const invalid = checkRunFields(handler, key, timeoutMs, priority);
+  const idempotencyKey = field("idempotencyKey");
+  const invalid = checkRunFields(handler, key, timeoutMs, priority) ?? checkIdempotencyKey(idempotencyKey);
   if (invalid) return bad(id, invalid);
   return {
     frame: {
@@ -110,6 +120,7 @@ function parseRun(field: (name: string) => unknown, payload: { start: number; en
       key: key as string | undefined,
       timeoutMs: timeoutMs as number | undefined,
       priority: priority as number | undefined,
+      idempotencyKey: idempotencyKey as string | undefined,
       bytes: line.length,
     },
   };
@@ -135,6 +146,12 @@ export function checkRunFields(handler: string, key: unknown, timeoutMs: unknown
   return undefined;
 }
 
+/** Checks an idempotency key (frame field, header, option); returns what is wrong, or undefined. */
+export function checkIdempotencyKey(key: unknown): string | undefined {
+  if (key === undefined || (typeof key === "string" && key.length >= 1 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH)) return undefined;
+  return `idempotencyKey must be a string of 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`;
+}
+
 /**
  * A string id, or a numeric one that comes back exactly as sent: a safe integer whose
  * text is JSON's own (JSON.parse rounds 12345678901234567890 and 1e-999, and two such
@@ -156,7 +173,9 @@ function bad(id: RequestId | null, message: string): ParseResult {
  * JSON text, so it is spliced in rather than parsed and serialised again here.
  */
 export function encodeReply(id: RequestId | null, outcome: Outcome): string {
-  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}${outcome.meta.version === undefined ? "" : `,"version":${JSON.stringify(outcome.meta.version)}`}}`;
+  const { node, attempts, ms, version, replayed, host } = outcome.meta;
+  const extra = (version === undefined ? "" : `,"version":${JSON.stringify(version)}`) + (replayed ? ',"replayed":true' : "") + (host === undefined ? "" : `,"host":${JSON.stringify(host)}`);
+  const meta = `{"node":${node === null ? "null" : JSON.stringify(node)},"attempts":${attempts},"ms":${ms}${extra}}`;
   const idText = JSON.stringify(id);
   if (outcome.ok) return `{"id":${idText},"ok":true,"result":${outcome.json},"meta":${meta}}\n`;
   return `{"id":${idText},"ok":false,"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}\n`;

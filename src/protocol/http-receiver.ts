@@ -3,7 +3,7 @@
  * the TCP receiver. Every request is bounded: headers by time, the body by
  * maxFrameBytes and by time, so a slow or greedy client costs a socket and nothing more.
  *
- *   POST /v1/run/:handler     body = payload JSON; x-crew-key, x-crew-timeout-ms, x-crew-priority
+ *   POST /v1/run/:handler     body = payload JSON; x-crew-key, x-crew-timeout-ms, x-crew-priority, Idempotency-Key
  *   GET  /healthz             200, or 503 while draining
  *   GET  /v1/status           cluster.status() as JSON
  *   GET  /v1/requests         cluster.requests() as JSON (?limit=N: the N oldest)
@@ -28,7 +28,7 @@ import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
 import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
-import { checkRunFields } from "./frames.js";
+import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
@@ -213,7 +213,8 @@ class HttpReceiver implements Front {
     const key = req.headers["x-crew-key"];
     const timeoutMs = intHeader(req, "x-crew-timeout-ms");
     const priority = intHeader(req, "x-crew-priority");
-    const invalid = checkRunFields(handler, key, timeoutMs, priority);
+    const idempotencyKey = req.headers["idempotency-key"];
+    const invalid = checkRunFields(handler, key, timeoutMs, priority) ?? checkIdempotencyKey(idempotencyKey);
     if (invalid) return this.#refuse(res, handler, new BadRequestError(`${invalid} (path or x-crew-* headers)`));
     const untyped = contentTypeRefusal(req);
     if (untyped) return this.#refuse(res, handler, untyped);
@@ -241,7 +242,7 @@ class HttpReceiver implements Front {
         }
       }
       // checkRunFields has vouched for the types.
-      this.#submit(res, { handler, payloadJson, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined, bytes: size });
+      this.#submit(res, { handler, payloadJson, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined, idempotencyKey: idempotencyKey as string | undefined, bytes: size });
     };
     req.on("data", onData);
     req.on("end", onEnd);
@@ -265,7 +266,7 @@ class HttpReceiver implements Front {
     // pipelined request queued behind another's response never gets its own 'close' when
     // the client hangs up: the socket's does.
     const cancel = (): void => {
-      if (!answered) this.#cluster.cancel(job);
+      if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
     };
     const outstanding = socketCancels(res.req.socket);
     outstanding.add(cancel);

@@ -16,9 +16,9 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { CancelledError, type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
+import { type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
 import type { ClientShares, ShareHolder } from "../primary/admission.js";
-import type { Dispatcher } from "../primary/dispatcher.js";
+import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
@@ -300,6 +300,7 @@ class Connection implements ShareHolder {
     this.#inflight.clear();
     this.#options.shares.stopped(this);
     this.#log.debug({ remote: this.#socket.remoteAddress, cancelled: jobs.length, requestIds: jobs.map((j) => j.requestId).slice(0, 20) }, "client disconnected: cancelling its requests");
-    for (const job of jobs) this.#dispatcher.cancel(job, new CancelledError("client disconnected"));
+    // hangUp cancels them, except keyed requests: their client may come back for the reply.
+    for (const job of jobs) this.#dispatcher.hangUp(job);
   }
 }
