@@ -4,6 +4,7 @@
 
 const MAX_POINTS = 300; // five minutes of one-second samples, as the server keeps
 const MAX_EVENTS = 200;
+const CHART_HEIGHT = 146; // px, axes included; the legend goes below
 const $ = (sel) => document.querySelector(sel);
 
 /** A DOM element with attributes and children (text is always set as text, never parsed as HTML). */
@@ -92,7 +93,7 @@ function buildCharts() {
     const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     const opts = {
       width: Math.max(200, el.clientWidth),
-      height: el.clientHeight - 24,
+      height: CHART_HEIGHT,
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [axis, { ...axis, size: 56, values: (_u, ticks) => ticks.map(compact) }],
@@ -120,7 +121,7 @@ function addSamples(samples) {
 new ResizeObserver(() => {
   for (const [name, { chart }] of Object.entries(charts)) {
     const el = $(`#chart-${name}`);
-    chart.setSize({ width: Math.max(200, el.clientWidth), height: el.clientHeight - 24 });
+    chart.setSize({ width: Math.max(200, el.clientWidth), height: CHART_HEIGHT });
   }
 }).observe($(".charts"));
 matchMedia("(prefers-color-scheme: dark)").addEventListener("change", buildCharts);

@@ -167,10 +167,13 @@ export class Cluster {
     }
   }
 
-  /** Runs one request through the dispatcher; resolves with its result or rejects with its coded error. */
-  run(handler: string, payload?: unknown, options: RunOptions = {}): Promise<unknown> {
+  /**
+   * Runs one request through the dispatcher; resolves with its result or rejects with its
+   * coded error. `T` is the result's type as the caller knows it (not checked at run time).
+   */
+  run<T = unknown>(handler: string, payload?: unknown, options: RunOptions = {}): Promise<T> {
     return this.call(handler, payload, options).then((reply) => {
-      if (reply.ok) return reply.result;
+      if (reply.ok) return reply.result as T;
       throw Object.assign(errorFromWire(reply.error), { meta: reply.meta });
     });
   }
