@@ -22,6 +22,8 @@ interface StartArgs {
   maxFrameBytes: number;
   maxPendingBytes: number;
   maxCheckpointBytes: number;
+  maxResultBytes: number;
+  threadHost: "process" | "primary";
   nodeMemoryMb: number;
   nodeConcurrency: number;
   nodePipeline: number;
@@ -56,6 +58,8 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("max-frame-bytes", { type: "number", default: 1024 * 1024, describe: "Largest TCP frame or HTTP body" })
       .option("max-pending-bytes", { type: "number", default: 256 * 1024 * 1024, describe: "Bytes of requests accepted and unanswered before E_OVERLOADED" })
       .option("max-checkpoint-bytes", { type: "number", default: 1024 * 1024, describe: "Largest checkpoint state (as JSON)" })
+      .option("max-result-bytes", { type: "number", default: 16 * 1024 * 1024, describe: "Largest handler result (as JSON); larger answers E_HANDLER" })
+      .option("thread-host", { choices: ["process", "primary"] as const, default: "process" as const, describe: "Where thread nodes run: a host process (a handler's OOM cannot abort the primary) or the primary itself" })
       .option("node-memory-mb", { type: "number", default: 2048, describe: "Heap cap per node; a node over it is replaced" })
       .option("node-concurrency", { type: "number", default: 1, describe: "Requests running at once on one node" })
       .option("node-pipeline", { type: "number", default: 16, describe: "Short requests a busy node may hold ahead (0: off)" })
@@ -83,6 +87,8 @@ export const startCommand: CommandModule<object, StartArgs> = {
       maxFrameBytes: args.maxFrameBytes,
       maxPendingBytes: args.maxPendingBytes,
       maxCheckpointBytes: args.maxCheckpointBytes,
+      maxResultBytes: args.maxResultBytes,
+      threadHost: args.threadHost,
       nodeMemoryMb: args.nodeMemoryMb,
       nodeConcurrency: args.nodeConcurrency,
       nodePipeline: args.nodePipeline,

@@ -4,12 +4,14 @@
  */
 import type { NodeInit, ToNode } from "../nodes/messages.js";
 import { NodeRuntime } from "./runtime.js";
+import { dieWithPrimary } from "./watchdog.js";
 
 const raw = process.env.CREW_NODE_INIT;
 if (!raw || !process.send) {
   console.error("crew: process-entry is started by the primary, not by hand");
   process.exit(2);
 }
+dieWithPrimary();
 const init = JSON.parse(raw) as NodeInit;
 const send = process.send.bind(process);
 

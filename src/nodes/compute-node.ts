@@ -3,6 +3,7 @@
  * counters, and the attempts running on it. The transport under it is the only part
  * that knows threads from processes; a restart swaps in a fresh transport, same id.
  */
+import type { Logger } from "pino";
 import type { NodeView } from "../primary/balancers/balancer.js";
 import type { CheckpointMsg, FromNode, HandlerConfig, NodeInit, NodeKind, ResultMsg, ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportFactory } from "./transport.js";
@@ -42,6 +43,8 @@ export interface ComputeNodeOptions {
   init: Omit<NodeInit, "nodeId" | "kind">;
   transport: TransportFactory;
   listener: NodeListener;
+  /** Receives the node's output, relayed (process nodes and hosted thread nodes). */
+  log: Logger;
 }
 
 const MEMORY_QUERY_TIMEOUT_MS = 1000;
@@ -133,6 +136,7 @@ export class ComputeNode implements NodeView {
       const transport = this.#options.transport({
         init: { ...this.#options.init, nodeId: this.id, kind: this.kind },
         memoryMb: this.#options.memoryMb,
+        log: this.#options.log,
         events: {
           onMessages: (msgs) => {
             if (ready) return this.#receive(msgs);

@@ -26,6 +26,8 @@ export interface NodeInit {
   handlers: Record<string, string>;
   logLevel: string;
   maxCheckpointBytes: number;
+  /** Largest result, as JSON bytes: a larger one answers E_HANDLER naming the limit. */
+  maxResultBytes: number;
   /** Attempts the node runs at once; more may wait in the node (pipelining). */
   concurrency: number;
 }

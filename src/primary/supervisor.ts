@@ -8,6 +8,7 @@ import { HandlerLoadError } from "../errors.js";
 import { ComputeNode, NodeStartError } from "../nodes/compute-node.js";
 import type { CheckpointMsg, HandlerConfig, NodeKind, ResultMsg } from "../nodes/messages.js";
 import { createProcessTransport } from "../nodes/process-transport.js";
+import { ThreadHost } from "../nodes/thread-host.js";
 import { createThreadTransport } from "../nodes/thread-transport.js";
 import type { ExitInfo } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
@@ -21,6 +22,8 @@ export class Supervisor {
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   #dispatcher: Dispatcher | null = null;
   #stopping = false;
+  /** The process hosting the thread nodes (threadHost "process"), or null. */
+  readonly #threadHost: ThreadHost | null;
   observer: ClusterObserver = {};
 
   constructor(options: ResolvedOptions, handlerFiles: Record<string, string>, log: Logger) {
@@ -31,6 +34,9 @@ export class Supervisor {
       onCheckpoint: (node: ComputeNode, msg: CheckpointMsg) => this.#dispatcher?.onCheckpoint(node, msg),
       onExit: (node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null) => this.#onExit(node, info, lost, ran),
     };
+    const threadIds = Array.from({ length: options.threads }, (_, i) => `t${i}`);
+    this.#threadHost = options.threadHost === "process" && options.threads > 0 ? new ThreadHost(log, threadIds) : null;
+    const threadTransport = this.#threadHost?.transport ?? createThreadTransport;
     const add = (kind: NodeKind, count: number) => {
       for (let i = 0; i < count; i++) {
         this.nodes.push(
@@ -43,10 +49,12 @@ export class Supervisor {
               handlers: handlerFiles,
               logLevel: log.level,
               maxCheckpointBytes: options.maxCheckpointBytes,
+              maxResultBytes: options.maxResultBytes,
               concurrency: options.nodeConcurrency,
             },
-            transport: kind === "thread" ? createThreadTransport : createProcessTransport,
+            transport: kind === "thread" ? threadTransport : createProcessTransport,
             listener,
+            log,
           }),
         );
       }
@@ -86,6 +94,8 @@ export class Supervisor {
     for (const timer of this.#restartTimers) clearTimeout(timer);
     this.#restartTimers.clear();
     await Promise.all(this.nodes.map((node) => node.stop(graceMs)));
+    // Threads given up on (blocked in native code) die with their host, now.
+    this.#threadHost?.close();
   }
 
   async #start(node: ComputeNode): Promise<Record<string, HandlerConfig>> {
@@ -100,7 +110,7 @@ export class Supervisor {
     // dispatcher ends them (and their grace timers), without a crash or a restart.
     if (node.state === "stopped") return void this.#dispatcher?.nodeLost(node, info, lost, ran);
     this.#log.warn(
-      { node: node.id, kind: node.kind, pid: node.pid, threadId: node.threadId, code: info.code, signal: info.signal, reason: info.reason, lost: lost.length, crashes: node.crashes },
+      { node: node.id, kind: node.kind, pid: node.pid, threadId: node.threadId, code: info.code, signal: info.signal, reason: info.reason, toRetry: lost.length, crashes: node.crashes },
       "node crashed",
     );
     this.observer.nodeCrashed?.(node, info);
