@@ -31,7 +31,6 @@ interface Hosted {
 class HostProcess {
   readonly nodes = new Map<number, Hosted>();
   readonly #proc: NodeProcess;
-  #outbox: ToHost[] = [];
   #dead = false;
 
   constructor(log: Logger, nodeIds: string[], onDead: (host: HostProcess) => void) {
@@ -59,20 +58,17 @@ class HostProcess {
     return this.#dead;
   }
 
+  /**
+   * Sends now: ComputeNode already batches a node's messages per turn, and a payload that
+   * cannot be serialised must throw here, so only its request fails (ComputeNode#postAlone).
+   */
   send(msg: ToHost): void {
-    if (this.#dead) return;
-    if (this.#outbox.push(msg) === 1) queueMicrotask(this.#flush);
+    if (!this.#dead && this.#proc.child.connected) this.#proc.child.send([msg]);
   }
 
   kill(): void {
     this.#proc.kill();
   }
-
-  readonly #flush = (): void => {
-    const batch = this.#outbox;
-    this.#outbox = [];
-    if (!this.#dead && this.#proc.child.connected) this.#proc.child.send(batch);
-  };
 
   #receive(msg: FromHost): void {
     const node = this.nodes.get(msg.k);
