@@ -52,6 +52,12 @@ export interface ClusterOptions {
    * process: one hop less per request, but such an abort takes the primary down.
    */
   threadHost?: "process" | "primary";
+  /**
+   * How long a node may take to load every handler before it is killed: `createCluster`
+   * (and `crew start`) then fail naming the file, and a restart is retried with backoff.
+   * Default 30000.
+   */
+  nodeStartTimeoutMs?: number;
   /** Heap cap per node. Default 2048. */
   nodeMemoryMb?: number;
   /** Attempts running at once on one node. Default 1. */
@@ -109,6 +115,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     maxCheckpointBytes: int(input.maxCheckpointBytes ?? 1024 * 1024, "maxCheckpointBytes", 2, 1024 ** 3),
     maxResultBytes: int(input.maxResultBytes ?? 16 * 1024 * 1024, "maxResultBytes", 2, 1024 ** 3),
     threadHost: oneOf(input.threadHost ?? "process", "threadHost", ["process", "primary"] as const),
+    nodeStartTimeoutMs: int(input.nodeStartTimeoutMs ?? 30_000, "nodeStartTimeoutMs", 1, 3600_000),
     nodeMemoryMb: int(input.nodeMemoryMb ?? 2048, "nodeMemoryMb", 16, 1024 * 1024),
     nodeConcurrency: int(input.nodeConcurrency ?? 1, "nodeConcurrency", 1, 10_000),
     nodePipeline: int(input.nodePipeline ?? 16, "nodePipeline", 0, 1024),

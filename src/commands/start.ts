@@ -24,6 +24,7 @@ interface StartArgs {
   maxCheckpointBytes: number;
   maxResultBytes: number;
   threadHost: "process" | "primary";
+  nodeStartTimeoutMs: number;
   nodeMemoryMb: number;
   nodeConcurrency: number;
   nodePipeline: number;
@@ -60,6 +61,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option("max-checkpoint-bytes", { type: "number", default: 1024 * 1024, describe: "Largest checkpoint state (as JSON)" })
       .option("max-result-bytes", { type: "number", default: 16 * 1024 * 1024, describe: "Largest handler result (as JSON); larger answers E_HANDLER" })
       .option("thread-host", { choices: ["process", "primary"] as const, default: "process" as const, describe: "Where thread nodes run: a host process (a handler's OOM cannot abort the primary) or the primary itself" })
+      .option("node-start-timeout-ms", { type: "number", default: 30_000, describe: "How long a node may take to load the handlers before it is killed" })
       .option("node-memory-mb", { type: "number", default: 2048, describe: "Heap cap per node; a node over it is replaced" })
       .option("node-concurrency", { type: "number", default: 1, describe: "Requests running at once on one node" })
       .option("node-pipeline", { type: "number", default: 16, describe: "Short requests a busy node may hold ahead (0: off)" })
@@ -89,6 +91,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       maxCheckpointBytes: args.maxCheckpointBytes,
       maxResultBytes: args.maxResultBytes,
       threadHost: args.threadHost,
+      nodeStartTimeoutMs: args.nodeStartTimeoutMs,
       nodeMemoryMb: args.nodeMemoryMb,
       nodeConcurrency: args.nodeConcurrency,
       nodePipeline: args.nodePipeline,

@@ -43,6 +43,8 @@ export class NodeRuntime {
    */
   readonly #slots: Int32Array | undefined;
   #starting = false;
+  /** A process node waits for its IPC to be read before starting a held attempt: one is pending. */
+  #deferred = false;
 
   constructor(init: NodeInit, send: (msgs: FromNode[]) => void, shared: { poll?: () => void; slots?: Int32Array } = {}) {
     this.#init = init;
@@ -65,6 +67,8 @@ export class NodeRuntime {
     const configs: Record<string, HandlerConfig> = {};
     try {
       for (const [name, file] of Object.entries(this.#init.handlers)) {
+        // Sent at once, not batched: a start that hangs in this import is blamed on this file.
+        this.#send([{ t: "loading", file }]);
         const handler = await loadHandler(file);
         this.#handlers.set(name, handler);
         configs[name] = handler.config;
@@ -77,6 +81,9 @@ export class NodeRuntime {
   }
 
   receive(msgs: ToNode[]): void {
+    // Attempts already waiting were held behind another: before one starts, every message
+    // that has arrived is read (an abort for it may be among them, in a later batch).
+    const held = this.#waiting.length > 0;
     for (const msg of msgs) {
       switch (msg.t) {
         case "run":
@@ -101,7 +108,7 @@ export class NodeRuntime {
           break;
       }
     }
-    this.#startWaiting(false);
+    this.#startWaiting(held);
   }
 
   #run(msg: RunMsg): void {
@@ -226,7 +233,11 @@ export class NodeRuntime {
       while (this.#running.size < this.#init.concurrency && this.#waiting.length > 0) {
         if (followsAnother) {
           if (!this.#slots) this.#flush();
-          this.#poll?.();
+          if (!this.#poll) {
+            this.#deferStart();
+            break;
+          }
+          this.#poll();
           if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
         }
         this.#run(this.#waiting.shift()!);
@@ -235,6 +246,23 @@ export class NodeRuntime {
     } finally {
       this.#starting = false;
     }
+  }
+
+  /**
+   * Fork IPC has no synchronous read: a process node lets its event loop read what the
+   * primary sent (an abort for the attempt held next) before it starts that attempt. Two
+   * turns: an immediate queued from the poll phase runs before the next poll, the second
+   * one after it, so every message that had arrived is read and handled by then.
+   */
+  #deferStart(): void {
+    if (this.#deferred) return;
+    this.#deferred = true;
+    setImmediate(() =>
+      setImmediate(() => {
+        this.#deferred = false;
+        this.#startWaiting(false);
+      }),
+    );
   }
 
   /** An attempt aborted before it started: it never runs, and its slot at the primary frees. */

@@ -102,4 +102,9 @@ export interface MemoryMsg {
   heapUsed: number;
   rss: number;
 }
-export type FromNode = ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg;
+/** The node starts importing `file`: a start that never ends names it. */
+export interface LoadingMsg {
+  t: "loading";
+  file: string;
+}
+export type FromNode = LoadingMsg | ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg;

@@ -45,6 +45,7 @@ export class Supervisor {
             kind,
             capacity: options.nodeConcurrency,
             memoryMb: options.nodeMemoryMb,
+            startTimeoutMs: options.nodeStartTimeoutMs,
             init: {
               handlers: handlerFiles,
               logLevel: log.level,
