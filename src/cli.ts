@@ -4,21 +4,27 @@
  */
 import yargs from "yargs";
 import { CrewError } from "./errors.js";
+import { UsageError } from "./commands/usage-error.js";
 import { startCommand } from "./commands/start.js";
 import { runCommand } from "./commands/run.js";
 import { statusCommand } from "./commands/status.js";
 import { benchCommand } from "./commands/bench.js";
+import { reloadCommand } from "./commands/reload.js";
 
 export async function main(argv: string[]): Promise<void> {
   try {
     await yargs(argv)
       .scriptName("crew")
+      // Flags from the flag table stay text until config-sources.ts reads them, so a bad
+      // one is quoted as typed; options with a yargs type still get it.
+      .parserConfiguration({ "parse-numbers": false, "parse-positional-numbers": false })
       .usage("$0 <command> [options]")
       .command(startCommand)
       .command(runCommand)
       .command(statusCommand)
       .command(benchCommand)
-      .demandCommand(1, "Name a command: crew start | run | status | bench (crew <command> --help for its options)")
+      .command(reloadCommand)
+      .demandCommand(1, "Name a command: crew start | run | status | reload | bench (crew <command> --help for its options)")
       .strict()
       .recommendCommands()
       .help()
@@ -32,7 +38,10 @@ export async function main(argv: string[]): Promise<void> {
       })
       .parseAsync();
   } catch (err) {
-    if (err instanceof CrewError) {
+    if (err instanceof UsageError) {
+      // A bad flag, variable, config key or address: one line that names it.
+      console.error(`crew: ${err.message}`);
+    } else if (err instanceof CrewError) {
       console.error(`crew: ${err.code}: ${err.message}`);
     } else {
       console.error(`crew: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

@@ -31,6 +31,7 @@ export const LOCAL_ERRORS = {
   E_HANDLER_LOAD: { name: "HandlerLoadError", message: "a handler module failed to load" },
   E_CHECKPOINT_TOO_LARGE: { name: "CheckpointTooLargeError", message: "checkpoint over the size limit" },
   E_CONNECTION: { name: "ConnectionError", message: "connection to the cluster lost" },
+  E_JOURNAL: { name: "JournalError", message: "the journal cannot be used" },
 } as const;
 
 export type WireErrorCode = keyof typeof WIRE_ERRORS;
@@ -119,6 +120,7 @@ export const InvalidOptionError = defineError("E_INVALID_OPTION");
 export const HandlerLoadError = defineError("E_HANDLER_LOAD");
 export const CheckpointTooLargeError = defineError("E_CHECKPOINT_TOO_LARGE");
 export const ConnectionError = defineError("E_CONNECTION");
+export const JournalError = defineError("E_JOURNAL");
 
 const CLASSES: Record<ErrorCode, CrewErrorClass<ErrorCode>> = {
   E_BAD_REQUEST: BadRequestError,
@@ -141,6 +143,7 @@ const CLASSES: Record<ErrorCode, CrewErrorClass<ErrorCode>> = {
   E_HANDLER_LOAD: HandlerLoadError,
   E_CHECKPOINT_TOO_LARGE: CheckpointTooLargeError,
   E_CONNECTION: ConnectionError,
+  E_JOURNAL: JournalError,
 };
 
 export function isWireCode(code: string): code is WireErrorCode {

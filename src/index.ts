@@ -1,6 +1,8 @@
 /** crew's public API. Everything a user imports comes through this list. */
 export { createCluster, Cluster } from "./primary/cluster.js";
 export type { ClusterStatus, ListenInfo, ListenOptions, NodeStatus, RunOptions } from "./primary/cluster.js";
+export type { ReloadResult } from "./primary/reloader.js";
+export type { RequestStatus } from "./primary/request-status.js";
 export type { ClusterOptions } from "./options.js";
 export { Client } from "./protocol/client.js";
 export type { CallResult, ClientOptions, ReplyError, RunOptions as ClientRunOptions } from "./protocol/client.js";
@@ -31,6 +33,7 @@ export {
   HandlerLoadError,
   CheckpointTooLargeError,
   ConnectionError,
+  JournalError,
   errorFromWire,
 } from "./errors.js";
 export type { ErrorCode, WireErrorCode, WireError } from "./errors.js";

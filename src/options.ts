@@ -5,16 +5,23 @@
  */
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { InvalidOptionError } from "./errors.js";
 import { BALANCER_NAMES, type BalancerName } from "./primary/balancers/balancer.js";
 import { parseWeights } from "./primary/balancers/index.js";
+import { DEFAULT_HOST, DEFAULT_PORT } from "./protocol/address.js";
 import { MAX_TIMEOUT_MS } from "./protocol/frames.js";
+import { nearest } from "./suggest.js";
 import { int } from "./validate.js";
 
 export interface ClusterOptions {
-  /** Folder of handler modules. Default "workers". */
-  handlers?: string;
+  /**
+   * Folder of handler modules: a path (a relative one resolves against process.cwd(),
+   * not against the calling module), a `file:` URL string, or a URL object
+   * (`new URL("./workers/", import.meta.url)` for a folder beside your module). Default "workers".
+   */
+  handlers?: string | URL;
   /** Thread nodes. Default: one per core when `processes` is not given, else 0. */
   threads?: number;
   /** Child-process nodes. Default 0. */
@@ -84,12 +91,37 @@ export interface ClusterOptions {
    * priority may starve). Default 1000.
    */
   priorityAgingMs?: number;
+  /** Open connections per front (TCP, HTTP); one more is answered E_OVERLOADED and closed. Default 1024. */
+  maxConnections?: number;
+  /** A connection with nothing in flight that sends nothing for this long is closed; 0: never. Default 300000. */
+  idleConnectionMs?: number;
+  /**
+   * Reply bytes a connection may leave unread before its requests still waiting are held
+   * back (not run) until it reads. Default 8 MiB.
+   */
+  maxUnsentReplyBytes?: number;
+  /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
+  allowedHosts?: string | string[];
+  /** An SQLite file where keyed requests, their checkpoints and replies are kept across restarts (DESIGN.md). Default: none. */
+  journal?: string;
+  /** "normal": a killed primary loses nothing committed; "full": an OS crash or power loss neither (an fsync per commit). Default "normal". */
+  journalSync?: "normal" | "full";
+  /** How long a keyed request's reply is kept for replay, ms. Default 600000. */
+  resultTtlMs?: number;
+  /** Idempotency keys held (open, or answered and kept for replay) before a new key answers E_OVERLOADED. Default 100000. */
+  maxKeptReplies?: number;
+  /** Reload (with no downtime) whenever a file in the handlers folder changes. Default false. */
+  watch?: boolean;
   logLevel?: string;
   /** A pino logger of your own (its level wins over logLevel). */
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "weights" | "seed" | "logger">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal">> & {
+  /** An absolute path. */
+  handlers: string;
+  journal: string | null;
+  allowedHosts: string[];
   weights: Record<string, number>;
   seed: number | null;
   logger: Logger | null;
@@ -101,7 +133,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
   if (typeof input !== "object" || input === null) throw new InvalidOptionError("options must be an object");
   const processesGiven = input.processes !== undefined;
   const out: ResolvedOptions = {
-    handlers: resolve(str(input.handlers ?? "workers", "handlers")),
+    handlers: handlersPath(input.handlers ?? "workers"),
     threads: int(input.threads ?? (processesGiven ? 0 : availableParallelism()), "threads", 0, 256),
     processes: int(input.processes ?? 0, "processes", 0, 256),
     balancer: oneOf(input.balancer ?? "least-outstanding", "balancer", BALANCER_NAMES),
@@ -125,13 +157,68 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     restartBackoffMs: int(input.restartBackoffMs ?? 100, "restartBackoffMs", 0, 600_000),
     restartBackoffMaxMs: int(input.restartBackoffMaxMs ?? 5000, "restartBackoffMaxMs", 0, 3600_000),
     priorityAgingMs: int(input.priorityAgingMs ?? 1000, "priorityAgingMs", 0, 3600_000),
+    maxConnections: int(input.maxConnections ?? 1024, "maxConnections", 1, 1_000_000),
+    idleConnectionMs: int(input.idleConnectionMs ?? 300_000, "idleConnectionMs", 0, MAX_TIMEOUT_MS),
+    maxUnsentReplyBytes: int(input.maxUnsentReplyBytes ?? 8 * 1024 * 1024, "maxUnsentReplyBytes", 1, 2 ** 40),
+    allowedHosts: hostList(input.allowedHosts),
+    journal: input.journal === undefined ? null : resolve(str(input.journal, "journal")),
+    journalSync: oneOf(input.journalSync ?? "normal", "journalSync", ["normal", "full"] as const),
+    resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
+    maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
+    watch: bool(input.watch ?? false, "watch"),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
+  rejectUnknownKeys(input, out);
   if (out.threads + out.processes === 0) {
     throw new InvalidOptionError("threads and processes must not both be 0: a cluster needs at least one node");
   }
   return out;
+}
+
+/**
+ * JS callers have no excess-property check: a misspelt key (`maxAttempt`) would be
+ * ignored in silence. Every key must be one resolveOptions filled in.
+ */
+function rejectUnknownKeys(input: object, known: object): void {
+  for (const key of Object.keys(input)) {
+    if (key in known) continue;
+    if (LISTEN_KEYS.includes(key)) throw new InvalidOptionError(`${key} is an option of cluster.listen(), not of createCluster()`);
+    const near = nearest(key, Object.keys(known));
+    throw new InvalidOptionError(`unknown option ${JSON.stringify(key)}${near ? ` (did you mean ${near}?)` : ""}`);
+  }
+}
+
+/** A folder path from a path, a `file:` URL string or a URL; relative paths resolve against the cwd. */
+/** The keys of cluster.listen()'s options, named when one is given to createCluster(). */
+const LISTEN_KEYS = ["port", "httpPort", "host", "adminToken"];
+
+/**
+ * Checks a listen address, for cluster.listen() and for the CLI before any node starts:
+ * ports are integers 0–65535 (0 picks a free one), the TCP and HTTP ports differ, the
+ * host is a non-empty string. Returns the port and host with defaults filled in.
+ * `listening` false (a client's view of a cluster) skips the check that the ports differ.
+ * @throws InvalidOptionError naming port, httpPort or host.
+ */
+export function checkListenAddress(input: { host?: unknown; port?: unknown; httpPort?: unknown }, listening = true): { host: string; port: number; httpPort: number | null } {
+  const host = str(input.host ?? DEFAULT_HOST, "host");
+  const port = int(input.port ?? DEFAULT_PORT, "port", 0, 65535);
+  const httpPort = input.httpPort === undefined ? null : int(input.httpPort, "httpPort", 0, 65535);
+  if (listening && httpPort !== null && httpPort !== 0 && httpPort === port) {
+    throw new InvalidOptionError(`httpPort must differ from the TCP port: both are ${port} (HTTP and TCP need a port each)`);
+  }
+  return { host, port, httpPort };
+}
+
+function handlersPath(value: unknown): string {
+  if (value instanceof URL || (typeof value === "string" && value.startsWith("file:"))) {
+    try {
+      return resolve(fileURLToPath(value));
+    } catch (err) {
+      throw new InvalidOptionError(`handlers must be a file: URL or a path, got ${JSON.stringify(String(value))}: ${(err as Error).message}`);
+    }
+  }
+  return resolve(str(value, "handlers"));
 }
 
 function str(value: unknown, name: string): string {
@@ -141,11 +228,29 @@ function str(value: unknown, name: string): string {
   return value;
 }
 
+function bool(value: unknown, name: string): boolean {
+  if (typeof value !== "boolean") throw new InvalidOptionError(`${name} must be true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {
     throw new InvalidOptionError(`${name} must be one of ${allowed.join(", ")}; got ${JSON.stringify(value)}`);
   }
   return value as T;
+}
+
+/** "a.example,b.example" or an array of names, lower-cased; "*" allows any Host. */
+function hostList(value: unknown): string[] {
+  if (value === undefined) return [];
+  const list = typeof value === "string" ? value.split(",") : value;
+  if (!Array.isArray(list) || !list.every((h) => typeof h === "string")) {
+    throw new InvalidOptionError(`allowedHosts must be a comma-separated string or an array of host names, got ${JSON.stringify(value)}`);
+  }
+  const names = list.map((h) => h.trim().toLowerCase()).filter((h) => h !== "");
+  const bad = names.find((h) => h !== "*" && !/^[a-z0-9.:_[\]-]+$/.test(h));
+  if (bad !== undefined) throw new InvalidOptionError(`allowedHosts: ${JSON.stringify(bad)} is not a host name`);
+  return names;
 }
 
 function weights(value: unknown): Record<string, number> {

@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createCluster, type Cluster } from "crew";
 import { Chaos, parseChaos } from "../dist/bench/chaos.js";
 import { parseDuration } from "../dist/bench/duration.js";
-import { newLatencyHistogram, startLoad, type LoadResult } from "../dist/bench/load.js";
+import { GIVE_UP_MS, newLatencyHistogram, RETRY_MAX_MS, RETRY_MIN_MS, startLoad, type LoadResult } from "../dist/bench/load.js";
+import { waitFor, watch } from "./helpers/cluster-events.js";
 import { startProgress } from "../dist/bench/progress.js";
 import {
   buildReport,
@@ -133,6 +134,43 @@ describe("crew bench against a real cluster", () => {
     const out = await crewBench(["--port", String(port), "--requests", "10"]);
     expect(out.code).not.toBe(0);
     expect(out.stderr).toContain(`127.0.0.1:${port}`);
+  });
+
+  it("checks the handler with one request before loading, and stops there when it does not exist", async () => {
+    const { cluster: c, port } = await cluster();
+    const out = await crewBench(["--port", String(port), "--handler", "nope", "--duration", "10m"]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain('E_UNKNOWN_HANDLER: no handler named "nope"');
+    expect(out.stdout).not.toContain("throughput");
+    expect((await c.status()).requests.refused).toBe(1);
+  });
+
+  it("exits 1 when most requests fail", async () => {
+    const { port } = await cluster();
+    const out = await crewBench(["--port", String(port), "--handler", "crash", "--payload", '{"mode":"throw"}', "--requests", "40"]);
+    expect(out.code).toBe(1);
+    expect(out.stdout).toContain("0 ok, 40 failed");
+    expect(out.stderr).toContain("crew: 40 of 40 requests failed (errors above)");
+  });
+
+  it("backs off when the cluster goes away mid-run, then gives up and exits 1", async () => {
+    const { cluster: c, port } = await cluster();
+    const events = watch(c);
+    const connections = 2;
+    const pipeline = 4;
+    const bench = crewBench(["--port", String(port), "--duration", "10m", "--connections", String(connections), "--pipeline", String(pipeline)]);
+    await waitFor(events, "requestDone");
+    await c.closeNow();
+    const out = await bench;
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain("the cluster is gone; stopped sending");
+    // Without backoff each slot would fail thousands of times in GIVE_UP_MS; with it, each
+    // slot sends at most one request per step of RETRY_MIN_MS doubling to RETRY_MAX_MS.
+    const steps = Math.ceil(Math.log2(RETRY_MAX_MS / RETRY_MIN_MS)) + Math.ceil(GIVE_UP_MS / RETRY_MAX_MS) + 2;
+    const gone = out.stdout.match(/E_CONNECTION (\d+)/)?.[1] ?? "0";
+    const draining = out.stdout.match(/E_SHUTTING_DOWN (\d+)/)?.[1] ?? "0";
+    expect(Number(gone) + Number(draining)).toBeGreaterThan(0);
+    expect(Number(gone) + Number(draining)).toBeLessThanOrEqual(connections * pipeline * steps);
   });
 
   it("--chaos kills nodes through the HTTP front while loading, and no request is lost", async () => {

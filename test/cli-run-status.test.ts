@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CancelledError, ConnectionError, createCluster, type Cluster } from "crew";
@@ -80,6 +83,38 @@ describe("crew start, run and status as real processes", () => {
     const out = await crew(["run", "echo", "{a:1}", "--port", String(await closedPort())]);
     expect(out.code).toBe(2);
     expect(out.stderr).toContain("the payload is not valid JSON");
+  });
+
+  it("crew run reads the payload from stdin (-) or a file (@FILE), and --meta prints the reply's meta", async () => {
+    const child = spawn(process.execPath, [BIN, "run", "echo", "-", "--port", String(port)], { stdio: ["pipe", "pipe", "pipe"] });
+    const exit = collect(child);
+    child.stdin!.end('{"from":"stdin","n":[1,2,3]}');
+    expect(await exit).toMatchObject({ code: 0, stdout: '{"from":"stdin","n":[1,2,3]}\n', stderr: "" });
+
+    const file = join(mkdtempSync(join(tmpdir(), "crew-run-")), "payload.json");
+    writeFileSync(file, '{"from":"file"}');
+    const withMeta = await crew(["run", "echo", `@${file}`, "--meta", "--port", String(port)]);
+    expect(withMeta.code).toBe(0);
+    const out = JSON.parse(withMeta.stdout) as { result: unknown; meta: { node: string; attempts: number } };
+    expect(out.result).toEqual({ from: "file" });
+    expect(out.meta).toMatchObject({ attempts: 1 });
+    expect(out.meta.node).toMatch(/^t[01]$/);
+
+    const missing = await crew(["run", "echo", `@${file}.nope`, "--port", String(port)]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`crew: the payload file ${file}.nope cannot be read: ENOENT`);
+  });
+
+  it("every command takes --host, --port and --http-port, and says so when a port is the other kind", async () => {
+    const run = await crew(["run", "echo", "1", "--host", "127.0.0.1", "--port", String(httpPort), "--http-port", String(httpPort)]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("it answered HTTP, so that is an HTTP port (crew's HTTP front?), not the cluster's TCP port (--port takes the cluster's TCP port)");
+    const status = await crew(["status", "--host", "127.0.0.1", "--port", String(port), "--http-port", String(port)]);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toMatch(/did not answer in HTTP \(HPE_[A-Z_]+\): is that the cluster's TCP port\? --http-port takes its HTTP port/);
+    const bench = await crew(["bench", "--host", "127.0.0.1", "--port", String(httpPort), "--http-port", String(httpPort), "--requests", "5"]);
+    expect(bench.code).toBe(1);
+    expect(bench.stderr).toContain("it answered HTTP, so that is an HTTP port");
   });
 
   it("crew run exits 1 with a clear message when nothing listens", async () => {

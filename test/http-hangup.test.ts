@@ -25,7 +25,7 @@ it("cancels every pipelined request of a client that hangs up", async () => {
   const socket = connect(httpPort, "127.0.0.1");
   socket.on("error", () => {});
   const body = JSON.stringify({ ms: 600_000 });
-  const request = `POST /v1/run/sleep HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+  const request = `POST /v1/run/sleep HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
   socket.write(request.repeat(5));
   await until(async () => (await cluster.status()).requests.accepted === before.accepted + 5);
   socket.destroy();
@@ -47,7 +47,7 @@ it("refuses a pipelined HTTP request past maxConnectionInflight with 503 E_OVERL
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => (received += chunk));
     const body = JSON.stringify({ ms: 600_000 });
-    const request = `POST /v1/run/sleep HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    const request = `POST /v1/run/sleep HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
     socket.write(request.repeat(cap + 2));
     await until(async () => (await capped.status()).requests.refused === 2);
     const status = await capped.status();

@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 async function run(handler: string, body?: string, headers: Record<string, string> = {}, url = base) {
-  const res = await fetch(`${url}/v1/run/${handler}`, { method: "POST", body, headers });
+  const res = await fetch(`${url}/v1/run/${handler}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
   return { status: res.status, body: (await res.json()) as any };
 }
 
@@ -85,7 +85,7 @@ class RawConnection {
 }
 
 function rawRequest(method: string, path: string, body = "", headers: Record<string, string | number> = {}): string {
-  const all = { host: "127.0.0.1", "content-length": Buffer.byteLength(body), ...headers };
+  const all = { host: "127.0.0.1", "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers };
   return `${method} ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n${body}`;
 }
 
@@ -149,7 +149,7 @@ describe("POST /v1/run/:handler", () => {
         else controller.close();
       },
     });
-    const res = await fetch(`${base}/v1/run/echo`, { method: "POST", body, duplex: "half" } as RequestInit);
+    const res = await fetch(`${base}/v1/run/echo`, { method: "POST", headers: { "content-type": "application/json" }, body, duplex: "half" } as RequestInit);
     expect(res.status).toBe(413);
     expect(((await res.json()) as any).error.code).toBe("E_FRAME_TOO_LARGE");
   });
@@ -170,7 +170,7 @@ describe("POST /v1/run/:handler", () => {
     const started = waitFor(events, "attemptStarted", (job) => job.handler === "sleep");
     const done = waitFor(events, "requestDone", (job) => job.handler === "sleep");
     const abort = new AbortController();
-    const call = fetch(`${base}/v1/run/sleep`, { method: "POST", body: '{"ms":60000}', signal: abort.signal }).catch((e) => e);
+    const call = fetch(`${base}/v1/run/sleep`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"ms":60000}', signal: abort.signal }).catch((e) => e);
     const [, node] = await started;
     const crashesBefore = node.crashes;
     abort.abort();
@@ -281,7 +281,7 @@ describe("refusals that need a cluster of their own", () => {
     const { url, events: ev } = await small({ handlers: "workers", maxQueue: 0 });
     const started = waitFor(ev, "attemptStarted");
     const abort = new AbortController();
-    const busy = fetch(`${url}/v1/run/sleep`, { method: "POST", body: '{"ms":60000}', signal: abort.signal }).catch(() => {});
+    const busy = fetch(`${url}/v1/run/sleep`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"ms":60000}', signal: abort.signal }).catch(() => {});
     await started;
     expect(await run("echo", "1", {}, url)).toMatchObject({ status: 503, body: { error: { code: "E_OVERLOADED" } } });
     abort.abort();

@@ -31,7 +31,7 @@ async function scrape(url = base): Promise<string> {
 }
 
 function post(handler: string, body?: string, signal?: AbortSignal, url = base): Promise<Response> {
-  return fetch(`${url}/v1/run/${handler}`, { method: "POST", body, signal });
+  return fetch(`${url}/v1/run/${handler}`, { method: "POST", headers: { "content-type": "application/json" }, body, signal });
 }
 
 /**

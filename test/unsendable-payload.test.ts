@@ -44,7 +44,7 @@ describe.each([
   });
 
   it("answers a deeply nested HTTP body 400 and keeps serving", async () => {
-    const res = await fetch(`http://127.0.0.1:${httpPort}/v1/run/echo`, { method: "POST", body: nested(20_000) });
+    const res = await fetch(`http://127.0.0.1:${httpPort}/v1/run/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: nested(20_000) });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("E_BAD_REQUEST");
     expect(await cluster.run("echo", 7)).toBe(7);

@@ -8,8 +8,9 @@
  * exceptions (Client.call resolves error replies), one timestamp pair per request, and
  * the client batches every frame sent in one turn of the event loop into one write.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { build, type Histogram } from "hdr-histogram-js";
-import { InvalidOptionError } from "../errors.js";
+import { errorFromWire, InvalidOptionError } from "../errors.js";
 import { Client } from "../protocol/client.js";
 
 export interface LoadOptions {
@@ -31,7 +32,26 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** Called for every reply that needed more than one attempt, with performance.now() at its arrival. */
   onRetried?: (arrivedAt: number, attempts: number) => void;
+  /**
+   * Send one request alone first; when it fails with a code every request would get
+   * (PROBE_FATAL: no such handler, a payload the cluster refuses, no node for it), `done`
+   * rejects with that error instead of loading. The probe counts as one of the requests.
+   */
+  probe?: boolean;
 }
+
+/** Replies that the next request would get too: not worth loading a cluster with. */
+export const PROBE_FATAL = ["E_UNKNOWN_HANDLER", "E_BAD_REQUEST", "E_NO_NODE", "E_FRAME_TOO_LARGE"];
+/**
+ * Failures that mean the cluster is gone or going (no reply at all, or a drain): a slot
+ * that gets one waits before its next send, RETRY_MIN_MS doubling to RETRY_MAX_MS, so a
+ * dead cluster costs a few requests a second instead of thousands.
+ */
+export const BACKOFF_CODES = ["E_CONNECTION", "E_SHUTTING_DOWN"];
+export const RETRY_MIN_MS = 10;
+export const RETRY_MAX_MS = 1000;
+/** With no reply but BACKOFF_CODES for this long, the cluster is taken for gone and the run stops. */
+export const GIVE_UP_MS = 5000;
 
 /** A running total, for the progress display. */
 export interface LoadProgress {
@@ -56,6 +76,8 @@ export interface LoadResult {
   extraAttempts: number;
   /** Latency of the `ok` replies, in microseconds. */
   histogram: Histogram;
+  /** Set when the run stopped early because the cluster stayed unreachable for GIVE_UP_MS. */
+  gaveUp?: string;
 }
 
 export interface LoadRun {
@@ -92,6 +114,9 @@ class Generator implements LoadRun {
   #end = 0;
   #deadline = Infinity;
   #stopped = false;
+  /** performance.now() of the last reply that was not a BACKOFF_CODES failure. */
+  #lastHealthy = 0;
+  #gaveUp: string | undefined;
 
   constructor(options: LoadOptions) {
     this.#options = options;
@@ -115,7 +140,9 @@ class Generator implements LoadRun {
       await Promise.all(this.#clients.map((c) => c.connect()));
       this.#startedAt = Date.now();
       this.#start = performance.now();
+      this.#lastHealthy = this.#start;
       if (this.#options.durationMs !== undefined) this.#deadline = this.#start + this.#options.durationMs;
+      if (this.#options.probe) await this.#probe(this.#clients[0]!);
       const slots: Promise<void>[] = [];
       for (const client of this.#clients) {
         for (let i = 0; i < this.#options.pipeline; i++) slots.push(this.#slot(client));
@@ -133,19 +160,38 @@ class Generator implements LoadRun {
       retried: this.#retried,
       extraAttempts: this.#extraAttempts,
       histogram: this.#histogram,
+      ...(this.#gaveUp ? { gaveUp: this.#gaveUp } : {}),
     };
+  }
+
+  /** One request alone; throws its error when every other request would fail the same way. */
+  async #probe(client: Client): Promise<void> {
+    this.#sent++;
+    const t0 = performance.now();
+    const reply = await client.call(this.#options.handler, this.#options.payload, this.#runOptions());
+    const code = this.#record(t0, reply.ok ? undefined : (reply.error?.code ?? "E_UNKNOWN"), reply.meta?.attempts ?? 1);
+    if (code !== undefined && PROBE_FATAL.includes(code)) throw errorFromWire(reply.error!);
+  }
+
+  #runOptions(): { timeoutMs?: number } {
+    return this.#options.timeoutMs === undefined ? {} : { timeoutMs: this.#options.timeoutMs };
   }
 
   #more(): boolean {
     if (this.#stopped) return false;
+    if (performance.now() - this.#lastHealthy > GIVE_UP_MS) {
+      this.#gaveUp ??= `no reply but ${BACKOFF_CODES.join(" or ")} for ${GIVE_UP_MS / 1000} s: the cluster is gone; stopped sending`;
+      return false;
+    }
     if (this.#options.requests !== undefined) return this.#sent < this.#options.requests;
     return performance.now() < this.#deadline;
   }
 
   /** One pipeline slot: send, wait for the reply, record it, send the next. */
   async #slot(client: Client): Promise<void> {
-    const { handler, payload, timeoutMs, onRetried } = this.#options;
-    const runOptions = timeoutMs === undefined ? {} : { timeoutMs };
+    const { handler, payload } = this.#options;
+    const runOptions = this.#runOptions();
+    let backoffMs = 0;
     while (this.#more()) {
       this.#sent++;
       const t0 = performance.now();
@@ -154,23 +200,38 @@ class Generator implements LoadRun {
       try {
         const reply = await client.call(handler, payload, runOptions);
         attempts = reply.meta?.attempts ?? 1;
-        if (reply.ok) this.#histogram.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-        else code = reply.error?.code ?? "E_UNKNOWN";
+        if (!reply.ok) code = reply.error?.code ?? "E_UNKNOWN";
       } catch (err) {
         // No reply at all: the connection went (the client replaces it on the next call).
         code = (err as { code?: string }).code ?? "E_CONNECTION";
       }
-      if (code === undefined) this.#completed++;
-      else {
-        this.#failed++;
-        this.#errors[code] = (this.#errors[code] ?? 0) + 1;
+      this.#record(t0, code, attempts);
+      if (code === undefined || !BACKOFF_CODES.includes(code)) {
+        backoffMs = 0;
+        continue;
       }
-      if (attempts > 1) {
-        this.#retried++;
-        this.#extraAttempts += attempts - 1;
-        onRetried?.(performance.now(), attempts);
-      }
+      backoffMs = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, backoffMs * 2));
+      await sleep(Math.max(0, Math.min(backoffMs, this.#deadline - performance.now())));
     }
+  }
+
+  /** Counts one request's outcome; `t0` is when it was sent. Returns its error code, if any. */
+  #record(t0: number, code: string | undefined, attempts: number): string | undefined {
+    const now = performance.now();
+    if (code === undefined || !BACKOFF_CODES.includes(code)) this.#lastHealthy = now;
+    if (code === undefined) {
+      this.#completed++;
+      this.#histogram.recordValue(Math.max(1, Math.round((now - t0) * 1000)));
+    } else {
+      this.#failed++;
+      this.#errors[code] = (this.#errors[code] ?? 0) + 1;
+    }
+    if (attempts > 1) {
+      this.#retried++;
+      this.#extraAttempts += attempts - 1;
+      this.#options.onRetried?.(now, attempts);
+    }
+    return code;
   }
 }
 

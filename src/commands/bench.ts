@@ -1,8 +1,10 @@
 /**
  * `crew bench`: load a running cluster over TCP and report throughput, latency
  * percentiles, errors by code and retries; with --chaos, kill nodes while it runs and
- * report requests lost (must be 0) and recovery latency. Exits 1 when chaos lost any,
- * or could not kill a single node.
+ * report requests lost (must be 0) and recovery latency. One request goes alone first:
+ * a handler the cluster does not have (or a payload it refuses) stops the bench before
+ * loading. Exits 1 when most requests failed, when the cluster stayed gone (see
+ * GIVE_UP_MS in bench/load.ts), when chaos lost any, or could not kill a single node.
  */
 import { writeFileSync } from "node:fs";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
@@ -12,12 +14,10 @@ import { startLoad } from "../bench/load.js";
 import { startProgress } from "../bench/progress.js";
 import { type BenchConfig, buildReport, formatReport, lostRequests } from "../bench/report.js";
 import { InvalidOptionError } from "../errors.js";
-import { hostOption, httpPortOption, portOption } from "./address-options.js";
+import { clusterAddress } from "./config-sources.js";
+import { CLIENT_FLAGS, declareFlags } from "./flags.js";
 
 interface BenchArgs {
-  host: string;
-  port: number;
-  httpPort: number;
   handler: string;
   payload?: string;
   connections: number;
@@ -35,10 +35,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
   command: "bench",
   describe: "Load a running cluster and report throughput, latency and errors",
   builder: (y: Argv) =>
-    y
-      .option("host", hostOption)
-      .option("port", portOption)
-      .option("http-port", { ...httpPortOption, describe: "The cluster's HTTP port (for --chaos: status and node kill)" })
+    declareFlags(y, CLIENT_FLAGS)
       .option("handler", { type: "string", default: "echo", describe: "Handler to call" })
       .option("payload", { type: "string", describe: "Payload for every request, as JSON" })
       .option("connections", { type: "number", default: 8, describe: "TCP connections" })
@@ -50,9 +47,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option("admin-token", { type: "string", describe: "Admin token of the cluster (header x-crew-admin-token), for --chaos off loopback" })
       .option("json", { type: "string", describe: "Also write the report to this file as JSON" }) as unknown as Argv<BenchArgs>,
   handler: async (args: ArgumentsCamelCase<BenchArgs>) => {
+    const address = clusterAddress(args);
     const config: BenchConfig = {
-      host: args.host,
-      port: args.port,
+      host: address.host,
+      port: address.port,
       handler: args.handler,
       payload: parsePayload(args.payload),
       connections: args.connections,
@@ -61,7 +59,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       requests: args.requests ?? null,
     };
     const chaos = args.chaos
-      ? new Chaos({ host: args.host, httpPort: args.httpPort, adminToken: args.adminToken, ...parseChaos(args.chaos) })
+      ? new Chaos({ host: address.host, httpPort: address.httpPort, adminToken: args.adminToken, ...parseChaos(args.chaos) })
       : null;
     await chaos?.check();
 
@@ -80,6 +78,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       requests: config.requests ?? undefined,
       signal: stopping.signal,
       onRetried: chaos?.onRetried,
+      probe: true,
     });
     chaos?.start();
     const goal = config.requests !== null ? { requests: config.requests } : { durationMs: config.durationMs! };
@@ -100,6 +99,12 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     // (then "0 lost" would prove nothing).
     const chaosFigures = report.chaos;
     if (chaosFigures && (chaosFigures.lost > 0 || (chaosFigures.kills === 0 && chaosFigures.killErrors > 0))) process.exitCode = 1;
+    // Figures from a run where most requests failed measure the failure, not the cluster.
+    if (result.gaveUp) console.error(`crew: ${result.gaveUp}`);
+    if (result.gaveUp || report.failed > report.completed) {
+      console.error(`crew: ${report.failed} of ${report.failed + report.completed} requests failed (errors above)`);
+      process.exitCode = 1;
+    }
   },
 };
 

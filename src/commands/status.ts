@@ -7,11 +7,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import type { ClusterStatus, NodeStatus } from "../primary/cluster.js";
 import { hostPort } from "../protocol/address.js";
-import { hostOption, httpPortOption } from "./address-options.js";
+import { clusterAddress } from "./config-sources.js";
+import { CLIENT_FLAGS, declareFlags } from "./flags.js";
 
 interface StatusArgs {
-  host: string;
-  httpPort: number;
   json: boolean;
   watch: boolean;
   intervalMs: number;
@@ -24,9 +23,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   command: "status",
   describe: "Show a running cluster's nodes, queue and counters",
   builder: (y: Argv) =>
-    y
-      .option("host", hostOption)
-      .option("http-port", httpPortOption)
+    declareFlags(y, CLIENT_FLAGS)
       .option("json", { type: "boolean", default: false, describe: "Print GET /v1/status's JSON as it is" })
       .option("watch", { type: "boolean", default: false, describe: "Redraw every --interval-ms until Ctrl-C" })
       .option("interval-ms", { type: "number", default: 1000, describe: "Refresh interval for --watch" })
@@ -35,7 +32,8 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
         return true;
       }) as unknown as Argv<StatusArgs>,
   handler: async (args: ArgumentsCamelCase<StatusArgs>) => {
-    const url = `http://${hostPort(args.host, args.httpPort)}/v1/status`;
+    const { host, httpPort } = clusterAddress(args);
+    const url = `http://${hostPort(host, httpPort)}/v1/status`;
     if (args.watch) return watch(url, args);
     try {
       const text = await fetchStatus(url);
@@ -55,6 +53,10 @@ async function fetchStatus(url: string): Promise<string> {
   } catch (err) {
     const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
     const reason = cause?.code ?? cause?.message ?? (err as Error).message;
+    // llhttp's parse errors (HPE_INVALID_CONSTANT, …): something answered, but not in HTTP.
+    if (cause?.code?.startsWith("HPE_")) {
+      throw new Error(`${url} did not answer in HTTP (${reason}): is that the cluster's TCP port? --http-port takes its HTTP port (crew start logs both when "listening")`);
+    }
     throw new Error(`could not reach ${url}: ${reason} (is \`crew start\` running there? --host and --http-port choose the cluster)`);
   }
   const text = await res.text();

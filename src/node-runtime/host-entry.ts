@@ -9,7 +9,7 @@
 import type { FromHost, ToHost } from "../nodes/host-messages.js";
 import { createThreadTransport } from "../nodes/thread-transport.js";
 import type { NodeTransport } from "../nodes/transport.js";
-import { dieWithPrimary } from "./watchdog.js";
+import { dieWithPrimary, endGroup } from "./watchdog.js";
 
 if (!process.send) {
   console.error("crew: host-entry is started by the primary, not by hand");
@@ -58,5 +58,6 @@ process.on("message", (batch: ToHost[]) => {
     else nodes.get(msg.k)?.kill();
   }
 });
-// The primary is gone (or closed our channel): nobody is left to answer to.
-process.on("disconnect", () => process.exit(0));
+// The primary is gone (or closed our channel): nobody is left to answer to. The programs
+// the threads started go too (this process leads their group).
+process.on("disconnect", () => endGroup("SIGKILL"));

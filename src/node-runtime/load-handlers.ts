@@ -24,12 +24,13 @@ export class HandlerModuleError extends Error {
 
 const TS_FILE = /\.[cm]?ts$/;
 
-export async function loadHandler(file: string): Promise<LoadedHandler> {
+/** `compiled`: the JavaScript the primary made of a TypeScript handler, imported instead of it. */
+export async function loadHandler(file: string, compiled?: string): Promise<LoadedHandler> {
   let mod: Record<string, unknown>;
   try {
-    mod = await importModule(file);
+    mod = await importModule(file, compiled);
   } catch (err) {
-    throw new HandlerModuleError(file, `failed to import: ${err instanceof Error ? err.message : String(err)}`);
+    throw new HandlerModuleError(file, `failed to import${where(file, err)}: ${err instanceof Error ? err.message : String(err)}`);
   }
   // A .ts file outside a "type": "module" package is compiled to CommonJS by tsx, which
   // puts the module's exports under `default`.
@@ -42,12 +43,26 @@ export async function loadHandler(file: string): Promise<LoadedHandler> {
   return { fn: fn as Handler, config: checkConfig(file, config) };
 }
 
-async function importModule(file: string): Promise<Record<string, unknown>> {
+async function importModule(file: string, compiled?: string): Promise<Record<string, unknown>> {
+  if (compiled) {
+    // Its inline source map turns stack traces back into the .ts file's lines.
+    process.setSourceMapsEnabled(true);
+    return (await import(pathToFileURL(compiled).href)) as Record<string, unknown>;
+  }
   const url = pathToFileURL(file).href;
   if (!TS_FILE.test(file)) return (await import(url)) as Record<string, unknown>;
-  // TypeScript handlers run without a build step. tsx is loaded only when one exists.
+  // TypeScript handlers run without a build step. tsx is loaded only when the primary
+  // could not compile them (a handlers folder it cannot write to).
   const { tsImport } = await import("tsx/esm/api");
   return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+}
+
+/** " at <file>:<line>:<col>": the first stack frame in the handler's own file, if any. */
+function where(file: string, err: unknown): string {
+  const stack = err instanceof Error ? (err.stack ?? "") : "";
+  const at = stack.split("\n").find((line) => line.includes(file) || line.includes(pathToFileURL(file).href));
+  const loc = at && /(\d+):(\d+)\)?\s*$/.exec(at);
+  return loc ? ` at ${file}:${loc[1]}:${loc[2]}` : "";
 }
 
 function checkConfig(file: string, config: unknown): HandlerConfig {

@@ -4,7 +4,7 @@
  */
 import type { NodeInit, ToNode } from "../nodes/messages.js";
 import { NodeRuntime } from "./runtime.js";
-import { dieWithPrimary } from "./watchdog.js";
+import { dieWithPrimary, endGroup } from "./watchdog.js";
 
 const raw = process.env.CREW_NODE_INIT;
 if (!raw || !process.send) {
@@ -20,7 +20,11 @@ const runtime = new NodeRuntime(init, (msgs) => {
 });
 process.on("message", (msgs: ToNode[]) => runtime.receive(msgs));
 // The primary is gone (or closed our channel): nobody is left to answer to.
-process.on("disconnect", () => process.exit(0));
+// The programs its handlers started are asked to end with it.
+process.on("disconnect", () => {
+  endGroup("SIGTERM");
+  process.exit(0);
+});
 
 const first = await runtime.load();
 if (first.t === "ready") {

@@ -69,7 +69,7 @@ export class NodeRuntime {
       for (const [name, file] of Object.entries(this.#init.handlers)) {
         // Sent at once, not batched: a start that hangs in this import is blamed on this file.
         this.#send([{ t: "loading", file }]);
-        const handler = await loadHandler(file);
+        const handler = await loadHandler(file, this.#init.compiled?.[name]);
         this.#handlers.set(name, handler);
         configs[name] = handler.config;
       }
@@ -123,7 +123,8 @@ export class NodeRuntime {
     let result: unknown;
     try {
       if (!handler) throw new Error(`handler ${msg.handler} is not loaded on node ${this.#init.nodeId}`);
-      result = handler.fn(msg.payload, this.#context(msg, running));
+      const payload = msg.payloadJson === undefined ? msg.payload : JSON.parse(msg.payloadJson);
+      result = handler.fn(payload, this.#context(msg, running));
     } catch (err) {
       this.#fail(msg.a, err);
       return;

@@ -24,6 +24,19 @@ function watchdogCode(parent: number): string {
   }, ${POLL_MS});`;
 }
 
+/**
+ * Signals this process's group: the node (which leads it) and the programs its handlers
+ * started. The node itself ignores SIGTERM (see dieWithPrimary); SIGKILL ends it too.
+ */
+export function endGroup(signal: "SIGTERM" | "SIGKILL"): void {
+  try {
+    process.kill(-process.pid, signal);
+  } catch {
+    // not a group leader (started by hand): only this process
+    if (signal === "SIGKILL") process.kill(process.pid, signal);
+  }
+}
+
 export function dieWithPrimary(): void {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => {});
   const watchdog = new Worker(watchdogCode(process.ppid), { eval: true, resourceLimits: { maxOldGenerationSizeMb: 8 }, stdout: true, stderr: true });

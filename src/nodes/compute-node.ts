@@ -43,6 +43,8 @@ export interface ComputeNodeOptions {
   /** How long a start may take (loading every handler) before the node is killed. */
   startTimeoutMs: number;
   init: Omit<NodeInit, "nodeId" | "kind">;
+  /** Handler name → version (content hash) of the files in init.handlers. */
+  versions?: Readonly<Record<string, string>>;
   transport: TransportFactory;
   listener: NodeListener;
   /** Receives the node's output, relayed (process nodes and hosted thread nodes). */
@@ -125,6 +127,36 @@ export class ComputeNode implements NodeView {
 
   get hasRoom(): boolean {
     return this.#state === "up" && this.#running.size < this.capacity;
+  }
+
+  /** Whether this node loaded a handler of that name (a reload may add or delete handlers). */
+  serves(handler: string): boolean {
+    return Object.hasOwn(this.#options.init.handlers, handler);
+  }
+
+  /** The version of `handler` this node runs (its file's content hash), or undefined. */
+  versionOf(handler: string): string | undefined {
+    return this.#options.versions?.[handler];
+  }
+
+  /** The handler names this node loaded. */
+  get handlerNames(): string[] {
+    return Object.keys(this.#options.init.handlers);
+  }
+
+  /**
+   * Takes the node out of service without dropping anything: from now on it gets no
+   * attempt (state "stopping"), finishes every attempt it holds, then stops. A crash
+   * meanwhile ends it too (its attempts are lost as in any crash, and retried elsewhere);
+   * it is never restarted. Resolves once its thread or process has exited.
+   */
+  retire(): Promise<void> {
+    if (this.#state !== "up") return this.stop(0);
+    this.#state = "stopping";
+    return new Promise((resolve) => {
+      this.#exited = resolve;
+      if (this.#running.size === 0) this.#post({ t: "stop" });
+    });
   }
 
   /** Starts (or restarts) the node's code; resolves with the handler configs once it is up. */
@@ -212,7 +244,9 @@ export class ComputeNode implements NodeView {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      this.#exited = resolve;
+      // A node already retiring keeps its retire() waiter too.
+      const before = this.#exited;
+      this.#exited = before ? () => (before(), resolve()) : resolve;
       this.#post({ t: "stop" });
       setTimeout(() => this.kill(), graceMs).unref();
     });
@@ -242,6 +276,8 @@ export class ComputeNode implements NodeView {
       if (msg.t === "result") {
         if (!this.#running.delete(msg.a)) continue;
         this.busySince = this.#running.size === 0 ? 0 : performance.now();
+        // A retiring node stops once it holds nothing (see retire()).
+        if (this.#state === "stopping" && this.#running.size === 0 && this.#exited) this.#post({ t: "stop" });
         if (!msg.skipped) {
           this.completed++;
           this.completedSinceStart++;

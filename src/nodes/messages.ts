@@ -24,6 +24,8 @@ export interface NodeInit {
   kind: NodeKind;
   /** handler name → absolute file path. */
   handlers: Record<string, string>;
+  /** handler name → the .mjs the primary compiled a TypeScript handler into (primary/transpile.ts). */
+  compiled?: Record<string, string>;
   logLevel: string;
   maxCheckpointBytes: number;
   /** Largest result, as JSON bytes: a larger one answers E_HANDLER naming the limit. */
@@ -40,6 +42,8 @@ export interface RunMsg {
   requestId: string;
   handler: string;
   payload: unknown;
+  /** The payload as JSON text (requests from the TCP and HTTP fronts): parsed here, never in the primary. */
+  payloadJson?: string | undefined;
   attempt: number;
   /** The last checkpoint as JSON text, or null on a fresh start. */
   resumeFrom: string | null;

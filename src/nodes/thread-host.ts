@@ -33,8 +33,9 @@ class HostProcess {
   readonly #proc: NodeProcess;
   #dead = false;
 
-  constructor(log: Logger, nodeIds: string[], onDead: (host: HostProcess) => void) {
-    this.#proc = forkNodeProcess(ENTRY, { env: process.env, execArgv: [], log, source: { node: nodeIds.join(","), host: "threads" } });
+  constructor(log: Logger, onDead: (host: HostProcess) => void) {
+    // Raw output (V8's report) cannot be told apart by thread: it names the host.
+    this.#proc = forkNodeProcess(ENTRY, { env: process.env, execArgv: [], log, source: { host: "threads" } });
     const { child } = this.#proc;
     child.on("message", (batch: FromHost[]) => {
       for (const msg of batch) this.#receive(msg);
@@ -93,17 +94,15 @@ class HostProcess {
 /** Hands out thread-node transports living in one host process, started when first needed. */
 export class ThreadHost {
   readonly #log: Logger;
-  readonly #nodeIds: string[];
   #host: HostProcess | null = null;
   #nextKey = 1;
 
-  constructor(log: Logger, nodeIds: string[]) {
+  constructor(log: Logger) {
     this.#log = log;
-    this.#nodeIds = nodeIds;
   }
 
   readonly transport: TransportFactory = ({ init, memoryMb, events }: TransportOptions): NodeTransport => {
-    this.#host ??= new HostProcess(this.#log, this.#nodeIds, (dead) => {
+    this.#host ??= new HostProcess(this.#log, (dead) => {
       if (this.#host === dead) this.#host = null;
     });
     const host = this.#host;

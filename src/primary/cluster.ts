@@ -5,25 +5,33 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
-import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/address.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import type { NodeState } from "../nodes/compute-node.js";
-import { type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
-import { int } from "../validate.js";
-import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
+import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
+import { checkIdempotencyKey, checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
+import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
 import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
-import { findHandlers, type HandlerSpec, HandlerRegistry } from "./handler-registry.js";
+import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
+import { Reloader, type ReloadResult } from "./reloader.js";
+import { watchHandlers } from "./watcher.js";
+import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
+import { compileHandlers } from "./transpile.js";
+import { createStore } from "../store/index.js";
+import { KeyedRequests } from "../store/keyed.js";
+import type { StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
   key?: string;
+  /** DESIGN.md's idempotency key (1 to 256 characters): joins or replays the run with the same key. */
+  idempotencyKey?: string;
   timeoutMs?: number;
   priority?: number;
   signal?: AbortSignal;
@@ -67,13 +75,16 @@ export interface ClusterStatus {
   requests: DispatchStats & { active: number };
   balancer: string;
   draining: boolean;
+  /** The idempotency-key store (memory or journal), with replayed and joined counts. */
+  store: StoreStatus & { replayed: number; joined: number };
   uptimeMs: number;
 }
 
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
 export interface Front {
   stopAccepting(): void;
-  destroyConnections(): void;
+  /** Ends the open connections after their last replies; resolves once they are gone. */
+  destroyConnections(): void | Promise<void>;
 }
 
 
@@ -82,18 +93,30 @@ export class Cluster {
   readonly log: Logger;
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
+  /** Keyed requests (joins, replays, the store) in front of the dispatcher; every request goes through it. */
+  readonly #requests: KeyedRequests;
   readonly #registry: HandlerRegistry;
+  readonly #reloader: Reloader;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
+  /** Each connection's fair share of the queue, across both fronts. */
+  readonly shares: ClientShares;
   #closing: Promise<void> | null = null;
+  /** Stops --watch. */
+  #unwatch: () => void = () => {};
+  #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry) {
+  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader, requests: KeyedRequests) {
+    this.#reloader = reloader;
+    this.#requests = requests;
     this.options = options;
+    if (options.watch) this.#unwatch = watchHandlers(options.handlers, () => this.reload("watch"), log);
     this.log = log;
     this.#supervisor = supervisor;
     this.#dispatcher = dispatcher;
     this.#registry = registry;
+    this.shares = new ClientShares(options.maxQueue);
   }
 
   get handlers(): HandlerSpec[] {
@@ -133,13 +156,13 @@ export class Cluster {
     payload?: unknown,
     options: RunOptions = {},
   ): Promise<{ ok: true; result: unknown; meta: ReplyMeta } | { ok: false; error: { code: string; message: string }; meta: ReplyMeta }> {
-    const invalid = typeof handler === "string" ? checkRunFields(handler, options.key, options.timeoutMs, options.priority) : "handler must be a string";
+    const invalid = typeof handler === "string" ? (checkRunFields(handler, options.key, options.timeoutMs, options.priority) ?? checkIdempotencyKey(options.idempotencyKey)) : "handler must be a string";
     if (invalid) return Promise.reject(new BadRequestError(invalid));
     return new Promise((resolve) => {
       const { signal } = options;
       let job: Job | null = null;
       const onAbort = () => job && this.#dispatcher.cancel(job);
-      job = this.submit({ handler, payload, key: options.key, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
+      job = this.submit({ handler, payload, key: options.key, idempotencyKey: options.idempotencyKey, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
         signal?.removeEventListener("abort", onAbort);
         if (outcome.ok) resolve({ ok: true, result: JSON.parse(outcome.json), meta: outcome.meta });
         else resolve({ ok: false, error: outcome.error.toJSON(), meta: outcome.meta });
@@ -152,11 +175,16 @@ export class Cluster {
 
   /** The receivers' entry: callback style, no promise per request. */
   submit(request: SubmitRequest, done: DoneCallback): Job | null {
-    return this.#dispatcher.submit(request, done);
+    return this.#requests.submit(request, done);
   }
 
   cancel(job: Job): void {
-    this.#dispatcher.cancel(job);
+    this.#requests.cancel(job);
+  }
+
+  /** The caller is gone (connection closed): cancels the request unless it has an idempotency key. */
+  hangUp(job: Job): void {
+    this.#requests.hangUp(job);
   }
 
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
@@ -169,20 +197,29 @@ export class Cluster {
     return this.#supervisor.kill(id);
   }
 
+  /**
+   * Zero-downtime reload of the handlers folder (see reloader.ts): resolves with what
+   * changed once every node runs the new set; rejects with HandlerLoadError naming the file
+   * when the folder no longer loads (the nodes keep their code), or ShuttingDownError.
+   */
+  reload(reason = "api"): Promise<ReloadResult> {
+    if (this.#closing) return Promise.reject(new ShuttingDownError("reload() after close()"));
+    return this.#reloader.reload(reason);
+  }
+
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
-    const host = options.host ?? DEFAULT_HOST;
-    const port = int(options.port ?? DEFAULT_PORT, "port", 0, 65535);
+    const { host, port } = checkListenAddress(options);
+    const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
-      this.#dispatcher,
-      { maxFrameBytes: this.options.maxFrameBytes, maxConnectionInflight: this.options.maxConnectionInflight, maxConnections: 10_000 },
+      this.#requests,
+      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
     const address = await tcp.listen(port, host);
     this.#addFront(tcp);
     let httpPort: number | null = null;
     if (options.httpPort !== undefined) {
-      int(options.httpPort, "httpPort", 0, 65535);
       const http = await startHttpFront(this, { ...options, host });
       this.#addFront(http.front);
       httpPort = http.port;
@@ -225,8 +262,14 @@ export class Cluster {
       requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
+      store: { ...this.#requests.store.status(), ...this.#requests.stats },
       uptimeMs: Date.now() - this.#startedAt,
     };
+  }
+
+  /** The requests accepted and not yet answered, oldest first: at most `limit` of them. */
+  requests(limit = Infinity): RequestStatus[] {
+    return describeRequests(this.#dispatcher.requests(), limit);
   }
 
   /** Live nodes, for metrics: id, kind, state and counters without a memory query. */
@@ -238,6 +281,11 @@ export class Cluster {
     return this.#dispatcher.queueLength;
   }
 
+  /** Requests accepted and not yet answered. */
+  get active(): number {
+    return this.#dispatcher.active;
+  }
+
   /**
    * Drains: stops accepting, lets in-flight work finish (up to drainTimeoutMs), answers
    * what is left with E_SHUTTING_DOWN, stops the nodes. Safe to call more than once.
@@ -247,14 +295,28 @@ export class Cluster {
     return this.#closing;
   }
 
+  /**
+   * Ends a drain at once (or closes without one): what is still open answers
+   * E_SHUTTING_DOWN now, and the nodes stop without kill grace.
+   */
+  closeNow(): Promise<void> {
+    this.#hurry = true;
+    const closing = this.close();
+    this.#dispatcher.hurryDrain();
+    return closing;
+  }
+
   async #close(): Promise<void> {
+    this.#unwatch();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
-    for (const front of this.#fronts) front.destroyConnections();
-    await this.#supervisor.stop(this.options.killGraceMs);
+    // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
+    const ended = Promise.all(this.#fronts.map((front) => front.destroyConnections()));
+    await Promise.all([this.#hurry ? null : ended, this.#supervisor.stop(this.#hurry ? 0 : this.options.killGraceMs)]);
+    await this.#requests.store.close();
     this.log.info("stopped");
   }
 }
@@ -262,10 +324,13 @@ export class Cluster {
 export async function createCluster(input: ClusterOptions = {}): Promise<Cluster> {
   const options = resolveOptions(input);
   const log = options.logger ?? createLogger(options.logLevel);
-  const files = findHandlers(options.handlers);
-  const supervisor = new Supervisor(options, files, log);
+  const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
+  // The store first: a journal that cannot be used stops the start before any node spawns.
+  const store = await createStore(options, log);
+  const open = await store.open();
+  const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
-  const registry = new HandlerRegistry(files, configs, options);
+  const registry = new HandlerRegistry(handlers, configs, options);
   const random = options.seed === null ? Math.random : seededRandom(options.seed);
   const balancer = createBalancer(options.balancer, { random, weights: options.weights });
   const dispatcher = new Dispatcher({ nodes: supervisor.nodes, balancer, registry, options, log });
@@ -275,5 +340,12 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     { nodes: supervisor.nodes.map((n) => n.id), handlers: registry.list().map((h) => h.name), balancer: options.balancer },
     "cluster up",
   );
-  return new Cluster(options, log, supervisor, dispatcher, registry);
+  const reloader = new Reloader({ dir: options.handlers, current: handlers, supervisor, registry, dispatcher, log });
+  const requests = new KeyedRequests({ dispatcher, store, log, timeoutOf: (name) => registry.get(name)?.timeoutMs ?? options.timeoutMs });
+  if (open.length > 0) {
+    const started = performance.now();
+    requests.recover(open);
+    log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
+  }
+  return new Cluster(options, log, supervisor, dispatcher, registry, reloader, requests);
 }

@@ -21,7 +21,8 @@ import type { ExitInfo } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
-import { type Attempt, type DoneCallback, Job, type Outcome } from "./job.js";
+import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
+import { heapNearLimit } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Placement } from "./placement.js";
 import { WaitingRoom } from "./waiting-room.js";
@@ -29,11 +30,23 @@ import { WaitingRoom } from "./waiting-room.js";
 export interface SubmitRequest {
   handler: string;
   payload?: unknown;
+  /** The payload as JSON text, as a front received it (the node parses it); wins over `payload`. */
+  payloadJson?: string | undefined;
   key?: string | undefined;
   timeoutMs?: number | undefined;
   priority?: number | undefined;
   /** Size of the request as received (frame or body), for the pending-bytes budget. */
   bytes?: number;
+  /** DESIGN.md's idempotency key (src/store/keyed.ts handles joins and replays before this). */
+  idempotencyKey?: string | undefined;
+  /** Where a keyed request's attempts and checkpoints are kept. */
+  durable?: Durability | undefined;
+  /**
+   * A request a previous primary accepted (journal): attempts so far, its last checkpoint
+   * and its whole deadline (timeoutMs is then what is left of it). It is queued even past
+   * maxQueue: it was accepted already.
+   */
+  resume?: { attempts: number; checkpoint: string | null; timeoutMs: number } | undefined;
 }
 
 export interface DispatchStats {
@@ -97,6 +110,11 @@ export class Dispatcher {
     return this.#active;
   }
 
+  /** Whether a request that cannot start at once would be refused E_OVERLOADED. */
+  get queueFull(): boolean {
+    return this.#room.length >= this.#options.maxQueue;
+  }
+
   get draining(): boolean {
     return this.#draining;
   }
@@ -112,6 +130,10 @@ export class Dispatcher {
     if (spec.isolation === "process" && !this.#hasProcessNodes) {
       return this.#refuse(req.handler, done, new NoNodeError(`handler ${spec.name} needs a process node and the cluster has none`));
     }
+    if (heapNearLimit()) {
+      this.#log.warn({ handler: req.handler }, "primary heap near its limit: refusing new work");
+      return this.#refuse(req.handler, done, new OverloadedError("the primary's memory is near its limit: retry later"));
+    }
     const bytes = req.bytes ?? 0;
     if (this.#pendingBytes + bytes > this.#options.maxPendingBytes) {
       return this.#refuse(req.handler, done, new OverloadedError(`over ${this.#options.maxPendingBytes} bytes of requests pending: retry later`));
@@ -120,11 +142,15 @@ export class Dispatcher {
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
     const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
     job.bytes = bytes;
+    job.idempotencyKey = req.idempotencyKey;
+    job.durable = req.durable ?? null;
+    job.payloadJson = req.payloadJson;
+    if (req.resume && !this.#resume(job, req.resume)) return null;
     job.seq = this.#nextRequest;
     job.rank = job.submittedAt - priority * (this.#options.priorityAgingMs || STRICT_PRIORITY_STEP_MS);
     this.#room.enqueue(job);
     this.#pump();
-    if ((job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
+    if (!req.resume && (job.state === "queued" || job.state === "parked") && this.queueLength > this.#options.maxQueue) {
       this.#room.remove(job);
       return this.#refuse(req.handler, done, new OverloadedError(`queue full (${this.#options.maxQueue} waiting): retry later`));
     }
@@ -135,9 +161,52 @@ export class Dispatcher {
     return job;
   }
 
+  /** Sets a recovered job's attempts and checkpoint; false (and answered E_CRASHED) when its attempts are spent. */
+  #resume(job: Job, resume: NonNullable<SubmitRequest["resume"]>): boolean {
+    job.attempts = resume.attempts;
+    if (resume.checkpoint !== null) job.storeCheckpoint(resume.checkpoint);
+    if (resume.attempts < job.spec.maxAttempts) return true;
+    const error = new CrashedError(`every attempt was cut short (${resume.attempts} attempts; the last by the primary's death)`);
+    this.#refuse(job.handler, job.done, error);
+    return false;
+  }
+
+  /**
+   * Keeps waiting requests from starting (their client is not reading its replies), or
+   * lets them go again; requests already running are not touched.
+   */
+  hold(jobs: Iterable<Job>): void {
+    for (const job of jobs) this.#room.hold(job);
+  }
+
+  release(jobs: Iterable<Job>): void {
+    let released = false;
+    for (const job of jobs) released = this.#room.release(job) || released;
+    if (released) this.#pump();
+  }
+
+  /**
+   * Answers a request still waiting E_OVERLOADED, to make room in a full queue (fair
+   * sharing, see ClientShares): counted as refused, like the refusal it stands for.
+   * False when the request is not waiting.
+   */
+  shed(job: Job, error: CrewError): boolean {
+    if (job.state !== "queued" && job.state !== "held") return false;
+    this.stats.accepted--;
+    this.stats.failed--;
+    this.stats.refused++;
+    return this.#finish(job, { ok: false, error, meta: job.meta() });
+  }
+
   /** Cancels a request: it answers `error` (E_CANCELLED by default) unless it already answered. */
   cancel(job: Job, error: CrewError = new CancelledError("cancelled by the client")): void {
     if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
+  }
+
+  /** The requests accepted and not yet answered: running, then waiting (GET /v1/requests). */
+  *requests(): Generator<Job> {
+    for (const attempt of this.#attempts.values()) if (attempt.job.attempt === attempt && attempt.job.state === "running") yield attempt.job;
+    yield* this.#room.jobs();
   }
 
   /** Stops taking requests; resolves once every accepted one has answered, or after `timeoutMs`. */
@@ -154,6 +223,11 @@ export class Dispatcher {
     }
     // Whatever outlived the grace period answers now: every accepted request gets its reply.
     for (const job of this.#openJobs()) this.cancel(job, new ShuttingDownError("the cluster shut down before the request finished"));
+  }
+
+  /** Ends drain()'s wait now: what is still open answers E_SHUTTING_DOWN (a second Ctrl-C). */
+  hurryDrain(): void {
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   onResult(node: ComputeNode, msg: ResultMsg): void {
@@ -173,11 +247,15 @@ export class Dispatcher {
   onCheckpoint(node: ComputeNode, msg: CheckpointMsg): void {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt || attempt.job.state === "done") return;
-    attempt.job.checkpoint = msg.json;
+    attempt.job.storeCheckpoint(msg.json);
     this.stats.checkpoints++;
     this.observer.checkpointStored?.(attempt.job);
-    // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held here.
-    node.send({ t: "ckpt-ack", a: msg.a, seq: msg.seq });
+    // The ack goes out only now: `await ctx.checkpoint()` resolves once the state is held
+    // here, and for a keyed request once its store has kept it.
+    const ack = { t: "ckpt-ack", a: msg.a, seq: msg.seq } as const;
+    const kept = attempt.job.durable?.checkpoint(attempt.job, msg.json) ?? true;
+    if (kept === true) return node.send(ack);
+    if (kept !== false) kept.then((ok) => ok && node.send(ack), (err: unknown) => this.#log.error({ err, requestId: attempt.job.requestId }, "the store could not keep a checkpoint"));
   }
 
   /** The one crash path: a node died with these attempts running on it. */
@@ -259,9 +337,11 @@ export class Dispatcher {
     job.attempt = attempt;
     job.attempts++;
     job.lastNode = node.id;
+    job.version = node.versionOf(job.handler);
     const first = job.startedAt === 0;
     if (first) job.startedAt = performance.now();
     this.#attempts.set(attempt.a, attempt);
+    job.durable?.attemptStarted(job);
     this.observer.attemptStarted?.(job, node, first);
     node.run({
       t: "run",
@@ -269,6 +349,7 @@ export class Dispatcher {
       requestId: job.requestId,
       handler: job.handler,
       payload: job.payload,
+      payloadJson: job.payloadJson,
       attempt: job.attempts,
       resumeFrom: job.checkpoint,
     });

@@ -2,7 +2,8 @@
  * The handlers a cluster serves: found by file name in one folder, nowhere else. A
  * request names a handler and is looked up here; it can never name a path.
  */
-import { readdirSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join } from "node:path";
 import { HandlerLoadError, InvalidOptionError } from "../errors.js";
 import type { HandlerConfig, IsolationMode, NodeKind } from "../nodes/messages.js";
@@ -18,6 +19,34 @@ export interface HandlerSpec {
   readonly maxAttempts: number;
   readonly isolation: IsolationMode;
   readonly prefer: NodeKind | null;
+  /** The handler file's content hash (see HandlerSet.versions): shown in reply meta. */
+  readonly version: string;
+}
+
+/**
+ * One reading of the handlers folder: what a node is started with. `versions` holds the
+ * first 8 hex digits of each file's SHA-256, so a reply can say which code answered it
+ * (code in a subfolder that a handler imports is not part of its version).
+ */
+export interface HandlerSet {
+  readonly files: Readonly<Record<string, string>>;
+  readonly versions: Readonly<Record<string, string>>;
+  /** name → the JavaScript the primary compiled a TypeScript handler into (transpile.ts). */
+  readonly compiled?: Readonly<Record<string, string>>;
+}
+
+/** Reads the handlers folder: names, files and versions. Throws like findHandlers. */
+export function readHandlerSet(dir: string): HandlerSet {
+  const files = findHandlers(dir);
+  const versions: Record<string, string> = {};
+  for (const [name, file] of Object.entries(files)) {
+    try {
+      versions[name] = createHash("sha256").update(readFileSync(file)).digest("hex").slice(0, 8);
+    } catch (err) {
+      throw new HandlerLoadError(`${file}: cannot be read: ${(err as Error).message}`);
+    }
+  }
+  return { files, versions };
 }
 
 /** Lists handler files: name → absolute path. Names that are not plain identifiers are refused. */
@@ -49,15 +78,24 @@ export function findHandlers(dir: string): Record<string, string> {
   return found;
 }
 
+/**
+ * The handlers offered to requests. A reload adds and replaces specs as soon as a node
+ * runs the new set (`offer`), and withdraws deleted ones once no node takes work for
+ * them any more (`withdraw`).
+ */
 export class HandlerRegistry {
   readonly #specs = new Map<string, HandlerSpec>();
+  readonly #defaults: { timeoutMs: number; maxAttempts: number };
 
-  constructor(
-    files: Record<string, string>,
-    configs: Record<string, HandlerConfig>,
-    defaults: { timeoutMs: number; maxAttempts: number },
-  ) {
-    for (const [name, file] of Object.entries(files)) {
+  constructor(set: HandlerSet, configs: Record<string, HandlerConfig>, defaults: { timeoutMs: number; maxAttempts: number }) {
+    this.#defaults = { timeoutMs: defaults.timeoutMs, maxAttempts: defaults.maxAttempts };
+    this.offer(set, configs);
+  }
+
+  /** Offers every handler of `set` with its reported config (new names, and new specs for old ones). */
+  offer(set: HandlerSet, configs: Record<string, HandlerConfig>): void {
+    const defaults = this.#defaults;
+    for (const [name, file] of Object.entries(set.files)) {
       const config = configs[name] ?? {};
       this.#specs.set(name, {
         name,
@@ -66,8 +104,16 @@ export class HandlerRegistry {
         maxAttempts: config.maxAttempts ?? defaults.maxAttempts,
         isolation: config.isolation ?? "thread",
         prefer: config.prefer ?? (config.isolation === "process" ? "process" : null),
+        version: set.versions[name] ?? "",
       });
     }
+  }
+
+  /** Stops offering the handlers not in `keep`; returns the names withdrawn. */
+  withdraw(keep: ReadonlySet<string>): string[] {
+    const gone = [...this.#specs.keys()].filter((name) => !keep.has(name));
+    for (const name of gone) this.#specs.delete(name);
+    return gone;
   }
 
   get(name: string): HandlerSpec | undefined {

@@ -14,10 +14,21 @@ export type Outcome = { ok: true; json: string; meta: ReplyMeta } | { ok: false;
 export type DoneCallback = (outcome: Outcome) => void;
 
 /**
+ * How a store keeps a keyed request's progress (src/store/keyed.ts): the dispatcher
+ * reports each attempt, and acknowledges a checkpoint only once `checkpoint` has kept it
+ * (when it answers with a promise, once that resolves to true).
+ */
+export interface Durability {
+  attemptStarted(job: Job): void;
+  checkpoint(job: Job, json: string): boolean | Promise<boolean>;
+}
+
+/**
  * queued: waiting for a node; parked: waiting for one busy node it is bound to (hash);
+ * held: waiting, kept from starting while its client does not read its replies;
  * running: an attempt is on a node; done: answered.
  */
-export type JobState = "queued" | "parked" | "running" | "done";
+export type JobState = "queued" | "parked" | "held" | "running" | "done";
 
 export interface Attempt {
   readonly a: number;
@@ -42,14 +53,24 @@ export class Job implements Queued {
   attempt: Attempt | null = null;
   /** The last checkpoint, as JSON text. */
   checkpoint: string | null = null;
+  /** When the last checkpoint was stored (performance.now() ms), 0 before any. */
+  checkpointAt = 0;
   /** The node of the latest attempt. */
   lastNode: string | null = null;
+  /** The handler version (file hash) that node runs: a reload shows in the reply. */
+  version: string | undefined = undefined;
   deadline: NodeJS.Timeout | null = null;
   readonly submittedAt = performance.now();
+  /** The payload as JSON text when a front received it (then `payload` is undefined): the node parses it. */
+  payloadJson: string | undefined = undefined;
   /** The request's size as received, held against the pending-bytes budget until it answers. */
   bytes = 0;
   /** When the first attempt started, for the queue-wait metric. */
   startedAt = 0;
+  /** The request's idempotency key, if it has one. */
+  idempotencyKey: string | undefined = undefined;
+  /** Set for a keyed request: where its attempts and checkpoints are kept. */
+  durable: Durability | null = null;
 
   constructor(
     readonly requestId: string,
@@ -61,11 +82,19 @@ export class Job implements Queued {
     readonly done: DoneCallback,
   ) {}
 
+  /** Keeps `json` as the request's latest checkpoint. */
+  storeCheckpoint(json: string): void {
+    this.checkpoint = json;
+    this.checkpointAt = performance.now();
+  }
+
   get handler(): string {
     return this.spec.name;
   }
 
   meta(): ReplyMeta {
-    return { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    const meta: ReplyMeta = { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    if (this.version !== undefined) meta.version = this.version;
+    return meta;
   }
 }

@@ -21,4 +21,20 @@ export interface ClusterObserver {
   checkpointStored?(job: Job): void;
   nodeCrashed?(node: ComputeNode, info: ExitInfo): void;
   nodeRestarted?(node: ComputeNode): void;
+  /** A node is killed on purpose (admin endpoint, chaos); its crash and restart follow. */
+  nodeKilled?(node: ComputeNode): void;
+  /**
+   * A rare cluster event with no hook of its own, for the dashboard's timeline: a reload
+   * (done or failed), a host taking over a dead host's requests, a node added or stopped.
+   */
+  event?(event: ClusterEvent): void;
+}
+
+export interface ClusterEvent {
+  kind: "reload" | "reload-failed" | "takeover" | "node-added" | "node-removed" | "host-joined" | "host-lost";
+  /** One line for people: "handlers reloaded (4 nodes replaced)". */
+  message: string;
+  node?: string;
+  host?: string;
+  requestId?: string;
 }

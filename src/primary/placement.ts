@@ -73,6 +73,7 @@ export class Placement {
     for (const node of this.#nodes) {
       if (node.state !== "up") continue;
       if (job.spec.isolation === "process" && node.kind !== "process") continue;
+      if (!node.serves(job.handler)) continue; // during a reload: added or deleted handlers
       if (mode === "room" && !node.hasRoom) continue;
       if (mode === "ahead" && !this.#canSendAhead(node, job)) continue;
       all.push(node);

@@ -54,6 +54,11 @@ export class WaitQueue<T extends Queued> {
     return true;
   }
 
+  /** What waits, in heap order (not rank order), without taking it out. */
+  values(): readonly T[] {
+    return this.#heap;
+  }
+
   /** Empties the queue, returning what was in it in no particular order. */
   drain(): T[] {
     const items = this.#heap.splice(0);

@@ -4,15 +4,17 @@
  * answers anything (a node that answered a request restarts at once).
  */
 import type { Logger } from "pino";
-import { HandlerLoadError } from "../errors.js";
+import { HandlerLoadError, ShuttingDownError } from "../errors.js";
 import { ComputeNode, NodeStartError } from "../nodes/compute-node.js";
 import type { CheckpointMsg, HandlerConfig, NodeKind, ResultMsg } from "../nodes/messages.js";
+import type { NodeListener } from "../nodes/compute-node.js";
 import { createProcessTransport } from "../nodes/process-transport.js";
 import { ThreadHost } from "../nodes/thread-host.js";
 import { createThreadTransport } from "../nodes/thread-transport.js";
 import type { ExitInfo } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Dispatcher } from "./dispatcher.js";
+import type { HandlerSet } from "./handler-registry.js";
 import type { ClusterObserver } from "./observer.js";
 
 export class Supervisor {
@@ -26,42 +28,47 @@ export class Supervisor {
   readonly #threadHost: ThreadHost | null;
   observer: ClusterObserver = {};
 
-  constructor(options: ResolvedOptions, handlerFiles: Record<string, string>, log: Logger) {
+  /** The handlers a node started from now on loads (a reload replaces it). */
+  #handlers: HandlerSet;
+  readonly #nextIndex: Record<NodeKind, number> = { thread: 0, process: 0 };
+  readonly #listener: NodeListener;
+
+  constructor(options: ResolvedOptions, handlers: HandlerSet, log: Logger) {
     this.#options = options;
     this.#log = log;
-    const listener = {
+    this.#handlers = handlers;
+    this.#listener = {
       onResult: (node: ComputeNode, msg: ResultMsg) => this.#dispatcher?.onResult(node, msg),
       onCheckpoint: (node: ComputeNode, msg: CheckpointMsg) => this.#dispatcher?.onCheckpoint(node, msg),
       onExit: (node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null) => this.#onExit(node, info, lost, ran),
     };
-    const threadIds = Array.from({ length: options.threads }, (_, i) => `t${i}`);
-    this.#threadHost = options.threadHost === "process" && options.threads > 0 ? new ThreadHost(log, threadIds) : null;
-    const threadTransport = this.#threadHost?.transport ?? createThreadTransport;
-    const add = (kind: NodeKind, count: number) => {
-      for (let i = 0; i < count; i++) {
-        this.nodes.push(
-          new ComputeNode({
-            id: `${kind === "thread" ? "t" : "p"}${i}`,
-            kind,
-            capacity: options.nodeConcurrency,
-            memoryMb: options.nodeMemoryMb,
-            startTimeoutMs: options.nodeStartTimeoutMs,
-            init: {
-              handlers: handlerFiles,
-              logLevel: log.level,
-              maxCheckpointBytes: options.maxCheckpointBytes,
-              maxResultBytes: options.maxResultBytes,
-              concurrency: options.nodeConcurrency,
-            },
-            transport: kind === "thread" ? threadTransport : createProcessTransport,
-            listener,
-            log,
-          }),
-        );
-      }
-    };
-    add("thread", options.threads);
-    add("process", options.processes);
+    this.#threadHost = options.threadHost === "process" ? new ThreadHost(log) : null;
+    for (let i = 0; i < options.threads; i++) this.nodes.push(this.#make("thread"));
+    for (let i = 0; i < options.processes; i++) this.nodes.push(this.#make("process"));
+  }
+
+  /** A new node of `kind` with the next unused id of that kind (t0, t1 …), running the current handler set. */
+  #make(kind: NodeKind, listener: NodeListener = this.#listener, id = `${kind === "thread" ? "t" : "p"}${this.#nextIndex[kind]++}`): ComputeNode {
+    const options = this.#options;
+    return new ComputeNode({
+      id,
+      kind,
+      capacity: options.nodeConcurrency,
+      memoryMb: options.nodeMemoryMb,
+      startTimeoutMs: options.nodeStartTimeoutMs,
+      init: {
+        handlers: this.#handlers.files,
+        compiled: this.#handlers.compiled,
+        logLevel: this.#log.level,
+        maxCheckpointBytes: options.maxCheckpointBytes,
+        maxResultBytes: options.maxResultBytes,
+        concurrency: options.nodeConcurrency,
+      },
+      versions: this.#handlers.versions,
+      transport: kind === "thread" ? (this.#threadHost?.transport ?? createThreadTransport) : createProcessTransport,
+      listener,
+      log: this.#log,
+    });
   }
 
   attach(dispatcher: Dispatcher): void {
@@ -75,8 +82,7 @@ export class Supervisor {
     if (failure) {
       await this.stop(0);
       const err = failure.reason as Error;
-      if (err instanceof NodeStartError && err.file) throw new HandlerLoadError(err.message, { cause: err });
-      throw new HandlerLoadError(`a node failed to start: ${err.message}`, { cause: err });
+      throw startFailure(err);
     }
     return (results[0] as PromiseFulfilledResult<Record<string, HandlerConfig>>).value;
   }
@@ -86,8 +92,70 @@ export class Supervisor {
     const node = this.nodes.find((n) => n.id === id);
     if (!node || node.state !== "up") return false;
     this.#log.warn({ node: id }, "killing node on request");
+    this.observer.nodeKilled?.(node);
     node.kill();
     return true;
+  }
+
+  /** Nodes started from now on (added, replacing, restarted) load this handler set. */
+  useHandlers(set: HandlerSet): void {
+    this.#handlers = set;
+  }
+
+  /**
+   * Loads handler set `set` in a throwaway node that never takes a request: resolves
+   * with the handler configs, or rejects with HandlerLoadError naming the file that failed.
+   */
+  async probe(set: HandlerSet): Promise<Record<string, HandlerConfig>> {
+    const kind: NodeKind = this.nodes.some((n) => n.kind === "thread") || this.nodes.length === 0 ? "thread" : "process";
+    const quiet: NodeListener = { onResult: () => {}, onCheckpoint: () => {}, onExit: () => {} };
+    const current = this.#handlers;
+    this.#handlers = set;
+    const node = this.#make(kind, quiet, "probe");
+    this.#handlers = current;
+    try {
+      return await node.start();
+    } catch (err) {
+      throw startFailure(err as Error);
+    } finally {
+      await node.stop(this.#options.killGraceMs);
+    }
+  }
+
+  /**
+   * Adds a node of `kind` running the current handler set and starts it; it takes work once
+   * up. Resolves with it, or rejects (the node removed) when it cannot start.
+   */
+  async add(kind: NodeKind): Promise<ComputeNode> {
+    if (this.#stopping) throw new ShuttingDownError("the cluster is stopping");
+    const node = this.#make(kind);
+    this.nodes.push(node);
+    try {
+      await this.#start(node);
+    } catch (err) {
+      this.#remove(node);
+      await node.stop(0);
+      throw startFailure(err as Error);
+    }
+    if (this.#stopping) return node;
+    this.#dispatcher?.nodeUp();
+    return node;
+  }
+
+  /** Retires a node (see ComputeNode.retire): no new work, finishes what it holds, stops, leaves the list. */
+  async retire(node: ComputeNode, reason: string): Promise<void> {
+    this.#log.info({ node: node.id, kind: node.kind, inFlight: node.inFlight, reason }, "node retiring");
+    const done = node.retire();
+    this.#dispatcher?.nodeUp(); // balancers forget it now
+    await done;
+    this.#remove(node);
+    this.#dispatcher?.nodeUp();
+    this.#log.info({ node: node.id, kind: node.kind, reason }, "node retired");
+  }
+
+  #remove(node: ComputeNode): void {
+    const i = this.nodes.indexOf(node);
+    if (i >= 0) this.nodes.splice(i, 1);
   }
 
   async stop(graceMs: number): Promise<void> {
@@ -109,7 +177,10 @@ export class Supervisor {
   #onExit(node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null): void {
     // A node stopped on purpose may still hold attempts abandoned in the drain: the
     // dispatcher ends them (and their grace timers), without a crash or a restart.
-    if (node.state === "stopped") return void this.#dispatcher?.nodeLost(node, info, lost, ran);
+    if (node.state === "stopped") {
+      if (lost.length > 0) this.#log.warn({ node: node.id, kind: node.kind, pid: node.pid, code: info.code, signal: info.signal, reason: info.reason, toRetry: lost.length }, "stopping node died: its requests run again elsewhere");
+      return void this.#dispatcher?.nodeLost(node, info, lost, ran);
+    }
     this.#log.warn(
       { node: node.id, kind: node.kind, pid: node.pid, threadId: node.threadId, code: info.code, signal: info.signal, reason: info.reason, toRetry: lost.length, crashes: node.crashes },
       "node crashed",
@@ -126,6 +197,7 @@ export class Supervisor {
     this.#log.info({ node: node.id, delayMs, earlyDeaths: node.earlyDeaths }, "node restarting");
     const timer = setTimeout(() => {
       this.#restartTimers.delete(timer);
+      if (node.state === "stopped") return; // retired while down: its replacement serves
       this.#start(node).then(
         () => {
           if (this.#stopping) return;
@@ -142,4 +214,11 @@ export class Supervisor {
     }, delayMs);
     this.#restartTimers.add(timer);
   }
+}
+
+/** A node that did not start, as HandlerLoadError: naming the handler file when one failed to load. */
+function startFailure(err: Error): Error {
+  if (err instanceof HandlerLoadError) return err;
+  if (err instanceof NodeStartError && err.file) return new HandlerLoadError(err.message, { cause: err });
+  return new HandlerLoadError(`a node failed to start: ${err.message}`, { cause: err });
 }

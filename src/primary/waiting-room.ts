@@ -12,11 +12,28 @@ export class WaitingRoom {
   readonly #any = new WaitQueue<Job>();
   readonly #processOnly = new WaitQueue<Job>();
   readonly #parked = new Map<ComputeNode, WaitQueue<Job>>();
+  /** Jobs kept from starting while their client does not read its replies; they keep their rank. */
+  readonly #held = new Set<Job>();
   #parkedCount = 0;
 
-  /** Requests waiting, queued or parked: what maxQueue bounds. */
+  /** Requests waiting, queued, parked or held: what maxQueue bounds. */
   get length(): number {
-    return this.#any.length + this.#processOnly.length + this.#parkedCount;
+    return this.#any.length + this.#processOnly.length + this.#parkedCount + this.#held.size;
+  }
+
+  /** Takes a waiting job out of the queues until `release`; no-op for a job that is not waiting. */
+  hold(job: Job): void {
+    if (job.state !== "queued" && job.state !== "parked") return;
+    this.remove(job);
+    job.state = "held";
+    this.#held.add(job);
+  }
+
+  /** Puts a held job back in the queue, at its rank; false when it was not held. */
+  release(job: Job): boolean {
+    if (!this.#held.delete(job)) return false;
+    this.enqueue(job);
+    return true;
   }
 
   /** Queues a job at its rank (a retried job keeps its rank, and so its place). */
@@ -38,6 +55,7 @@ export class WaitingRoom {
 
   /** Takes a job out of whichever queue holds it; no-op when it holds none. */
   remove(job: Job): void {
+    if (job.state === "held") this.#held.delete(job);
     if (!job.queue) return;
     job.queue.remove(job);
     if (job.state === "parked") this.#parkedCount--;
@@ -64,6 +82,11 @@ export class WaitingRoom {
     for (const job of parked.drain()) this.enqueue(job);
   }
 
+  /** Every waiting job, queued or parked, without taking any out (for status pages). */
+  *jobs(): Generator<Job> {
+    for (const queue of [this.#any, this.#processOnly, ...this.#parked.values()]) yield* queue.values();
+  }
+
   /** Empties every queue, returning what waited. */
   drainAll(): Job[] {
     const jobs: Job[] = [];
@@ -74,6 +97,8 @@ export class WaitingRoom {
       }
     }
     this.#parkedCount = 0;
+    for (const job of this.#held) jobs.push(job);
+    this.#held.clear();
     return jobs;
   }
 }

@@ -116,7 +116,9 @@ export class Connection {
     // A line we cannot read may have been some request's reply; dropping the connection
     // fails that request now instead of leaving it waiting forever.
     if (!isReply(value)) {
-      this.destroy(new ConnectionError(`${this.#address} sent a line that is not a reply frame`));
+      // An HTTP server answers NDJSON with "HTTP/1.1 400 Bad Request": say which port this is.
+      const http = line.startsWith("HTTP/") ? ": it answered HTTP, so that is an HTTP port (crew's HTTP front?), not the cluster's TCP port" : "";
+      this.destroy(new ConnectionError(`${this.#address} sent a line that is not a reply frame${http}`));
       return;
     }
     this.#events.reply(value);

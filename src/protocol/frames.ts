@@ -3,6 +3,7 @@
  * and the reply shape both receivers and the client share.
  */
 import { BadRequestError, type CrewError, type WireError } from "../errors.js";
+import { JsonSyntaxError, MAX_DEPTH, type Members, scanObject } from "./json-scan.js";
 import type { Outcome } from "../primary/job.js";
 
 export type RequestId = string | number;
@@ -11,10 +12,13 @@ export interface RunFrame {
   op: "run";
   id: RequestId;
   handler: string;
-  payload: unknown;
+  /** The payload as the JSON text it arrived as (the node parses it); undefined when absent. */
+  payloadJson: string | undefined;
   key: string | undefined;
   timeoutMs: number | undefined;
   priority: number | undefined;
+  /** DESIGN.md's idempotency key: 1 to 256 characters. */
+  idempotencyKey: string | undefined;
   /** The frame's length, for the pending-bytes budget. */
   bytes: number;
 }
@@ -36,6 +40,10 @@ export interface ReplyMeta {
   node: string | null;
   attempts: number;
   ms: number;
+  /** The handler's version (its file's content hash) on the node that answered. */
+  version?: string;
+  /** True on a reply kept from an earlier run with the same idempotency key. */
+  replayed?: boolean;
 }
 
 export type Reply =
@@ -49,28 +57,40 @@ export const HANDLER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$/;
 
 const MAX_ID_LENGTH = 256;
 
+/** The longest idempotency key, in characters (DESIGN.md: 1 to 256). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256;
+
 /** The longest delay a Node.js timer holds; setTimeout turns a longer one into 1 ms. */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
+/**
+ * Reads a frame's envelope without building its payload (see json-scan.ts): the fields
+ * are parsed, the payload is kept as JSON text. A numeric id is taken only when it is a
+ * safe integer written the way JSON writes it back, so every reply echoes its id
+ * exactly as sent (12345678901234567890, 1e-999, 1.0 and -0 are refused).
+ */
 export function parseFrame(line: string): ParseResult {
-  let value: unknown;
+  const members: Members = new Map();
+  const field = (name: string): unknown => {
+    const span = members.get(name);
+    return span === undefined ? undefined : JSON.parse(line.slice(span.start, span.end));
+  };
   try {
-    value = JSON.parse(line);
-  } catch {
-    return bad(null, "frame is not valid JSON");
+    scanObject(line, members);
+  } catch (err) {
+    if (!(err instanceof JsonSyntaxError)) throw err;
+    const id = members.has("id") && isRequestId(field("id"), line, members) ? (field("id") as RequestId) : null;
+    if (err.message.startsWith("nesting")) return bad(id, `the payload cannot be sent to a node: nested deeper than ${MAX_DEPTH}`);
+    return bad(null, `frame is not valid JSON: ${err.message}`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return bad(null, "frame must be a JSON object");
+  const id = field("id");
+  if (!isRequestId(id, line, members)) {
+    return bad(null, `id must be a string of at most ${MAX_ID_LENGTH} characters or an integer from -(2^53 - 1) to 2^53 - 1 written plainly: other numbers would not come back as sent`);
   }
-  const obj = value as Record<string, unknown>;
-  const id = obj.id;
-  if (!isRequestId(id)) {
-    return bad(null, `id must be a string of at most ${MAX_ID_LENGTH} characters or a finite number`);
-  }
-  const op = obj.op ?? "run";
+  const op = field("op") ?? "run";
   switch (op) {
     case "run":
-      return parseRun(obj, id, line.length);
+      return parseRun(field, members.get("payload"), line, id);
     case "cancel":
       return { frame: { op: "cancel", id } };
     case "ping":
@@ -80,21 +100,26 @@ export function parseFrame(line: string): ParseResult {
   }
 }
 
-function parseRun(obj: Record<string, unknown>, id: RequestId, bytes: number): ParseResult {
-  const handler = obj.handler;
+function parseRun(field: (name: string) => unknown, payload: { start: number; end: number } | undefined, line: string, id: RequestId): ParseResult {
+  const handler = field("handler");
   if (typeof handler !== "string") return bad(id, "handler must be a string");
-  const invalid = checkRunFields(handler, obj.key, obj.timeoutMs, obj.priority);
+  const key = field("key");
+  const timeoutMs = field("timeoutMs");
+  const priority = field("priority");
+  const idempotencyKey = field("idempotencyKey");
+  const invalid = checkRunFields(handler, key, timeoutMs, priority) ?? checkIdempotencyKey(idempotencyKey);
   if (invalid) return bad(id, invalid);
   return {
     frame: {
       op: "run",
       id,
       handler,
-      payload: obj.payload,
-      key: obj.key as string | undefined,
-      timeoutMs: obj.timeoutMs as number | undefined,
-      priority: obj.priority as number | undefined,
-      bytes,
+      payloadJson: payload === undefined ? undefined : line.slice(payload.start, payload.end),
+      key: key as string | undefined,
+      timeoutMs: timeoutMs as number | undefined,
+      priority: priority as number | undefined,
+      idempotencyKey: idempotencyKey as string | undefined,
+      bytes: line.length,
     },
   };
 }
@@ -119,8 +144,22 @@ export function checkRunFields(handler: string, key: unknown, timeoutMs: unknown
   return undefined;
 }
 
-function isRequestId(id: unknown): id is RequestId {
-  return (typeof id === "string" && id.length <= MAX_ID_LENGTH) || (typeof id === "number" && Number.isFinite(id));
+/** Checks an idempotency key (frame field, header, option); returns what is wrong, or undefined. */
+export function checkIdempotencyKey(key: unknown): string | undefined {
+  if (key === undefined || (typeof key === "string" && key.length >= 1 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH)) return undefined;
+  return `idempotencyKey must be a string of 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`;
+}
+
+/**
+ * A string id, or a numeric one that comes back exactly as sent: a safe integer whose
+ * text is JSON's own (JSON.parse rounds 12345678901234567890 and 1e-999, and two such
+ * ids could collide).
+ */
+function isRequestId(id: unknown, line: string, members: Members): id is RequestId {
+  if (typeof id === "string") return id.length <= MAX_ID_LENGTH;
+  if (!Number.isSafeInteger(id)) return false;
+  const span = members.get("id")!;
+  return line.slice(span.start, span.end) === String(id);
 }
 
 function bad(id: RequestId | null, message: string): ParseResult {
@@ -132,7 +171,7 @@ function bad(id: RequestId | null, message: string): ParseResult {
  * JSON text, so it is spliced in rather than parsed and serialised again here.
  */
 export function encodeReply(id: RequestId | null, outcome: Outcome): string {
-  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}}`;
+  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}${outcome.meta.version === undefined ? "" : `,"version":${JSON.stringify(outcome.meta.version)}`}${outcome.meta.replayed ? ',"replayed":true' : ""}}`;
   const idText = JSON.stringify(id);
   if (outcome.ok) return `{"id":${idText},"ok":true,"result":${outcome.json},"meta":${meta}}\n`;
   return `{"id":${idText},"ok":false,"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}\n`;

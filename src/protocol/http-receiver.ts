@@ -3,21 +3,34 @@
  * the TCP receiver. Every request is bounded: headers by time, the body by
  * maxFrameBytes and by time, so a slow or greedy client costs a socket and nothing more.
  *
- *   POST /v1/run/:handler     body = payload JSON; x-crew-key, x-crew-timeout-ms, x-crew-priority
+ *   POST /v1/run/:handler     body = payload JSON; x-crew-key, x-crew-timeout-ms, x-crew-priority, Idempotency-Key
  *   GET  /healthz             200, or 503 while draining
  *   GET  /v1/status           cluster.status() as JSON
+ *   GET  /v1/requests         cluster.requests() as JSON (?limit=N: the N oldest)
  *   GET  /metrics             Prometheus text
+ *   GET  /, /v1/events        the dashboard and its live stream (src/dashboard/)
  *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with x-crew-admin-token
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { BadRequestError, type CrewError, FrameTooLargeError, OverloadedError } from "../errors.js";
+import {
+  BadRequestError,
+  type CrewError,
+  ForbiddenError,
+  FrameTooLargeError,
+  MethodNotAllowedError,
+  NotFoundError,
+  OverloadedError,
+} from "../errors.js";
 import type { Cluster, Front, ListenOptions } from "../primary/cluster.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
+import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
-import { checkRunFields } from "./frames.js";
+import { checkIdempotencyKey, checkRunFields } from "./frames.js";
+import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
+import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
 /** A client has this long to send its headers, and this long for the whole request. */
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -37,8 +50,10 @@ const RUN_PREFIX = "/v1/run/";
 const KILL_ROUTE = /^\/v1\/nodes\/([^/]+)\/kill$/;
 
 export async function startHttpFront(cluster: Cluster, options: ListenOptions): Promise<{ front: Front; port: number }> {
-  const receiver = new HttpReceiver(cluster, metricsFor(cluster), options.adminToken);
-  const port = await receiver.listen(options.httpPort ?? DEFAULT_HTTP_PORT, options.host ?? DEFAULT_HOST);
+  const host = options.host ?? DEFAULT_HOST;
+  const guard = { allowedHosts: cluster.options.allowedHosts, listenHost: host };
+  const receiver = new HttpReceiver(cluster, metricsFor(cluster), options.adminToken, guard);
+  const port = await receiver.listen(options.httpPort ?? DEFAULT_HTTP_PORT, host);
   return { front: receiver, port };
 }
 
@@ -68,12 +83,16 @@ class HttpReceiver implements Front {
   readonly #metrics: ClusterMetrics;
   readonly #adminToken: string | undefined;
   readonly #maxBody: number;
+  readonly #guard: GuardOptions;
+  readonly #dashboard: Dashboard;
 
-  constructor(cluster: Cluster, metrics: ClusterMetrics, adminToken: string | undefined) {
+  constructor(cluster: Cluster, metrics: ClusterMetrics, adminToken: string | undefined, guard: GuardOptions) {
+    this.#guard = guard;
     this.#cluster = cluster;
     this.#metrics = metrics;
     this.#adminToken = adminToken;
     this.#maxBody = cluster.options.maxFrameBytes;
+    this.#dashboard = new Dashboard(cluster);
     this.#server = createServer(
       {
         keepAlive: true,
@@ -88,6 +107,8 @@ class HttpReceiver implements Front {
     // With a listener here Node no longer answers `Expect: 100-continue` itself: a body
     // that is too large by its Content-Length is refused before the client sends it.
     this.#server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+      const refusal = browserRefusal(req, this.#guard);
+      if (refusal) return sendError(res, refusal, { connection: "close" });
       if (req.url?.startsWith(RUN_PREFIX) && declaredLength(req) > this.#maxBody) {
         // The client still holds the body we did not ask for: this connection is done.
         const error = new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes`);
@@ -114,10 +135,13 @@ class HttpReceiver implements Front {
   }
 
   destroyConnections(): void {
+    this.#dashboard.close();
     this.#server.closeAllConnections();
   }
 
   #route(req: IncomingMessage, res: ServerResponse): void {
+    const refusal = browserRefusal(req, this.#guard);
+    if (refusal) return sendError(res, refusal);
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
@@ -132,8 +156,16 @@ class HttpReceiver implements Front {
       case "/v1/status":
         if (allow(req, res, "GET")) this.#async(res, this.#status(res));
         return;
+      case "/v1/requests":
+        if (allow(req, res, "GET")) this.#requests(res, url.slice(path.length));
+        return;
       case "/metrics":
         if (allow(req, res, "GET")) this.#async(res, this.#scrape(res));
+        return;
+      case "/v1/reload":
+        if (allow(req, res, "POST") && this.#admin(req, res)) {
+          this.#cluster.reload("http").then((done) => send(res, 200, JSON.stringify({ reloaded: done })), (err: CrewError) => sendError(res, err));
+        }
         return;
     }
     const kill = KILL_ROUTE.exec(path);
@@ -141,7 +173,11 @@ class HttpReceiver implements Front {
       if (allow(req, res, "POST")) this.#kill(req, res, kill[1]!);
       return;
     }
-    sendError(res, 404, new BadRequestError(`no route ${req.method} ${path.slice(0, 200)}`));
+    if (isDashboardPath(path)) {
+      if (allow(req, res, "GET")) this.#async(res, this.#dashboard.serve(req, res, path));
+      return;
+    }
+    sendError(res, new NotFoundError(`no route ${req.method} ${path.slice(0, 200)}`));
   }
 
   #run(req: IncomingMessage, res: ServerResponse, encodedName: string): void {
@@ -154,8 +190,11 @@ class HttpReceiver implements Front {
     const key = req.headers["x-crew-key"];
     const timeoutMs = intHeader(req, "x-crew-timeout-ms");
     const priority = intHeader(req, "x-crew-priority");
-    const invalid = checkRunFields(handler, key, timeoutMs, priority);
+    const idempotencyKey = req.headers["idempotency-key"];
+    const invalid = checkRunFields(handler, key, timeoutMs, priority) ?? checkIdempotencyKey(idempotencyKey);
     if (invalid) return this.#refuse(res, handler, new BadRequestError(`${invalid} (path or x-crew-* headers)`));
+    const untyped = contentTypeRefusal(req);
+    if (untyped) return this.#refuse(res, handler, untyped);
     if (declaredLength(req) > this.#maxBody) return this.#tooLarge(res, handler, req);
     const chunks: Buffer[] = [];
     let size = 0;
@@ -167,16 +206,20 @@ class HttpReceiver implements Front {
       this.#tooLarge(res, handler, req);
     };
     const onEnd = (): void => {
-      let payload: unknown;
+      // The payload stays JSON text, checked but never built here: the node parses it.
+      let payloadJson: string | undefined;
       if (size > 0) {
+        payloadJson = Buffer.concat(chunks, size).toString("utf8");
         try {
-          payload = JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
-        } catch {
-          return this.#refuse(res, handler, new BadRequestError("the body is not valid JSON"));
+          checkJson(payloadJson);
+        } catch (err) {
+          if (!(err instanceof JsonSyntaxError)) throw err;
+          const deep = err.message.startsWith("nesting");
+          return this.#refuse(res, handler, new BadRequestError(deep ? `the body is nested deeper than ${MAX_DEPTH}` : `the body is not valid JSON: ${err.message}`));
         }
       }
       // checkRunFields has vouched for the types.
-      this.#submit(res, { handler, payload, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined, bytes: size });
+      this.#submit(res, { handler, payloadJson, key: key as string | undefined, timeoutMs: timeoutMs as number | undefined, priority: priority as number | undefined, idempotencyKey: idempotencyKey as string | undefined, bytes: size });
     };
     req.on("data", onData);
     req.on("end", onEnd);
@@ -200,7 +243,7 @@ class HttpReceiver implements Front {
     // pipelined request queued behind another's response never gets its own 'close' when
     // the client hangs up: the socket's does.
     const cancel = (): void => {
-      if (!answered) this.#cluster.cancel(job);
+      if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
     };
     const outstanding = socketCancels(res.req.socket);
     outstanding.add(cancel);
@@ -213,7 +256,7 @@ class HttpReceiver implements Front {
   /** A run request refused before it reached the dispatcher: counted, answered, never queued. */
   #refuse(res: ServerResponse, handler: string, error: CrewError, headers?: Record<string, string>): void {
     this.#cluster.noteRefused(handler, error.code);
-    sendError(res, error.status, error, headers);
+    sendError(res, error, headers);
   }
 
   /** 413, then the rest of the body is dropped for a bounded time and size, so the client can read the answer. */
@@ -241,23 +284,35 @@ class HttpReceiver implements Front {
     send(res, 200, JSON.stringify(await this.#cluster.status()));
   }
 
+  #requests(res: ServerResponse, query: string): void {
+    const limit = new URLSearchParams(query).get("limit");
+    if (limit !== null && !/^\d{1,9}$/.test(limit)) return sendError(res, new BadRequestError("limit must be a non-negative integer"));
+    const requests = this.#cluster.requests(limit === null ? Infinity : Number(limit));
+    send(res, 200, JSON.stringify({ total: this.#cluster.active, requests }));
+  }
+
   async #scrape(res: ServerResponse): Promise<void> {
     const text = await this.#metrics.text();
     send(res, 200, text, this.#metrics.contentType);
   }
 
+  /** Whether `req` may use an admin endpoint; answers E_FORBIDDEN when not. */
+  #admin(req: IncomingMessage, res: ServerResponse): boolean {
+    if (adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) return true;
+    sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or x-crew-admin-token"));
+    return false;
+  }
+
   #kill(req: IncomingMessage, res: ServerResponse, encodedId: string): void {
-    if (!adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) {
-      return sendError(res, 403, new BadRequestError("admin endpoints answer loopback peers, or x-crew-admin-token"));
-    }
+    if (!this.#admin(req, res)) return;
     let id: string;
     try {
       id = decodeURIComponent(encodedId);
     } catch {
-      return sendError(res, 400, new BadRequestError("the node id in the path is not valid percent-encoding"));
+      return sendError(res, new BadRequestError("the node id in the path is not valid percent-encoding"));
     }
     if (!this.#cluster.killNode(id)) {
-      return sendError(res, 404, new BadRequestError(`no node ${JSON.stringify(id)} is up`));
+      return sendError(res, new NotFoundError(`no node ${JSON.stringify(id)} is up`));
     }
     send(res, 202, JSON.stringify({ killed: id }));
   }
@@ -266,7 +321,7 @@ class HttpReceiver implements Front {
   #async(res: ServerResponse, work: Promise<void>): void {
     work.catch((err: unknown) => {
       this.#cluster.log.error({ err }, "HTTP endpoint failed");
-      sendError(res, 500, new BadRequestError(err instanceof Error ? err.message : String(err)));
+      sendError(res, new BadRequestError(err instanceof Error ? err.message : String(err)), {}, 500);
     });
   }
 }
@@ -275,7 +330,7 @@ class HttpReceiver implements Front {
 function allow(req: IncomingMessage, res: ServerResponse, method: "GET" | "POST"): boolean {
   if (req.method === method || (method === "GET" && req.method === "HEAD")) return true;
   const allowed = method === "GET" ? "GET, HEAD" : "POST";
-  sendError(res, 405, new BadRequestError(`${req.method} is not allowed here: use ${allowed}`), { allow: allowed });
+  sendError(res, new MethodNotAllowedError(`${req.method} is not allowed here: use ${allowed}`), { allow: allowed });
   return false;
 }
 
@@ -299,7 +354,8 @@ function reply(res: ServerResponse, outcome: Outcome): void {
   else send(res, outcome.error.status, `{"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}`);
 }
 
-function sendError(res: ServerResponse, status: number, error: CrewError, headers: Record<string, string> = {}): void {
+/** An error answer, with its code's status unless `status` says otherwise. */
+function sendError(res: ServerResponse, error: CrewError, headers: Record<string, string> = {}, status = error.status): void {
   send(res, status, JSON.stringify({ error: error.toJSON() }), JSON_TYPE, headers);
 }
 

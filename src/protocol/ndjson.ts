@@ -1,17 +1,36 @@
 /**
  * Newline-delimited framing with a hard limit on frame size. Both the TCP receiver and
  * the client read through it, so neither ever buffers more than `maxFrameBytes` of an
- * unfinished line.
+ * unfinished line (plus, while paused, the rest of the chunk that was being read).
+ *
+ * An unfinished line costs about its size: it is kept in one growable buffer (capacity
+ * doubling, so at most twice the bytes held, plus one Buffer object), never as a list
+ * of chunks — a client sending a line one byte at a time would otherwise cost a Buffer
+ * object (~80 bytes of heap) per byte. Complete lines in a chunk are read straight from
+ * the chunk, without a copy.
+ *
+ * A reader may `pause()` from inside onLine (its request cap is reached): the lines not
+ * yet read stay here until `resume()`.
  */
 
 export type FrameSink = (line: string) => void;
 
+const EMPTY = Buffer.alloc(0);
+const MIN_CAPACITY = 256;
+/** An emptied buffer larger than this is released, so an idle connection holds nothing. */
+const KEEP_CAPACITY = 16 * 1024;
+
 export class LineSplitter {
   readonly #maxFrameBytes: number;
   readonly #onLine: FrameSink;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  /** Bytes not yet split are #buf[#start, #end); [#start, #scanned) is known to hold no newline. */
+  #buf = EMPTY;
+  #start = 0;
+  #end = 0;
+  #scanned = 0;
   #overflowed = false;
+  #paused = false;
+  #busy = false;
 
   constructor(maxFrameBytes: number, onLine: FrameSink) {
     this.#maxFrameBytes = maxFrameBytes;
@@ -23,41 +42,115 @@ export class LineSplitter {
     return this.#overflowed;
   }
 
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Bytes of memory the splitter holds (its buffer's capacity), for memory bounds. */
+  get heldBytes(): number {
+    return this.#buf.length;
+  }
+
   /** Feeds a chunk; calls onLine for every complete line. Returns false when a frame overflowed. */
   push(chunk: Buffer): boolean {
     if (this.#overflowed) return false;
-    let start = 0;
-    let nl = chunk.indexOf(10, start);
-    while (nl !== -1) {
-      const lineBytes = this.#pendingBytes + (nl - start);
-      if (lineBytes > this.#maxFrameBytes) return this.#overflow();
-      let line: string;
-      if (this.#pendingBytes === 0) {
-        line = chunk.toString("utf8", start, nl);
-      } else {
-        this.#pending.push(chunk.subarray(start, nl));
-        line = Buffer.concat(this.#pending, lineBytes).toString("utf8");
-        this.#pending = [];
-        this.#pendingBytes = 0;
-      }
-      if (line.length > 0 && line !== "\r") this.#onLine(line);
-      if (this.#overflowed) return false;
-      start = nl + 1;
-      nl = chunk.indexOf(10, start);
+    if (this.#start === this.#end && !this.#paused && !this.#busy) {
+      // The usual case: nothing held, so lines are read from the chunk itself.
+      const rest = this.#split(chunk, 0, chunk.length, 0);
+      if (rest < 0) return false;
+      if (rest === chunk.length) return true;
+      if (!this.#paused && !this.#tail(chunk.length - rest)) return false;
+      this.#append(chunk.subarray(rest));
+      this.#scanned = this.#paused ? this.#start : this.#end;
+      return true;
     }
-    if (start < chunk.length) {
-      this.#pendingBytes += chunk.length - start;
-      if (this.#pendingBytes > this.#maxFrameBytes) return this.#overflow();
-      // Copy: the socket may reuse its buffer, and a small slice would pin a large one.
-      this.#pending.push(Buffer.from(chunk.subarray(start)));
-    }
-    return true;
+    this.#append(chunk);
+    return this.#paused || this.#busy ? true : this.#process();
   }
 
-  #overflow(): false {
-    this.#overflowed = true;
-    this.#pending = [];
-    this.#pendingBytes = 0;
+  /** Stops handing out lines (call it from onLine); what is left stays here. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Hands out the lines held while paused. Returns false when a frame overflowed. */
+  resume(): boolean {
+    this.#paused = false;
+    if (this.#overflowed) return false;
+    return this.#busy ? true : this.#process();
+  }
+
+  #process(): boolean {
+    const next = this.#split(this.#buf, this.#start, this.#end, this.#scanned);
+    if (next < 0) return false;
+    this.#start = next;
+    if (this.#start === this.#end) {
+      this.#start = this.#end = this.#scanned = 0;
+      if (this.#buf.length > KEEP_CAPACITY) this.#buf = EMPTY;
+      return true;
+    }
+    if (this.#paused) return true;
+    this.#scanned = this.#end;
+    return this.#tail(this.#end - this.#start);
+  }
+
+  /**
+   * Emits the lines in buf[from, to) until paused; returns where the unread bytes begin,
+   * or -1 when a line is over the limit. `searchFrom` skips bytes known to hold no newline.
+   */
+  #split(buf: Buffer, from: number, to: number, searchFrom: number): number {
+    this.#busy = true;
+    try {
+      let start = from;
+      let nl = buf.indexOf(10, Math.max(from, searchFrom));
+      while (nl !== -1 && nl < to) {
+        if (nl - start > this.#maxFrameBytes) return this.#overflow();
+        const line = buf.toString("utf8", start, nl);
+        start = nl + 1;
+        if (line.length > 0 && line !== "\r") this.#onLine(line);
+        if (this.#overflowed) return -1;
+        if (this.#paused) return start;
+        nl = buf.indexOf(10, start);
+      }
+      return start;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** An unfinished line of `bytes`: fine up to the limit. */
+  #tail(bytes: number): boolean {
+    if (bytes <= this.#maxFrameBytes) return true;
+    this.#overflow();
     return false;
+  }
+
+  /** Copies bytes in after the held ones, growing the buffer by doubling. */
+  #append(bytes: Buffer): void {
+    const held = this.#end - this.#start;
+    const need = held + bytes.length;
+    if (this.#buf.length - this.#end < bytes.length) {
+      if (need <= this.#buf.length) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        let capacity = Math.max(MIN_CAPACITY, this.#buf.length);
+        while (capacity < need) capacity *= 2;
+        const grown = Buffer.allocUnsafe(capacity);
+        this.#buf.copy(grown, 0, this.#start, this.#end);
+        this.#buf = grown;
+      }
+      this.#scanned -= this.#start;
+      this.#start = 0;
+      this.#end = held;
+    }
+    bytes.copy(this.#buf, this.#end);
+    this.#end += bytes.length;
+  }
+
+  #overflow(): -1 {
+    this.#overflowed = true;
+    this.#buf = EMPTY;
+    this.#start = this.#end = this.#scanned = 0;
+    return -1;
   }
 }

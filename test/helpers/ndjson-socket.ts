@@ -111,11 +111,18 @@ export class NdjsonSocket {
     return this.request({ op: "ping", id });
   }
 
-  /** Hangs up and resolves once the socket has closed. */
+  /**
+   * Hangs up (a reset: on the wire a FIN alone is a half-close, after which the client
+   * still gets its replies) and resolves once the socket has closed.
+   */
   async close(): Promise<void> {
-    this.socket.end();
-    this.socket.destroy();
+    if (!this.socket.destroyed) this.socket.resetAndDestroy();
     await this.closed;
+  }
+
+  /** Half-closes: sends FIN (shutdown(SHUT_WR)), as `nc -q1` does, and keeps reading. */
+  halfClose(): void {
+    this.socket.end();
   }
 
   #onData(chunk: string): void {

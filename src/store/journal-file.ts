@@ -1,0 +1,100 @@
+/**
+ * Opening the journal's SQLite file: better-sqlite3 loaded only now (an optional
+ * dependency), WAL mode, and a schema check that refuses a file crew did not write or
+ * wrote with another schema version. A file that is not a database or fails SQLite's
+ * quick_check is refused too: it is never replaced, so nothing a previous primary
+ * accepted is silently thrown away.
+ *
+ * Durability (https://www.sqlite.org/pragma.html#pragma_synchronous, and
+ * https://www.sqlite.org/wal.html): in WAL mode, synchronous=NORMAL syncs only at WAL
+ * checkpoints, so a commit survives the death of the process (the WAL is in the OS's
+ * page cache) but an OS crash or power loss may roll back the last commits;
+ * synchronous=FULL syncs the WAL on every commit and loses nothing committed.
+ */
+import type BetterSqlite3 from "better-sqlite3";
+import { existsSync, statSync } from "node:fs";
+import { JournalError } from "../errors.js";
+
+export type Database = BetterSqlite3.Database;
+
+/** `crew` in ASCII: PRAGMA application_id of every journal (https://www.sqlite.org/fileformat.html#application_id). */
+export const APPLICATION_ID = 0x63726577;
+/** The schema this crew writes and reads (PRAGMA user_version). */
+export const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE requests (
+  key         TEXT PRIMARY KEY,
+  request_id  TEXT NOT NULL,
+  handler     TEXT NOT NULL,
+  payload     TEXT,
+  fingerprint TEXT NOT NULL,
+  priority    INTEGER NOT NULL,
+  timeout_ms  INTEGER NOT NULL,
+  deadline    INTEGER NOT NULL,
+  accepted_at INTEGER NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  checkpoint  TEXT,
+  reply       TEXT,
+  expires_at  INTEGER
+) WITHOUT ROWID;
+CREATE INDEX requests_expiry ON requests (expires_at) WHERE expires_at IS NOT NULL;
+`;
+
+/**
+ * Opens (creating when absent) the journal at `file`. Throws JournalError naming the
+ * file and the reason: better-sqlite3 missing, not a database, corrupt, another
+ * application's database, or another schema version.
+ */
+export async function openJournalFile(file: string, sync: "normal" | "full"): Promise<Database> {
+  const Sqlite = await loadDriver();
+  const fresh = !existsSync(file) || statSync(file).size === 0;
+  let db: Database;
+  try {
+    db = new Sqlite(file, { fileMustExist: false });
+  } catch (err) {
+    throw new JournalError(`journal ${file} cannot be opened: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    if (fresh) create(db);
+    else check(db, file);
+    db.pragma("journal_mode = WAL");
+    db.pragma(`synchronous = ${sync === "full" ? "FULL" : "NORMAL"}`);
+    return db;
+  } catch (err) {
+    db.close();
+    if (err instanceof JournalError) throw err;
+    throw new JournalError(`journal ${file} is not a readable crew journal (${(err as Error).message}): it was left as it is`, { cause: err });
+  }
+}
+
+async function loadDriver(): Promise<typeof BetterSqlite3> {
+  try {
+    return (await import("better-sqlite3")).default;
+  } catch (err) {
+    throw new JournalError(
+      `--journal needs the optional dependency better-sqlite3 (12.x), which is not installed or did not build: npm install better-sqlite3@12 (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+}
+
+function create(db: Database): void {
+  db.exec(SCHEMA);
+  db.pragma(`application_id = ${APPLICATION_ID}`);
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
+
+function check(db: Database, file: string): void {
+  const quick = db.pragma("quick_check", { simple: true });
+  if (quick !== "ok") throw new JournalError(`journal ${file} is corrupt (quick_check: ${String(quick)}): it was left as it is`);
+  const app = db.pragma("application_id", { simple: true }) as number;
+  const version = db.pragma("user_version", { simple: true }) as number;
+  if (app !== APPLICATION_ID) {
+    throw new JournalError(`${file} is an SQLite database but not a crew journal (application_id ${app}): it was left as it is`);
+  }
+  if (version !== SCHEMA_VERSION) {
+    const which = version > SCHEMA_VERSION ? "a newer" : "an older";
+    throw new JournalError(`journal ${file} has schema version ${version} (${which} crew wrote it); this crew reads version ${SCHEMA_VERSION}: it was left as it is`);
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The SQLite journal (`--journal FILE`): keyed requests survive the primary. A request's
+ * row is written when it is accepted, its attempt count when each attempt starts, its
+ * checkpoints, and its reply; writes are group-committed (group-commit.ts).
+ *
+ * Promises (docs/journal.md): `ctx.checkpoint()` of a keyed request resolves once its
+ * checkpoint has committed; a reply leaves once its row has committed (write-ahead). So
+ * after a kill -9 a restarted primary resumes from the last checkpoint a handler saw
+ * resolve, and never answers a key differently from what a client already received.
+ *
+ * The keys themselves (open, kept) are indexed in memory (KeyTable) for fast admits;
+ * replies stay on disk and are read when replayed.
+ */
+import { statSync } from "node:fs";
+import type { Logger } from "pino";
+import { GroupCommit } from "./group-commit.js";
+import { type Database, openJournalFile } from "./journal-file.js";
+import { KeyTable, type KeyTableLimits, sweepInterval } from "./key-table.js";
+import type { AdmitResult, NewRequest, OpenRequest, RequestStore, StoreCounters, StoredReply, StoreStatus } from "./store.js";
+
+interface Row {
+  key: string;
+  request_id: string;
+  handler: string;
+  payload: string | null;
+  fingerprint: string;
+  priority: number;
+  timeout_ms: number;
+  deadline: number;
+  attempts: number;
+  checkpoint: string | null;
+  reply: string | null;
+  expires_at: number | null;
+}
+
+export interface JournalLimits extends KeyTableLimits {
+  sync: "normal" | "full";
+}
+
+export class JournalStore implements RequestStore {
+  readonly kind = "journal" as const;
+  readonly file: string;
+  readonly #db: Database;
+  readonly #table: KeyTable;
+  readonly #commits: GroupCommit;
+  readonly #log: Logger;
+  readonly #sql;
+  #sweeper: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  /** Opens the file (see journal-file.ts for what is refused). */
+  static async create(file: string, limits: JournalLimits, log: Logger): Promise<JournalStore> {
+    return new JournalStore(file, await openJournalFile(file, limits.sync), limits, log);
+  }
+
+  private constructor(file: string, db: Database, limits: KeyTableLimits, log: Logger) {
+    this.file = file;
+    this.#db = db;
+    this.#table = new KeyTable(limits);
+    this.#commits = new GroupCommit(db, log);
+    this.#log = log;
+    this.#sql = {
+      insert: db.prepare(
+        "INSERT OR REPLACE INTO requests (key, request_id, handler, payload, fingerprint, priority, timeout_ms, deadline, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      attempt: db.prepare("UPDATE requests SET attempts = ? WHERE key = ?"),
+      checkpoint: db.prepare("UPDATE requests SET checkpoint = ? WHERE key = ?"),
+      finish: db.prepare("UPDATE requests SET reply = ?, expires_at = ?, checkpoint = NULL WHERE key = ?"),
+      remove: db.prepare("DELETE FROM requests WHERE key = ?"),
+      reply: db.prepare<[string], { reply: string | null }>("SELECT reply FROM requests WHERE key = ?"),
+      expire: db.prepare("DELETE FROM requests WHERE expires_at IS NOT NULL AND expires_at <= ?"),
+      all: db.prepare<[], Row>("SELECT * FROM requests ORDER BY expires_at, accepted_at"),
+    };
+  }
+
+  get counters(): StoreCounters {
+    return this.#commits.counters;
+  }
+
+  /**
+   * Deletes the replies that expired while no primary ran, indexes the kept ones, and
+   * returns the open requests in acceptance order.
+   */
+  async open(): Promise<OpenRequest[]> {
+    const now = Date.now();
+    this.#sql.expire.run(now);
+    const open: OpenRequest[] = [];
+    for (const row of this.#sql.all.iterate()) {
+      if (row.reply === null) {
+        this.#table.openKey(row.key, row.fingerprint);
+        open.push(toOpen(row));
+      } else {
+        this.#table.openKey(row.key, row.fingerprint);
+        this.#table.finish(row.key, JSON.parse(row.reply) as StoredReply, now, false, row.expires_at!);
+      }
+    }
+    this.#sweeper = setInterval(() => this.#sweep(), sweepInterval(this.#table.limits.ttlMs)).unref();
+    return open;
+  }
+
+  admit(req: NewRequest): AdmitResult {
+    const result = this.#table.admit(req, Date.now(), (key) => {
+      const row = this.#sql.reply.get(key);
+      return row?.reply ? (JSON.parse(row.reply) as StoredReply) : null;
+    });
+    if (result.kind === "accepted") {
+      const s = this.#sql.insert;
+      const { idempotencyKey, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline } = req;
+      const accepted = Date.now();
+      this.#commits.add(() => s.run(idempotencyKey, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline, accepted));
+    }
+    return result;
+  }
+
+  attemptStarted(key: string, attempt: number): number {
+    const s = this.#sql.attempt;
+    this.#commits.add(() => s.run(attempt, key));
+    return attempt;
+  }
+
+  checkpoint(key: string, _fence: string | number, json: string): Promise<boolean> {
+    const s = this.#sql.checkpoint;
+    this.#commits.add(() => s.run(json, key));
+    return this.#commits.committed();
+  }
+
+  finish(key: string, _fence: string | number | null, reply: StoredReply): Promise<boolean> {
+    const now = Date.now();
+    const expiresAt = now + this.#table.limits.ttlMs;
+    this.#table.finish(key, reply, now, false, expiresAt);
+    const s = this.#sql.finish;
+    const text = JSON.stringify(reply);
+    this.#commits.add(() => s.run(text, expiresAt, key));
+    return this.#commits.committed();
+  }
+
+  release(key: string): void {
+    this.#table.release(key);
+    const s = this.#sql.remove;
+    this.#commits.add(() => s.run(key));
+  }
+
+  status(): StoreStatus {
+    return {
+      kind: "journal",
+      file: this.file,
+      sizeBytes: fileSize(this.file) + fileSize(`${this.file}-wal`),
+      open: this.#table.open,
+      kept: this.#table.kept,
+      maxKept: this.#table.limits.maxKeys,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#commits.close();
+    this.#db.close();
+  }
+
+  /** Expired replies leave the index and the file. */
+  #sweep(): void {
+    const gone = this.#table.sweep(Date.now());
+    if (gone.length === 0) return;
+    const s = this.#sql.remove;
+    for (const key of gone) this.#commits.add(() => s.run(key));
+    this.#log.debug({ expired: gone.length }, "journal: expired replies deleted");
+  }
+}
+
+function toOpen(row: Row): OpenRequest {
+  return {
+    idempotencyKey: row.key,
+    requestId: row.request_id,
+    handler: row.handler,
+    payloadJson: row.payload,
+    fingerprint: row.fingerprint,
+    priority: row.priority,
+    timeoutMs: row.timeout_ms,
+    deadline: row.deadline,
+    // The attempt running when the primary died counts as a failed one: the next is attempts + 1.
+    attempts: row.attempts,
+    checkpoint: row.checkpoint,
+  };
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}

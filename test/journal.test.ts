@@ -1,0 +1,166 @@
+/**
+ * The SQLite journal with real files, real primaries in child processes and real
+ * `kill -9`: a keyed job resumes from its last checkpoint after its primary dies, its
+ * attempts counting on; its reply is replayed, across a second restart too; a deadline
+ * that passed while the primary was down answers E_TIMEOUT; expired replies go; a
+ * journal from another schema version, another application or a corrupt file is refused
+ * and left as it is.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCluster, type CrewError, JournalError } from "crew";
+import { Gate } from "./helpers/cluster.js";
+import { NdjsonSocket } from "./helpers/ndjson-socket.js";
+import { PrimaryProcess } from "./helpers/primary-process.js";
+import { freePort } from "./helpers/redis-server.js";
+
+const HANDLERS = fileURLToPath(new URL("./fixtures/journal", import.meta.url));
+
+let dir: string;
+let gate: Gate;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "crew-journal-"));
+  gate = await Gate.open();
+});
+
+afterAll(async () => {
+  await gate.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function primaryArgs(file: string): Promise<string[]> {
+  const [port, httpPort] = [await freePort(), await freePort()];
+  return ["--handlers", HANDLERS, "--threads", "1", "--processes", "0", "--port", String(port), "--http-port", String(httpPort), "--journal", file];
+}
+
+const portOf = (args: string[]): number => Number(args[args.indexOf("--port") + 1]);
+
+describe("a primary killed with kill -9 and started again on its journal", () => {
+  it("resumes the job from its last checkpoint, counts the attempt cut short, and replays the reply across a second restart", async () => {
+    const file = join(dir, "resume.db");
+    const args = await primaryArgs(file);
+    const payload = { n: 6, hold: { port: gate.port, at: 3 } };
+    let primary = await PrimaryProcess.start(args);
+    const first = await NdjsonSocket.connect(portOf(args));
+    first.send({ id: 1, handler: "ledger", payload, idempotencyKey: "job-1" });
+    const arrival = await gate.arrival(); // checkpoint { i: 3 } has resolved, so it is committed
+    expect(arrival.attempt).toBe(1);
+    await primary.kill9();
+    await first.closed;
+    expect(first.replies).toEqual([]);
+
+    primary = await PrimaryProcess.start(args);
+    expect(await primary.waitFor("journaled requests queued again")).toMatchObject({ requeued: 1 });
+    const again = await NdjsonSocket.connect(portOf(args));
+    const reply = await again.request({ id: 1, handler: "ledger", payload, idempotencyKey: "job-1" });
+    expect(reply).toMatchObject({ ok: true, result: { i: 6, resumedFrom: 3, attempt: 2 }, meta: { attempts: 2 } });
+    const replay = await again.request({ id: 2, handler: "ledger", payload, idempotencyKey: "job-1" });
+    expect(replay).toMatchObject({ ok: true, result: { i: 6, resumedFrom: 3, attempt: 2 }, meta: { replayed: true, attempts: 2 } });
+    await again.close();
+    await primary.kill9();
+
+    primary = await PrimaryProcess.start(args);
+    expect(primary.lines.some((l) => l.msg === "journaled requests queued again")).toBe(false); // nothing was open
+    const third = await NdjsonSocket.connect(portOf(args));
+    const kept = await third.request({ id: 1, handler: "ledger", payload, idempotencyKey: "job-1" });
+    expect(kept).toMatchObject({ ok: true, result: { resumedFrom: 3, attempt: 2 }, meta: { replayed: true } });
+    const conflict = await third.request({ id: 2, handler: "ledger", payload: { n: 1 }, idempotencyKey: "job-1" });
+    expect(conflict.error?.code).toBe("E_IDEMPOTENCY_CONFLICT");
+    await third.close();
+    await primary.stop();
+  });
+
+  it("answers E_TIMEOUT to whoever comes when the deadline passed while the primary was down", async () => {
+    const file = join(dir, "deadline.db");
+    const args = await primaryArgs(file);
+    const payload = { n: 2, hold: { port: gate.port, at: 1 } };
+    let primary = await PrimaryProcess.start(args);
+    const s = await NdjsonSocket.connect(portOf(args));
+    const deadline = Date.now() + 3000;
+    s.send({ id: 1, handler: "ledger", payload, idempotencyKey: "late", timeoutMs: 3000 });
+    await gate.arrival();
+    await primary.kill9();
+    // The primary stays down past the request's deadline: that is the condition under test.
+    await sleep(Math.max(0, deadline - Date.now()) + 50);
+    primary = await PrimaryProcess.start(args);
+    const back = await NdjsonSocket.connect(portOf(args));
+    const reply = await back.request({ id: 1, handler: "ledger", payload, idempotencyKey: "late", timeoutMs: 3000 });
+    expect(reply.error?.code).toBe("E_TIMEOUT");
+    expect(reply.error?.message).toMatch(/while the primary was down/);
+    expect(reply.meta).toMatchObject({ attempts: 1, replayed: true });
+    await back.close();
+    await primary.stop();
+  });
+});
+
+describe("kept replies expire", () => {
+  it("deletes a reply after resultTtlMs, after which the key runs again", async () => {
+    const file = join(dir, "ttl.db");
+    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, resultTtlMs: 200, logLevel: "silent" });
+    try {
+      const first = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" });
+      expect((await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" })).meta.replayed).toBe(true);
+      await expect.poll(async () => (await cluster.status()).store.kept, { timeout: 10_000, interval: 50 }).toBe(0);
+      const reader = new Database(file, { readonly: true });
+      await expect.poll(() => (reader.prepare("SELECT count(*) AS n FROM requests").get() as { n: number }).n).toBe(0);
+      reader.close();
+      const fresh = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" });
+      expect(fresh.ok && first.ok).toBe(true);
+      expect(fresh.meta.replayed).toBeUndefined();
+      expect((await cluster.status()).store).toMatchObject({ kind: "journal", file, open: 0, kept: 1 });
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
+describe("a journal crew must not use is refused and left as it is", () => {
+  async function refused(file: string): Promise<CrewError> {
+    const before = readFileSync(file);
+    const error = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(JournalError);
+    expect(readFileSync(file).equals(before)).toBe(true);
+    return error as CrewError;
+  }
+
+  it("refuses a journal from another schema version", async () => {
+    const file = join(dir, "newer.db");
+    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" });
+    await cluster.run("nap", { ms: 0 }, { idempotencyKey: "kept" });
+    await cluster.close();
+    const db = new Database(file);
+    db.pragma("user_version = 2");
+    db.close();
+    const error = await refused(file);
+    expect(error.message).toContain(file);
+    expect(error.message).toMatch(/schema version 2 \(a newer crew wrote it\); this crew reads version 1/);
+  });
+
+  it("refuses a file that is not a database, and an SQLite database crew did not write", async () => {
+    const garbage = join(dir, "garbage.db");
+    writeFileSync(garbage, "this is not an SQLite database, and it is long enough to have a header ".repeat(20));
+    expect((await refused(garbage)).message).toMatch(/not a readable crew journal|cannot be opened/);
+    const foreign = join(dir, "foreign.db");
+    const db = new Database(foreign);
+    db.exec("CREATE TABLE orders (id INTEGER PRIMARY KEY)");
+    db.close();
+    expect((await refused(foreign)).message).toMatch(/not a crew journal/);
+  });
+
+  it("crew start exits non-zero naming the file", async () => {
+    const file = join(dir, "newer.db");
+    const primary = PrimaryProcess.spawn(await primaryArgs(file));
+    const { code } = await primary.exited;
+    expect(code).not.toBe(0);
+    expect(primary.stderr.join("") + JSON.stringify(primary.lines)).toContain("schema version 2");
+  });
+});
