@@ -4,13 +4,15 @@
  * (`crew start | head`, a restarting log shipper) costs log lines, never the primary:
  * write errors on stdout are dropped.
  */
+import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
-import pretty from "pino-pretty";
 
 export function createLogger(level: string, options: { pretty?: boolean } = {}): Logger {
   const base = { name: "crew" };
   ignoreStdoutErrors();
   if (options.pretty) {
+    // Loaded only when asked for: it costs about as much start time as yargs.
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof import("pino-pretty");
     return pino({ level, base }, pretty({ colorize: process.stdout.isTTY === true, ignore: "pid,hostname,name", destination: stdoutDestination() }));
   }
   return pino({ level, base }, stdoutDestination());
