@@ -3,7 +3,7 @@
  * `createCluster` and the CLI both go through `resolveOptions`, so a bad value gets the
  * same message from either, naming the option; nothing downstream sees `undefined`.
  */
-import { availableParallelism } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
@@ -53,6 +53,25 @@ export interface ClusterOptions {
   maxPendingBytes?: number;
   /** Largest checkpoint state, as JSON. Default 1 MiB. */
   maxCheckpointBytes?: number;
+  /**
+   * Largest handler result, as JSON bytes: a larger one answers E_HANDLER naming this
+   * option, so no handler can make the primary hold (or a slow client pin) a huge reply.
+   * Default 16 MiB.
+   */
+  maxResultBytes?: number;
+  /**
+   * Where thread nodes run: "process" (default), in one child process that hosts them all,
+   * so no handler's memory use can abort the primary (a V8 out-of-memory abort in a thread
+   * can end its whole process, nodejs/node#47224); or "primary", in the primary's own
+   * process: one hop less per request, but such an abort takes the primary down.
+   */
+  threadHost?: "process" | "primary";
+  /**
+   * How long a node may take to load every handler before it is killed: `createCluster`
+   * (and `crew start`) then fail naming the file, and a restart is retried with backoff.
+   * Default 30000.
+   */
+  nodeStartTimeoutMs?: number;
   /** Heap cap per node. Default 2048. */
   nodeMemoryMb?: number;
   /** Attempts running at once on one node. Default 1. */
@@ -90,6 +109,14 @@ export interface ClusterOptions {
   maxUnsentReplyBytes?: number;
   /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
   allowedHosts?: string | string[];
+  /** Redis URL (redis://HOST:PORT[/DB]): this primary becomes one host of a cluster sharing that Redis. */
+  redis?: string;
+  /** The cluster's name in Redis (hosts with the same Redis and name share work). Default "crew". */
+  cluster?: string;
+  /** This host's id, unique in the cluster. Default: hostname-pid. */
+  hostId?: string;
+  /** A host silent this long is dead: other hosts take over its requests. Default 1000. */
+  hostTimeoutMs?: number;
   /** An SQLite file where keyed requests, their checkpoints and replies are kept across restarts (DESIGN.md). Default: none. */
   journal?: string;
   /** "normal": a killed primary loses nothing committed; "full": an OS crash or power loss neither (an fsync per commit). Default "normal". */
@@ -105,7 +132,7 @@ export interface ClusterOptions {
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal" | "threads" | "processes">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal" | "threads" | "processes" | "redis">> & {
   /** Thread nodes at start, and the fewest kept (MIN of "MIN..MAX"). */
   threads: number;
   /** The most thread nodes (MAX of "MIN..MAX"; = threads for a plain number). */
@@ -115,6 +142,7 @@ export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weight
   /** An absolute path. */
   handlers: string;
   journal: string | null;
+  redis: string | null;
   allowedHosts: string[];
   weights: Record<string, number>;
   seed: number | null;
@@ -141,6 +169,9 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     maxFrameBytes: int(input.maxFrameBytes ?? 1024 * 1024, "maxFrameBytes", 64, 1024 ** 3),
     maxPendingBytes: int(input.maxPendingBytes ?? 256 * 1024 * 1024, "maxPendingBytes", 64, 2 ** 50),
     maxCheckpointBytes: int(input.maxCheckpointBytes ?? 1024 * 1024, "maxCheckpointBytes", 2, 1024 ** 3),
+    maxResultBytes: int(input.maxResultBytes ?? 16 * 1024 * 1024, "maxResultBytes", 2, 1024 ** 3),
+    threadHost: oneOf(input.threadHost ?? "process", "threadHost", ["process", "primary"] as const),
+    nodeStartTimeoutMs: int(input.nodeStartTimeoutMs ?? 30_000, "nodeStartTimeoutMs", 1, 3600_000),
     nodeMemoryMb: int(input.nodeMemoryMb ?? 2048, "nodeMemoryMb", 16, 1024 * 1024),
     nodeConcurrency: int(input.nodeConcurrency ?? 1, "nodeConcurrency", 1, 10_000),
     nodePipeline: int(input.nodePipeline ?? 16, "nodePipeline", 0, 1024),
@@ -159,12 +190,19 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
     maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
     watch: bool(input.watch ?? false, "watch"),
+    redis: input.redis === undefined ? null : redisUrl(input.redis),
+    cluster: name(input.cluster ?? "crew", "cluster"),
+    hostId: name(input.hostId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 48)}-${process.pid}`, "hostId"),
+    hostTimeoutMs: int(input.hostTimeoutMs ?? 1000, "hostTimeoutMs", 40, 600_000),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
   rejectUnknownKeys(input, out);
-  if (out.threads + out.processes === 0) {
-    throw new InvalidOptionError("threads and processes must not both be 0 (or both start at 0): a cluster needs at least one node");
+  if (out.redis !== null && out.journal !== null) {
+    throw new InvalidOptionError("journal and redis exclude each other: with redis, Redis keeps the requests, checkpoints and replies of every host");
+  }
+  if (out.threads + out.processes === 0 && out.redis === null) {
+    throw new InvalidOptionError("threads and processes must not both be 0 (or both start at 0) without redis: a cluster needs at least one node (with redis, a host with none is a gateway)");
   }
   return out;
 }
@@ -217,6 +255,21 @@ function handlersPath(value: unknown): string {
 function str(value: unknown, name: string): string {
   if (typeof value !== "string" || value.length === 0) {
     throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function redisUrl(value: unknown): string {
+  if (typeof value !== "string" || !/^rediss?:\/\/[^\s]+$/.test(value)) {
+    throw new InvalidOptionError(`redis must be a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Cluster names and host ids go into Redis keys: short, plain characters. */
+function name(value: unknown, option: string): string {
+  if (typeof value !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+    throw new InvalidOptionError(`${option} must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(value)}`);
   }
   return value;
 }

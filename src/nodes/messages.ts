@@ -34,6 +34,8 @@ export interface NodeInit {
   compiled?: Record<string, string>;
   logLevel: string;
   maxCheckpointBytes: number;
+  /** Largest result, as JSON bytes: a larger one answers E_HANDLER naming the limit. */
+  maxResultBytes: number;
   /** Attempts the node runs at once; more may wait in the node (pipelining). */
   concurrency: number;
 }
@@ -110,4 +112,9 @@ export interface MemoryMsg {
   heapUsed: number;
   rss: number;
 }
-export type FromNode = ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg;
+/** The node starts importing `file`: a start that never ends names it. */
+export interface LoadingMsg {
+  t: "loading";
+  file: string;
+}
+export type FromNode = LoadingMsg | ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg;

@@ -27,7 +27,8 @@ import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
-import { KeyedRequests } from "../store/keyed.js";
+import { KeyedRequests, type RequestSink } from "../store/keyed.js";
+import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
 import type { StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
@@ -79,6 +80,9 @@ export interface ClusterStatus {
   draining: boolean;
   /** The idempotency-key store (memory or journal), with replayed and joined counts. */
   store: StoreStatus & { replayed: number; joined: number };
+  /** With --redis: this host's id, and every host of the cluster with its nodes. */
+  host?: string;
+  hosts?: HostStatus[];
   uptimeMs: number;
   /** Node counts: now (taking work), and the MIN..MAX range; scaleUpMs/idleTimeoutMs when elastic. */
   scaling: {
@@ -103,6 +107,9 @@ export class Cluster {
   readonly #dispatcher: Dispatcher;
   /** Keyed requests (joins, replays, the store) in front of the dispatcher; every request goes through it. */
   readonly #requests: KeyedRequests;
+  /** Where the fronts hand requests: #requests, or with --redis the shared queue's front. */
+  readonly #sink: RequestSink;
+  readonly #redis: RedisHost | null;
   readonly #registry: HandlerRegistry;
   readonly #reloader: Reloader;
   readonly #scaler: Scaler | null;
@@ -122,11 +129,13 @@ export class Cluster {
     supervisor: Supervisor,
     dispatcher: Dispatcher,
     registry: HandlerRegistry,
-    parts: { reloader: Reloader; scaler: Scaler | null; requests: KeyedRequests },
+    parts: { reloader: Reloader; scaler: Scaler | null; requests: KeyedRequests; redis: RedisHost | null },
   ) {
     this.#reloader = parts.reloader;
     this.#scaler = parts.scaler;
     this.#requests = parts.requests;
+    this.#redis = parts.redis;
+    this.#sink = parts.redis?.front ?? parts.requests;
     this.options = options;
     if (options.watch) this.#unwatch = watchHandlers(options.handlers, () => this.reload("watch"), log);
     this.log = log;
@@ -159,10 +168,13 @@ export class Cluster {
     }
   }
 
-  /** Runs one request through the dispatcher; resolves with its result or rejects with its coded error. */
-  run(handler: string, payload?: unknown, options: RunOptions = {}): Promise<unknown> {
+  /**
+   * Runs one request through the dispatcher; resolves with its result or rejects with its
+   * coded error. `T` is the result's type as the caller knows it (not checked at run time).
+   */
+  run<T = unknown>(handler: string, payload?: unknown, options: RunOptions = {}): Promise<T> {
     return this.call(handler, payload, options).then((reply) => {
-      if (reply.ok) return reply.result;
+      if (reply.ok) return reply.result as T;
       throw Object.assign(errorFromWire(reply.error), { meta: reply.meta });
     });
   }
@@ -178,7 +190,7 @@ export class Cluster {
     return new Promise((resolve) => {
       const { signal } = options;
       let job: Job | null = null;
-      const onAbort = () => job && this.#dispatcher.cancel(job);
+      const onAbort = () => job && this.#sink.cancel(job);
       job = this.submit({ handler, payload, key: options.key, idempotencyKey: options.idempotencyKey, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
         signal?.removeEventListener("abort", onAbort);
         if (outcome.ok) resolve({ ok: true, result: JSON.parse(outcome.json), meta: outcome.meta });
@@ -192,16 +204,16 @@ export class Cluster {
 
   /** The receivers' entry: callback style, no promise per request. */
   submit(request: SubmitRequest, done: DoneCallback): Job | null {
-    return this.#requests.submit(request, done);
+    return this.#sink.submit(request, done);
   }
 
   cancel(job: Job): void {
-    this.#requests.cancel(job);
+    this.#sink.cancel(job);
   }
 
   /** The caller is gone (connection closed): cancels the request unless it has an idempotency key. */
   hangUp(job: Job): void {
-    this.#requests.hangUp(job);
+    this.#sink.hangUp(job);
   }
 
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
@@ -229,7 +241,7 @@ export class Cluster {
     const { host, port } = checkListenAddress(options);
     const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
-      this.#requests,
+      this.#sink,
       { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
@@ -280,6 +292,7 @@ export class Cluster {
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
       store: { ...this.#requests.store.status(), ...this.#requests.stats },
+      ...(this.#redis ? { host: this.#redis.hostId, hosts: await this.#redis.hosts() } : {}),
       uptimeMs: Date.now() - this.#startedAt,
       scaling: this.#scaling(),
     };
@@ -339,7 +352,9 @@ export class Cluster {
     this.#scaler?.stop();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
+    await this.#redis?.drainFront(this.options.drainTimeoutMs);
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
+    await this.#redis?.close(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
     // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
@@ -377,5 +392,21 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
   }
   const scaler = isElastic(options) ? new Scaler({ options, supervisor, dispatcher, log, paused: () => reloader.busy }) : null;
-  return new Cluster(options, log, supervisor, dispatcher, registry, { reloader, scaler, requests });
+  const redis = options.redis ? await joinRedis(options, { dispatcher, nodes: supervisor.nodes, registry, log }, supervisor) : null;
+  return new Cluster(options, log, supervisor, dispatcher, registry, { reloader, scaler, requests, redis });
+}
+
+/** --redis: this primary becomes one host of the cluster sharing that Redis. */
+async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
+  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue } = options;
+  try {
+    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue }, deps);
+    const observer = deps.dispatcher.observer;
+    const restarted = observer.nodeRestarted;
+    observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());
+    return host;
+  } catch (err) {
+    await supervisor.stop(0);
+    throw err;
+  }
 }
