@@ -48,7 +48,18 @@ export function formatStatus(status: ClusterStatus): string {
     `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored`,
     `cluster    balancer ${status.balancer} · up ${duration(status.uptimeMs)}${status.draining ? " · DRAINING" : ""}`,
     ...scalingLine(status.scaling),
+    ...hostLines(status),
   ].join("\n");
+}
+
+/** With --redis: one line per host of the cluster (this one marked), with its nodes as its last heartbeat told. */
+function hostLines(status: ClusterStatus): string[] {
+  if (!status.hosts) return [];
+  const lines = status.hosts.map((h) => {
+    const nodes = h.nodes.length === 0 ? "gateway (no nodes)" : h.nodes.map((n) => `${n.id} ${n.state} ${n.inFlight} in flight`).join(", ");
+    return `  ${h.self ? "*" : " "} ${h.id}  ${nodes} · holds ${h.held} · seen ${h.lastSeenMs} ms ago`;
+  });
+  return [`hosts      ${status.hosts.length} in the cluster (this one: ${status.host})`, ...lines];
 }
 
 /** "nodes      threads 3 (2..8) · processes 0 · elastic: up after 100 ms waiting, down after 30000 ms idle". */
