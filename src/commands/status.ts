@@ -127,7 +127,15 @@ export function formatStatus(status: ClusterStatus): string {
     `requests   ${q.active} active · ${q.accepted} accepted · ${q.completed} completed · ${q.failed} failed · ${q.refused} refused`,
     `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored`,
     `cluster    balancer ${status.balancer} · up ${duration(status.uptimeMs)}${status.draining ? " · DRAINING" : ""}`,
+    ...(status.store ? [storeLine(status.store)] : []),
   ].join("\n");
+}
+
+/** The idempotency keys' store: the journal's file, size and open requests, or memory. */
+function storeLine(store: ClusterStatus["store"]): string {
+  const keys = `${store.open} open · ${store.kept} replies kept (max ${store.maxKept} keys) · ${store.replayed} replayed · ${store.joined} joined`;
+  if (store.kind !== "journal") return `keys       ${store.kind} · ${keys}`;
+  return `journal    ${store.file} · ${mib(store.sizeBytes)} MiB · ${keys}`;
 }
 
 function mib(bytes: number | null): string {
