@@ -2,28 +2,40 @@
  * The `crew` command line. Each command lives in src/commands/; this file only wires
  * them into yargs. Options are checked by the same resolveOptions as createCluster.
  */
-import yargs from "yargs";
+import type { CommandModule } from "yargs";
 import { CrewError } from "./errors.js";
 import { UsageError } from "./commands/usage-error.js";
-import { startCommand } from "./commands/start.js";
-import { runCommand } from "./commands/run.js";
-import { statusCommand } from "./commands/status.js";
-import { benchCommand } from "./commands/bench.js";
-import { reloadCommand } from "./commands/reload.js";
+
+/**
+ * Each command's module, imported only when it is the one run: `crew start` does not
+ * pay for the load generator, the client or the status table (nor they for the cluster).
+ */
+const COMMANDS: Record<string, () => Promise<CommandModule<object, never>>> = {
+  start: async () => (await import("./commands/start.js")).startCommand as CommandModule<object, never>,
+  run: async () => (await import("./commands/run.js")).runCommand as CommandModule<object, never>,
+  status: async () => (await import("./commands/status.js")).statusCommand as CommandModule<object, never>,
+  bench: async () => (await import("./commands/bench.js")).benchCommand as CommandModule<object, never>,
+  reload: async () => (await import("./commands/reload.js")).reloadCommand as CommandModule<object, never>,
+};
+
+/** The commands to declare: only the one named first, or all (no command, a typo, --help, --version). */
+async function commandsFor(argv: string[]): Promise<Array<CommandModule<object, never>>> {
+  const first = argv.find((arg) => !arg.startsWith("-"));
+  const named = first !== undefined && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
+  return Promise.all(named.map((name) => COMMANDS[name]!()));
+}
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    await yargs(argv)
+    const [{ default: yargs }, commands] = await Promise.all([import("yargs"), commandsFor(argv)]);
+    let cli = yargs(argv)
       .scriptName("crew")
       // Flags from the flag table stay text until config-sources.ts reads them, so a bad
       // one is quoted as typed; options with a yargs type still get it.
       .parserConfiguration({ "parse-numbers": false, "parse-positional-numbers": false })
-      .usage("$0 <command> [options]")
-      .command(startCommand)
-      .command(runCommand)
-      .command(statusCommand)
-      .command(benchCommand)
-      .command(reloadCommand)
+      .usage("$0 <command> [options]");
+    for (const command of commands) cli = cli.command(command);
+    await cli
       .demandCommand(1, "Name a command: crew start | run | status | reload | bench (crew <command> --help for its options)")
       .strict()
       .recommendCommands()

@@ -3,7 +3,7 @@
  * `createCluster` and the CLI both go through `resolveOptions`, so a bad value gets the
  * same message from either, naming the option; nothing downstream sees `undefined`.
  */
-import { availableParallelism } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
@@ -23,9 +23,16 @@ export interface ClusterOptions {
    */
   handlers?: string | URL;
   /** Thread nodes. Default: one per core when `processes` is not given, else 0. */
-  threads?: number;
+  threads?: number | string;
   /** Child-process nodes. Default 0. */
-  processes?: number;
+  processes?: number | string;
+  /**
+   * Elastic nodes: with threads or processes given as "MIN..MAX", a node is added (up to
+   * MAX) while a request has waited longer than this for a node, in ms. Default 100.
+   */
+  scaleUpMs?: number;
+  /** Elastic nodes: a node idle this long is stopped, down to MIN, in ms. Default 30000. */
+  idleTimeoutMs?: number;
   balancer?: BalancerName;
   /** For the weighted balancer: "t=1,p=3" or { t0: 2 }. */
   weights?: string | Record<string, number>;
@@ -83,6 +90,14 @@ export interface ClusterOptions {
   maxUnsentReplyBytes?: number;
   /** Host header values the HTTP front answers besides loopback names and its own address; "*": any. */
   allowedHosts?: string | string[];
+  /** Redis URL (redis://HOST:PORT[/DB]): this primary becomes one host of a cluster sharing that Redis. */
+  redis?: string;
+  /** The cluster's name in Redis (hosts with the same Redis and name share work). Default "crew". */
+  cluster?: string;
+  /** This host's id, unique in the cluster. Default: hostname-pid. */
+  hostId?: string;
+  /** A host silent this long is dead: other hosts take over its requests. Default 1000. */
+  hostTimeoutMs?: number;
   /** An SQLite file where keyed requests, their checkpoints and replies are kept across restarts (DESIGN.md). Default: none. */
   journal?: string;
   /** "normal": a killed primary loses nothing committed; "full": an OS crash or power loss neither (an fsync per commit). Default "normal". */
@@ -98,10 +113,17 @@ export interface ClusterOptions {
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal">> & {
+export type ResolvedOptions = Required<Omit<ClusterOptions, "handlers" | "weights" | "seed" | "logger" | "allowedHosts" | "journal" | "threads" | "processes" | "redis">> & {
+  /** Thread nodes at start, and the fewest kept (MIN of "MIN..MAX"). */
+  threads: number;
+  /** The most thread nodes (MAX of "MIN..MAX"; = threads for a plain number). */
+  maxThreads: number;
+  processes: number;
+  maxProcesses: number;
   /** An absolute path. */
   handlers: string;
   journal: string | null;
+  redis: string | null;
   allowedHosts: string[];
   weights: Record<string, number>;
   seed: number | null;
@@ -115,8 +137,10 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
   const processesGiven = input.processes !== undefined;
   const out: ResolvedOptions = {
     handlers: handlersPath(input.handlers ?? "workers"),
-    threads: int(input.threads ?? (processesGiven ? 0 : availableParallelism()), "threads", 0, 256),
-    processes: int(input.processes ?? 0, "processes", 0, 256),
+    ...nodeRange(input.threads ?? (processesGiven ? 0 : availableParallelism()), "threads", "maxThreads"),
+    ...nodeRange(input.processes ?? 0, "processes", "maxProcesses"),
+    scaleUpMs: int(input.scaleUpMs ?? 100, "scaleUpMs", 1, 3600_000),
+    idleTimeoutMs: int(input.idleTimeoutMs ?? 30_000, "idleTimeoutMs", 1, 24 * 3600_000),
     balancer: oneOf(input.balancer ?? "least-outstanding", "balancer", BALANCER_NAMES),
     weights: weights(input.weights),
     seed: input.seed === undefined ? null : int(input.seed, "seed", 0, 2 ** 32 - 1),
@@ -144,12 +168,19 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
     maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
     watch: bool(input.watch ?? false, "watch"),
+    redis: input.redis === undefined ? null : redisUrl(input.redis),
+    cluster: name(input.cluster ?? "crew", "cluster"),
+    hostId: name(input.hostId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 48)}-${process.pid}`, "hostId"),
+    hostTimeoutMs: int(input.hostTimeoutMs ?? 1000, "hostTimeoutMs", 40, 600_000),
     logLevel: oneOf(input.logLevel ?? "info", "logLevel", LOG_LEVELS),
     logger: input.logger ?? null,
   };
   rejectUnknownKeys(input, out);
-  if (out.threads + out.processes === 0) {
-    throw new InvalidOptionError("threads and processes must not both be 0: a cluster needs at least one node");
+  if (out.redis !== null && out.journal !== null) {
+    throw new InvalidOptionError("journal and redis exclude each other: with redis, Redis keeps the requests, checkpoints and replies of every host");
+  }
+  if (out.threads + out.processes === 0 && out.redis === null) {
+    throw new InvalidOptionError("threads and processes must not both be 0 (or both start at 0) without redis: a cluster needs at least one node (with redis, a host with none is a gateway)");
   }
   return out;
 }
@@ -204,6 +235,43 @@ function str(value: unknown, name: string): string {
     throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+function redisUrl(value: unknown): string {
+  if (typeof value !== "string" || !/^rediss?:\/\/[^\s]+$/.test(value)) {
+    throw new InvalidOptionError(`redis must be a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Cluster names and host ids go into Redis keys: short, plain characters. */
+function name(value: unknown, option: string): string {
+  if (typeof value !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+    throw new InvalidOptionError(`${option} must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const MAX_NODES = 256;
+
+/**
+ * A node count: N (N..N), or "MIN..MAX" for elastic nodes. Returns { [name]: MIN, [maxName]: MAX }.
+ * A numeric string alone is refused like any non-number (a JS caller passing "2" has a bug).
+ */
+function nodeRange<K extends string, M extends string>(value: unknown, name: K, maxName: M): Record<K | M, number> {
+  let min: number;
+  let max: number;
+  const range = typeof value === "string" ? /^\s*(\d+)\s*\.\.\s*(\d+)\s*$/.exec(value) : null;
+  if (range) {
+    min = Number(range[1]);
+    max = Number(range[2]);
+    if (min > max || max > MAX_NODES) throw new InvalidOptionError(`${name} must be a range MIN..MAX with 0 ≤ MIN ≤ MAX ≤ ${MAX_NODES}, got ${JSON.stringify(value)}`);
+  } else if (typeof value === "string" && value.includes("..")) {
+    throw new InvalidOptionError(`${name} must be a number or a range MIN..MAX (like "2..8"), got ${JSON.stringify(value)}`);
+  } else {
+    min = max = int(value, name, 0, MAX_NODES);
+  }
+  return { [name]: min, [maxName]: max } as Record<K | M, number>;
 }
 
 function bool(value: unknown, name: string): boolean {

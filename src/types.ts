@@ -7,20 +7,25 @@ import type { HandlerConfig, NodeKind } from "./nodes/messages.js";
 
 export type { HandlerConfig, IsolationMode, NodeKind } from "./nodes/messages.js";
 
-export interface HandlerContext {
+/**
+ * `State` is the shape of this handler's checkpoints, for TypeScript users:
+ * `async (p: Job, ctx: HandlerContext<{ done: number }>) => …` types `resumeFrom` and
+ * `checkpoint()` (the primary does not check it; it stores any JSON value).
+ */
+export interface HandlerContext<State = unknown> {
   /** The primary's id for this request, the same in every attempt. */
   readonly requestId: string;
   /** 1 on the first attempt, 2 on the first retry after a node failure, … */
   readonly attempt: number;
   /** The last checkpoint this request stored, or undefined on a fresh start. */
-  readonly resumeFrom: unknown;
+  readonly resumeFrom: State | undefined;
   /**
    * Stores `state` (a JSON value) as this request's checkpoint. The promise resolves once
    * the primary holds it: a later attempt then starts from it. Rejects with
    * CheckpointTooLargeError (code E_CHECKPOINT_TOO_LARGE) over the size limit, or a
    * TypeError for a value that is not JSON.
    */
-  checkpoint(state: unknown): Promise<void>;
+  checkpoint(state: State): Promise<void>;
   /** Aborted on deadline, cancel, client gone or shutdown; `signal.reason` says which. */
   readonly signal: AbortSignal;
   /** A pino logger bound to this request (requestId, attempt, handler, node). */
@@ -30,7 +35,7 @@ export interface HandlerContext {
 }
 
 /** What a handler module's default export looks like. */
-export type Handler<P = any, R = unknown> = (payload: P, ctx: HandlerContext) => R | Promise<R>;
+export type Handler<P = any, R = unknown, State = unknown> = (payload: P, ctx: HandlerContext<State>) => R | Promise<R>;
 
 export interface HandlerModule {
   default: Handler;

@@ -141,6 +141,30 @@ describe("crew start, run and status as real processes", () => {
     expect(out.stdout).toMatch(/queue\s+0 waiting \(max 10000\)/);
   });
 
+  it("crew status --requests lists the requests in flight, oldest first", async () => {
+    const client = new Client({ port });
+    const abort = new AbortController();
+    try {
+      const held = client.run("sleep", { ms: 60_000 }, { signal: abort.signal, priority: 4 }).catch((err: unknown) => err);
+      // Frames on one connection are read in order: once the ping is answered, the sleep was accepted.
+      await client.ping();
+      const out = await crew(["status", "--requests", "--http-port", String(httpPort)]);
+      expect(out.code).toBe(0);
+      const lines = out.stdout.split("\n");
+      const header = lines.findIndex((l) => l.startsWith("REQUEST "));
+      expect(lines[header]).toMatch(/^REQUEST\s+HANDLER\s+STATE\s+NODE\s+ATTEMPT\s+PRIORITY\s+AGE\s+CHECKPOINT AGE$/);
+      expect(lines[header + 1]).toMatch(/^\S+\s+sleep\s+(running\s+t[01]\s+1|queued\s+-\s+0)\s+4\s+\d+\.\ds\s+-$/);
+      const json = await crew(["status", "--requests", "--json", "--http-port", String(httpPort)]);
+      const body = JSON.parse(json.stdout) as { status: { nodes: unknown[] }; requests: { total: number; requests: Array<{ handler: string }> } };
+      expect(body.status.nodes).toHaveLength(2);
+      expect(body.requests.requests.map((r) => r.handler)).toEqual(["sleep"]);
+      abort.abort();
+      expect(await held).toBeInstanceOf(CancelledError);
+    } finally {
+      await client.close();
+    }
+  });
+
   it("crew status exits 1 with a clear message when nothing listens", async () => {
     const out = await crew(["status", "--http-port", String(await closedPort())]);
     expect(out.code).toBe(1);

@@ -5,7 +5,7 @@
  * fill under load, its kill button works, and it is readable in dark mode.
  */
 import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -114,6 +114,16 @@ describe.skipIf(!HAVE_CHROMIUM)("the dashboard in Chromium", () => {
     await page.locator('#timeline li[data-kind="restart"][data-node="p0"]').waitFor();
   });
 
+  it("reloads the handlers from its button, and the timeline shows the reload and the nodes replaced", async () => {
+    await page.locator("#reload").click();
+    const reload = page.locator('#timeline li[data-kind="reload"]');
+    await reload.waitFor();
+    expect(await reload.textContent()).toMatch(/handlers reloaded \(http\) in \d+ ms: no handler changed; t0→/);
+    await page.locator('#timeline li[data-kind="node-added"]').first().waitFor();
+    await page.locator('#timeline li[data-kind="node-removed"][data-node="t0"]').waitFor();
+    await page.locator("#notice", { hasText: "Handlers reloaded." }).waitFor();
+  });
+
   it("is readable in dark mode and in light mode", async () => {
     const shades: Record<string, { background: number; text: number }> = {};
     for (const scheme of ["dark", "light"] as const) {
@@ -135,5 +145,44 @@ describe.skipIf(!HAVE_CHROMIUM)("the dashboard in Chromium", () => {
     expect(shades.light!.background - shades.light!.text).toBeGreaterThan(0.5);
     console.log(`dashboard screenshots: ${shots}`);
     expect(errors).toEqual([]);
+  });
+});
+
+/** This machine's first non-loopback IPv4 address: a peer there is not loopback to the admin rules. */
+const EXTERNAL = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+if (HAVE_CHROMIUM && !EXTERNAL) console.warn("dashboard admin-token test skipped: this machine has no non-loopback IPv4 address");
+
+describe.skipIf(!HAVE_CHROMIUM || !EXTERNAL)("the dashboard's admin buttons off loopback", () => {
+  it("are refused without the admin token, ask for it, and work with it", async () => {
+    const remote = await createCluster({ handlers: "workers", threads: 2, logLevel: "silent", drainTimeoutMs: 1000 });
+    const chrome = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const { httpPort } = await remote.listen({ host: EXTERNAL, port: 0, httpPort: 0, adminToken: "s3cret" });
+      const tab = await chrome.newPage();
+      const answers = ["wrong", "s3cret"];
+      const asked: string[] = [];
+      tab.on("dialog", (dialog) => {
+        asked.push(dialog.type());
+        void (dialog.type() === "prompt" ? dialog.accept(answers.shift()) : dialog.accept());
+      });
+      await tab.goto(`http://${EXTERNAL}:${httpPort}/`);
+      await tab.locator('#nodes tr[data-node="t0"] .state-up').waitFor();
+      // A wrong token: refused, and said so.
+      await tab.locator('button[data-kill="t0"]').click();
+      await tab.locator("#notice", { hasText: "E_FORBIDDEN" }).waitFor();
+      expect(remote.nodes.find((n) => n.id === "t0")!.crashes).toBe(0);
+      // The stored token is refused: the page asks again, and the right one kills the node.
+      await tab.locator('button[data-kill="t0"]').click();
+      await tab.locator('#timeline li[data-kind="kill"][data-node="t0"]').waitFor();
+      expect(asked).toEqual(["confirm", "prompt", "confirm", "prompt"]);
+    } finally {
+      await chrome.close();
+      await remote.close();
+    }
   });
 });

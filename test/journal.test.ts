@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster, type CrewError, JournalError } from "crew";
-import { formatStatus } from "../dist/commands/status.js";
+import { formatStatus } from "../dist/commands/status-format.js";
 import { Gate } from "./helpers/cluster.js";
 import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { PrimaryProcess } from "./helpers/primary-process.js";

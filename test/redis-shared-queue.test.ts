@@ -80,7 +80,7 @@ describe.skipIf(REDIS_SKIP !== null)("redis shared queue", () => {
     const [mine] = await a.pull(1);
     // b takes it over once it has been idle for 0 ms (as if a had stopped heartbeating).
     const [taken] = await b.takeover(5, 0);
-    expect(taken).toMatchObject({ requestId: r.requestId, attempt: 2 });
+    expect(taken).toMatchObject({ requestId: r.requestId, attempt: 2, previousHolder: "a" });
     expect(Number(taken!.fence)).toBeGreaterThan(Number(mine!.fence));
     // a's heartbeat reports it lost and leaves b's claim alone.
     expect(await a.heartbeat([mine!], { nodes: [] }, 3000)).toEqual([r.requestId]);
@@ -121,9 +121,9 @@ describe.skipIf(REDIS_SKIP !== null)("redis shared queue", () => {
     expect(now!.checkpoint).toBe('{"i":1}');
     expect(await a.checkpoint(r.requestId, old!.fence, '{"i":99}')).toBe(false);
     expect(await b.checkpoint(r.requestId, now!.fence, '{"i":2}')).toBe(true);
-    expect(await a.finish(r.requestId, old!.fence, OK("stale"), false)).toBe(false);
-    expect(await b.finish(r.requestId, now!.fence, OK("fresh"), false)).toBe(true);
-    expect(await b.finish(r.requestId, now!.fence, OK("twice"), false)).toBe(false);
+    expect(await a.finish(r.requestId, old!.fence, OK("stale"), false)).toBe("refused");
+    expect(await b.finish(r.requestId, now!.fence, OK("fresh"), false)).toBe("answered");
+    expect(await b.finish(r.requestId, now!.fence, OK("twice"), false)).toBe("refused");
     const replies = await redis.xrange(keys.replies("a"), "-", "+");
     expect(replies.map(([, f]) => JSON.parse(f[3]!).json)).toEqual(['"fresh"']);
     // Answered: acknowledged and deleted from the queue, and the request key expires.
@@ -138,9 +138,9 @@ describe.skipIf(REDIS_SKIP !== null)("redis shared queue", () => {
     const sub = new Redis(server.url);
     await sub.subscribe(keys.control("b"));
     const told = new Promise((resolve) => sub.once("message", (_c: string, m: string) => resolve(m)));
-    expect(await a.finish(r.requestId, null, { ok: false, error: { code: "E_CANCELLED", message: "x" }, meta: { node: null, attempts: 0, ms: 0 } }, false)).toBe(true);
+    expect(await a.finish(r.requestId, null, { ok: false, error: { code: "E_CANCELLED", message: "x" }, meta: { node: null, attempts: 0, ms: 0 } }, false)).toBe("answered");
     expect(await told).toBe(r.requestId);
-    expect(await b.finish(r.requestId, held!.fence, OK("late"), false)).toBe(false);
+    expect(await b.finish(r.requestId, held!.fence, OK("late"), false)).toBe("refused");
     expect(await b.heartbeat([held!], {}, 3000)).toEqual([r.requestId]);
     sub.disconnect();
   });
@@ -151,7 +151,7 @@ describe.skipIf(REDIS_SKIP !== null)("redis shared queue", () => {
     expect(await b.enqueue({ ...r, requestId: "other" })).toEqual({ kind: "join", requestId: r.requestId });
     expect((await b.enqueue({ ...r, requestId: "x", payloadJson: "{}" })).kind).toBe("conflict");
     const [held] = await a.pull(1);
-    expect(await a.finish(r.requestId, held!.fence, OK(42), true)).toBe(true);
+    expect(await a.finish(r.requestId, held!.fence, OK(42), true)).toBe("answered");
     // The reply went to both hosts.
     expect(await redis.xlen(keys.replies("a"))).toBe(1);
     expect(await redis.xlen(keys.replies("b"))).toBe(1);

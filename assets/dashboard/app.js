@@ -4,6 +4,7 @@
 
 const MAX_POINTS = 300; // five minutes of one-second samples, as the server keeps
 const MAX_EVENTS = 200;
+const CHART_HEIGHT = 146; // px, axes included; the legend goes below
 const $ = (sel) => document.querySelector(sel);
 
 /** A DOM element with attributes and children (text is always set as text, never parsed as HTML). */
@@ -44,10 +45,15 @@ function clock(t) {
   return new Date(t).toLocaleTimeString([], { hour12: false });
 }
 
+let noticeTimer = 0;
+
+/** Shows a line under the header for ten seconds (empty text hides it). */
 function notice(text) {
   const el = $("#notice");
   el.textContent = text;
   el.hidden = !text;
+  clearTimeout(noticeTimer);
+  if (text) noticeTimer = setTimeout(() => (el.hidden = true), 10_000);
 }
 
 // ---- charts ----------------------------------------------------------------------------
@@ -87,7 +93,7 @@ function buildCharts() {
     const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     const opts = {
       width: Math.max(200, el.clientWidth),
-      height: el.clientHeight - 24,
+      height: CHART_HEIGHT,
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [axis, { ...axis, size: 56, values: (_u, ticks) => ticks.map(compact) }],
@@ -115,7 +121,7 @@ function addSamples(samples) {
 new ResizeObserver(() => {
   for (const [name, { chart }] of Object.entries(charts)) {
     const el = $(`#chart-${name}`);
-    chart.setSize({ width: Math.max(200, el.clientWidth), height: el.clientHeight - 24 });
+    chart.setSize({ width: Math.max(200, el.clientWidth), height: CHART_HEIGHT });
   }
 }).observe($(".charts"));
 matchMedia("(prefers-color-scheme: dark)").addEventListener("change", buildCharts);
@@ -181,6 +187,8 @@ function requestRows(snap) {
 
 // ---- timeline ---------------------------------------------------------------------------
 
+const KIND_LABELS = { "node-added": "added", "node-removed": "retired", "reload-failed": "no reload", "host-joined": "host up", "host-lost": "host lost" };
+
 function addEvents(events) {
   const list = $("#timeline");
   list.querySelector(".empty")?.remove();
@@ -188,7 +196,7 @@ function addEvents(events) {
     list.prepend(
       h("li", { "data-kind": e.kind, "data-node": e.node, "data-request": e.requestId, "data-seq": e.seq },
         h("time", { datetime: new Date(e.t).toISOString() }, clock(e.t)),
-        h("span", { class: `kind kind-${e.kind}` }, e.kind),
+        h("span", { class: `kind kind-${e.kind}` }, KIND_LABELS[e.kind] ?? e.kind),
         h("span", {}, e.message)),
     );
   }

@@ -9,8 +9,9 @@
  * the client batches every frame sent in one turn of the event loop into one write.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { build, type Histogram } from "hdr-histogram-js";
+import type { Histogram } from "hdr-histogram-js";
 import { errorFromWire, InvalidOptionError } from "../errors.js";
+import { newLatencyHistogram } from "./histogram.js";
 import { Client } from "../protocol/client.js";
 
 export interface LoadOptions {
@@ -91,9 +92,7 @@ export interface LoadRun {
 }
 
 /** 1 µs to 1 hour: enough for any reply, at 3 significant digits. */
-export function newLatencyHistogram(): Histogram {
-  return build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-}
+export { newLatencyHistogram } from "./histogram.js";
 
 export function startLoad(options: LoadOptions): LoadRun {
   checkOptions(options);

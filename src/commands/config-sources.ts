@@ -81,6 +81,8 @@ function parseText(text: string, spec: FlagSpec, label: string): unknown {
     if (/^(0|false|no|off|)$/i.test(text)) return false;
     throw new UsageError(`${label} must be true or false, got ${JSON.stringify(text)}`);
   }
+  // A node count may be a range, "2..8" (resolveOptions checks it); anything else is a number.
+  if (spec.kind === "range" && text.includes("..")) return text;
   const n = Number(text);
   if (text.trim() === "" || !Number.isFinite(n)) throw new UsageError(`${label} must be a number, got ${JSON.stringify(text)}`);
   return n;

@@ -14,7 +14,7 @@ import { DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_PORT } from "../protocol/addre
 
 export interface FlagSpec {
   /** How the text of a flag or environment variable is read; a config file gives JSON values. */
-  kind: "number" | "string" | "boolean";
+  kind: "number" | "string" | "boolean" | "range";
   describe: string;
   /**
    * Where the value goes: createCluster's options ("cluster", the default), cluster.listen()'s
@@ -52,8 +52,10 @@ export const CLIENT_FLAGS = { ...ADDRESS_FLAGS, ...CONFIG_FLAGS } satisfies Flag
 
 export const START_FLAGS = {
   handlers: { kind: "string", path: true, defaultText: "./workers", describe: "Folder of handler modules (.js, .mjs, .ts)" },
-  threads: { kind: "number", defaultText: "one per core, or 0 when --processes is given", describe: "Thread nodes" },
-  processes: { kind: "number", describe: "Child-process nodes" },
+  threads: { kind: "range", defaultText: "one per core, or 0 when --processes is given", describe: "Thread nodes: N, or MIN..MAX to grow and shrink with the load" },
+  processes: { kind: "range", describe: "Child-process nodes: N, or MIN..MAX" },
+  scaleUpMs: { kind: "number", describe: "Elastic nodes: add one while a request has waited this long for a node (ms)" },
+  idleTimeoutMs: { kind: "number", describe: "Elastic nodes: stop a node idle this long, down to MIN (ms)" },
   ...ADDRESS_FLAGS,
   balancer: { kind: "string", choices: BALANCER_NAMES, describe: "How a node is picked" },
   weights: { kind: "string", describe: "Weights for --balancer weighted: by kind (t=1,p=3) or node id (t0=2)" },
@@ -83,6 +85,10 @@ export const START_FLAGS = {
   resultTtlMs: { kind: "number", describe: "How long a keyed request's reply is kept for replay [default: 600000]" },
   maxKeptReplies: { kind: "number", describe: "Idempotency keys held (open or kept) before a new key is refused E_OVERLOADED [default: 100000]" },
   watch: { kind: "boolean", describe: "Reload the handlers (no downtime) when a file in their folder changes" },
+  redis: { kind: "string", describe: "Redis URL (redis://HOST:PORT[/DB]): join the hosts sharing it (several hosts, docs/redis.md)" },
+  cluster: { kind: "string", describe: "Cluster name in Redis: hosts with the same Redis and name share work" },
+  hostId: { kind: "string", defaultText: "hostname-pid", describe: "This host's id in the cluster" },
+  hostTimeoutMs: { kind: "number", describe: "A host silent this long is dead: its requests resume on other hosts" },
   logLevel: { kind: "string", choices: LOG_LEVELS, describe: "Log level" },
   pretty: { kind: "boolean", to: "cli", fallback: false, describe: "Human-readable logs instead of JSON lines" },
   ...CONFIG_FLAGS,

@@ -21,11 +21,13 @@ import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
 import { watchHandlers } from "./watcher.js";
+import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
-import { KeyedRequests, type KeyedStats } from "../store/keyed.js";
+import { KeyedRequests, type KeyedStats, type RequestSink } from "../store/keyed.js";
+import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
 import type { StoreCounters, StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
@@ -77,7 +79,16 @@ export interface ClusterStatus {
   draining: boolean;
   /** The idempotency-key store (memory or journal), with replayed and joined counts. */
   store: StoreStatus & { replayed: number; joined: number };
+  /** With --redis: this host's id, and every host of the cluster with its nodes. */
+  host?: string;
+  hosts?: HostStatus[];
   uptimeMs: number;
+  /** Node counts: now (taking work), and the MIN..MAX range; scaleUpMs/idleTimeoutMs when elastic. */
+  scaling: {
+    threads: { now: number; min: number; max: number };
+    processes: { now: number; min: number; max: number };
+    elastic: { scaleUpMs: number; idleTimeoutMs: number } | null;
+  };
 }
 
 /** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
@@ -95,8 +106,12 @@ export class Cluster {
   readonly #dispatcher: Dispatcher;
   /** Keyed requests (joins, replays, the store) in front of the dispatcher; every request goes through it. */
   readonly #requests: KeyedRequests;
+  /** Where the fronts hand requests: #requests, or with --redis the shared queue's front. */
+  readonly #sink: RequestSink;
+  readonly #redis: RedisHost | null;
   readonly #registry: HandlerRegistry;
   readonly #reloader: Reloader;
+  readonly #scaler: Scaler | null;
   readonly #fronts: Front[] = [];
   readonly #startedAt = Date.now();
   /** Each connection's fair share of the queue, across both fronts. */
@@ -107,9 +122,19 @@ export class Cluster {
   #hurry = false;
 
   /** Use createCluster(). */
-  constructor(options: ResolvedOptions, log: Logger, supervisor: Supervisor, dispatcher: Dispatcher, registry: HandlerRegistry, reloader: Reloader, requests: KeyedRequests) {
-    this.#reloader = reloader;
-    this.#requests = requests;
+  constructor(
+    options: ResolvedOptions,
+    log: Logger,
+    supervisor: Supervisor,
+    dispatcher: Dispatcher,
+    registry: HandlerRegistry,
+    parts: { reloader: Reloader; scaler: Scaler | null; requests: KeyedRequests; redis: RedisHost | null },
+  ) {
+    this.#reloader = parts.reloader;
+    this.#scaler = parts.scaler;
+    this.#requests = parts.requests;
+    this.#redis = parts.redis;
+    this.#sink = parts.redis?.front ?? parts.requests;
     this.options = options;
     if (options.watch) this.#unwatch = watchHandlers(options.handlers, () => this.reload("watch"), log);
     this.log = log;
@@ -142,10 +167,13 @@ export class Cluster {
     }
   }
 
-  /** Runs one request through the dispatcher; resolves with its result or rejects with its coded error. */
-  run(handler: string, payload?: unknown, options: RunOptions = {}): Promise<unknown> {
+  /**
+   * Runs one request through the dispatcher; resolves with its result or rejects with its
+   * coded error. `T` is the result's type as the caller knows it (not checked at run time).
+   */
+  run<T = unknown>(handler: string, payload?: unknown, options: RunOptions = {}): Promise<T> {
     return this.call(handler, payload, options).then((reply) => {
-      if (reply.ok) return reply.result;
+      if (reply.ok) return reply.result as T;
       throw Object.assign(errorFromWire(reply.error), { meta: reply.meta });
     });
   }
@@ -161,7 +189,7 @@ export class Cluster {
     return new Promise((resolve) => {
       const { signal } = options;
       let job: Job | null = null;
-      const onAbort = () => job && this.#dispatcher.cancel(job);
+      const onAbort = () => job && this.#sink.cancel(job);
       job = this.submit({ handler, payload, key: options.key, idempotencyKey: options.idempotencyKey, timeoutMs: options.timeoutMs, priority: options.priority }, (outcome) => {
         signal?.removeEventListener("abort", onAbort);
         if (outcome.ok) resolve({ ok: true, result: JSON.parse(outcome.json), meta: outcome.meta });
@@ -175,16 +203,16 @@ export class Cluster {
 
   /** The receivers' entry: callback style, no promise per request. */
   submit(request: SubmitRequest, done: DoneCallback): Job | null {
-    return this.#requests.submit(request, done);
+    return this.#sink.submit(request, done);
   }
 
   cancel(job: Job): void {
-    this.#requests.cancel(job);
+    this.#sink.cancel(job);
   }
 
   /** The caller is gone (connection closed): cancels the request unless it has an idempotency key. */
   hangUp(job: Job): void {
-    this.#requests.hangUp(job);
+    this.#sink.hangUp(job);
   }
 
   /** The idempotency keys' counters and the store's, for the metrics. */
@@ -217,7 +245,7 @@ export class Cluster {
     const { host, port } = checkListenAddress(options);
     const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
     const tcp = new TcpReceiver(
-      this.#requests,
+      this.#sink,
       { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
       this.log,
     );
@@ -268,7 +296,19 @@ export class Cluster {
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
       store: { ...this.#requests.store.status(), ...this.#requests.stats },
+      ...(this.#redis ? { host: this.#redis.hostId, hosts: await this.#redis.hosts() } : {}),
       uptimeMs: Date.now() - this.#startedAt,
+      scaling: this.#scaling(),
+    };
+  }
+
+  #scaling(): ClusterStatus["scaling"] {
+    const o = this.options;
+    const now = (kind: NodeKind) => this.#supervisor.nodes.filter((n) => n.kind === kind && n.state !== "stopping" && n.state !== "stopped").length;
+    return {
+      threads: { now: now("thread"), min: o.threads, max: o.maxThreads },
+      processes: { now: now("process"), min: o.processes, max: o.maxProcesses },
+      elastic: this.#scaler ? { scaleUpMs: o.scaleUpMs, idleTimeoutMs: o.idleTimeoutMs } : null,
     };
   }
 
@@ -313,9 +353,12 @@ export class Cluster {
 
   async #close(): Promise<void> {
     this.#unwatch();
+    this.#scaler?.stop();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
+    await this.#redis?.drainFront(this.options.drainTimeoutMs);
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
+    await this.#redis?.close(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
     await new Promise((resolve) => setImmediate(resolve));
     // Connections end after their last replies, while the nodes stop (in a hurry, nobody waits for them).
@@ -352,5 +395,22 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
     requests.recover(open);
     log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
   }
-  return new Cluster(options, log, supervisor, dispatcher, registry, reloader, requests);
+  const scaler = isElastic(options) ? new Scaler({ options, supervisor, dispatcher, log, paused: () => reloader.busy }) : null;
+  const redis = options.redis ? await joinRedis(options, { dispatcher, nodes: supervisor.nodes, registry, log }, supervisor) : null;
+  return new Cluster(options, log, supervisor, dispatcher, registry, { reloader, scaler, requests, redis });
+}
+
+/** --redis: this primary becomes one host of the cluster sharing that Redis. */
+async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
+  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue } = options;
+  try {
+    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue }, deps);
+    const observer = deps.dispatcher.observer;
+    const restarted = observer.nodeRestarted;
+    observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());
+    return host;
+  } catch (err) {
+    await supervisor.stop(0);
+    throw err;
+  }
 }

@@ -58,7 +58,7 @@ export interface DispatchStats {
   checkpoints: number;
 }
 
-type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline">;
+type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline"> & { maxProcesses?: number };
 
 /**
  * priorityAgingMs 0 means strict priority: a step worth 2^32 ms (~50 days) of waiting,
@@ -97,7 +97,13 @@ export class Dispatcher {
     this.#registry = deps.registry;
     this.#options = deps.options;
     this.#log = deps.log;
-    this.#hasProcessNodes = deps.nodes.some((n) => n.kind === "process");
+    // Elastic process nodes (processes "0..N") count: the scaler adds one for such a request.
+    this.#hasProcessNodes = deps.nodes.some((n) => n.kind === "process") || (deps.options.maxProcesses ?? 0) > 0;
+  }
+
+  /** The requests first in line for a node: any node's queue and the process-only one's, better-ranked first. */
+  waitingHeads(): [Job | undefined, Job | undefined] {
+    return this.#room.heads();
   }
 
   /** Requests waiting for a node (queued or parked). */

@@ -85,6 +85,7 @@ export class Reloader {
       configs = await this.#supervisor.probe(set);
     } catch (err) {
       log.error({ reason, err: (err as Error).message }, "reload failed: the old handlers keep serving");
+      this.#note("reload-failed", `reload (${reason}) failed, the old handlers keep serving: ${(err as Error).message}`);
       throw err;
     }
     this.#supervisor.useHandlers(set);
@@ -101,6 +102,7 @@ export class Reloader {
       }
     } catch (err) {
       log.error({ reason, replaced, err: (err as Error).message }, "reload stopped: a new node did not start; the nodes not yet replaced keep serving");
+      this.#note("reload-failed", `reload (${reason}) stopped after ${replaced.length} nodes: ${(err as Error).message}`);
       throw err;
     } finally {
       this.#withdrawUnserved();
@@ -117,7 +119,15 @@ export class Reloader {
       ms: Math.round(performance.now() - started),
     };
     log.info({ reason, ...result }, "reload done");
+    const what: Array<[string, string[]]> = [["changed", result.changed], ["added", result.added], ["removed", result.removed]];
+    const summary = what.filter(([, names]) => names.length > 0).map(([verb, names]) => `${verb} ${names.join(", ")}`).join("; ") || "no handler changed";
+    this.#note("reload", `handlers reloaded (${reason}) in ${result.ms} ms: ${summary}; ${replaced.map((r) => `${r.from}→${r.to}`).join(", ")}`);
     return result;
+  }
+
+  /** A timeline entry for the dashboard (observer.ts `event`). */
+  #note(kind: "reload" | "reload-failed", message: string): void {
+    this.#dispatcher.observer.event?.({ kind, message });
   }
 
   /**

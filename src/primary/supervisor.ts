@@ -77,7 +77,8 @@ export class Supervisor {
       const err = failure.reason as Error;
       throw startFailure(err);
     }
-    return (results[0] as PromiseFulfilledResult<Record<string, HandlerConfig>>).value;
+    // A gateway host (--redis, no nodes) loads no handler code: the defaults apply.
+    return (results[0] as PromiseFulfilledResult<Record<string, HandlerConfig>> | undefined)?.value ?? {};
   }
 
   /** Kills a node by id (the admin endpoint, chaos tests); it is restarted like any crashed node. */
@@ -131,6 +132,7 @@ export class Supervisor {
       throw startFailure(err as Error);
     }
     if (this.#stopping) return node;
+    this.observer.event?.({ kind: "node-added", node: node.id, message: `${node.id} (${node.kind}) added` });
     this.#dispatcher?.nodeUp();
     return node;
   }
@@ -144,6 +146,7 @@ export class Supervisor {
     this.#remove(node);
     this.#dispatcher?.nodeUp();
     this.#log.info({ node: node.id, kind: node.kind, reason }, "node retired");
+    this.observer.event?.({ kind: "node-removed", node: node.id, message: `${node.id} (${node.kind}) retired (${reason})` });
   }
 
   #remove(node: ComputeNode): void {

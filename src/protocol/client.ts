@@ -117,10 +117,13 @@ export class Client {
     return this.#connect().opened;
   }
 
-  /** Resolves with the handler's result; rejects with the reply's coded error (`ReplyError`). */
-  async run(handler: string, payload?: unknown, options: RunOptions = {}): Promise<unknown> {
+  /**
+   * Resolves with the handler's result; rejects with the reply's coded error (`ReplyError`).
+   * `T` is the result's type as the caller knows it (not checked at run time).
+   */
+  async run<T = unknown>(handler: string, payload?: unknown, options: RunOptions = {}): Promise<T> {
     const reply = await this.#request(this.#runFrame(handler, payload, options), options.signal, options.timeoutMs);
-    if (reply.ok) return reply.result;
+    if (reply.ok) return reply.result as T;
     throw replyError(reply.error, reply.meta);
   }
 

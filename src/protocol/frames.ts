@@ -44,6 +44,8 @@ export interface ReplyMeta {
   version?: string;
   /** True on a reply kept from an earlier run with the same idempotency key. */
   replayed?: boolean;
+  /** Several hosts (--redis): the host whose node ran the last attempt. */
+  host?: string;
 }
 
 export type Reply =
@@ -171,7 +173,9 @@ function bad(id: RequestId | null, message: string): ParseResult {
  * JSON text, so it is spliced in rather than parsed and serialised again here.
  */
 export function encodeReply(id: RequestId | null, outcome: Outcome): string {
-  const meta = `{"node":${outcome.meta.node === null ? "null" : JSON.stringify(outcome.meta.node)},"attempts":${outcome.meta.attempts},"ms":${outcome.meta.ms}${outcome.meta.version === undefined ? "" : `,"version":${JSON.stringify(outcome.meta.version)}`}${outcome.meta.replayed ? ',"replayed":true' : ""}}`;
+  const { node, attempts, ms, version, replayed, host } = outcome.meta;
+  const extra = (version === undefined ? "" : `,"version":${JSON.stringify(version)}`) + (replayed ? ',"replayed":true' : "") + (host === undefined ? "" : `,"host":${JSON.stringify(host)}`);
+  const meta = `{"node":${node === null ? "null" : JSON.stringify(node)},"attempts":${attempts},"ms":${ms}${extra}}`;
   const idText = JSON.stringify(id);
   if (outcome.ok) return `{"id":${idText},"ok":true,"result":${outcome.json},"meta":${meta}}\n`;
   return `{"id":${idText},"ok":false,"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}\n`;

@@ -49,11 +49,12 @@ local function take(stream, band, entry, host, prefix, out)
     redis.call('XDEL', stream, id)
     return
   end
+  local prev = redis.call('HGET', rkey, 'own')
   local f = redis.call('HINCRBY', rkey, 'f', 1)
   local att = redis.call('HINCRBY', rkey, 'att', 1)
   redis.call('HSET', rkey, 'own', host)
   local v = redis.call('HMGET', rkey, 'h', 'p', 'ck', 'dl', 'pr', 'to', 'k')
-  out[#out + 1] = {rid, band, id, tostring(f), tostring(att), v[1], v[2], v[3], v[4], v[5], v[6], v[7]}
+  out[#out + 1] = {rid, band, id, tostring(f), tostring(att), v[1], v[2], v[3], v[4], v[5], v[6], v[7], prev}
 end
 local bands = {'hi', 'mid', 'lo'}
 `;
@@ -165,7 +166,8 @@ return 1
 export const FINISH = script(`
 local fence, reply, keep, cap, prefix, me, rid = unpack(ARGV)
 local v = redis.call('HMGET', KEYS[1], 'f', 'done', 's', 'e', 'to', 'own')
-if not v[1] or v[2] then return 0 end
+if not v[1] then return -1 end
+if v[2] then return 0 end
 if fence ~= '' and v[1] ~= fence then return 0 end
 redis.call('HSET', KEYS[1], 'done', '1', 'res', reply)
 redis.call('HDEL', KEYS[1], 'ck')

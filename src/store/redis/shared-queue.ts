@@ -45,7 +45,12 @@ export interface Claimed {
   priority: number;
   acceptedBy: string;
   idempotencyKey: string | null;
+  /** The host that held it before this claim (null for a first claim). */
+  previousHolder: string | null;
 }
+
+/** How a finish went: answered now, refused (answered already, or fenced), or no such request. */
+export type FinishResult = "answered" | "refused" | "gone";
 
 /** What the heartbeat refreshes: an attempt this host runs. */
 export interface Held {
@@ -145,14 +150,14 @@ export class SharedQueue {
 
   /**
    * Answers a request once: with `fence` from its holder, or with `fence` null from the
-   * accepting host (cancel, deadline). False when refused (fenced, answered, expired).
+   * accepting host (cancel, deadline).
    */
-  async finish(requestId: string, fence: string | null, reply: StoredReply, keyed: boolean): Promise<boolean> {
+  async finish(requestId: string, fence: string | null, reply: StoredReply, keyed: boolean): Promise<FinishResult> {
     const keep = keyed ? this.#options.resultTtlMs : this.#options.doneKeepMs;
     const out = await runScript(this.#redis, FINISH, [this.#keys.request(requestId)], [
       fence ?? "", JSON.stringify(reply), keep, this.#options.replyCap, this.#keys.prefix, this.#host, requestId,
     ]);
-    return out === 1;
+    return out === 1 ? "answered" : out === 0 ? "refused" : "gone";
   }
 
   /** The hosts heartbeating now, with the info each last sent. */
@@ -185,5 +190,6 @@ function claimed(raw: unknown): Claimed[] {
     priority: Number(r[9]),
     acceptedBy: r[10]!,
     idempotencyKey: r[11] || null,
+    previousHolder: r[12] ?? null,
   }));
 }

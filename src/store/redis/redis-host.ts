@@ -1,0 +1,127 @@
+/**
+ * One host of a cluster that shares its work through Redis (`--redis URL`): connects,
+ * warns about Redis settings that can lose acknowledged work, and wires the accepting side
+ * (RedisFront, the fronts' request sink) and the running side (RedisWorker, which feeds the
+ * local dispatcher) to the host's channels. The dispatcher itself knows nothing of Redis.
+ */
+import type { Logger } from "pino";
+import type { ComputeNode } from "../../nodes/compute-node.js";
+import type { Dispatcher } from "../../primary/dispatcher.js";
+import type { HandlerRegistry } from "../../primary/handler-registry.js";
+import type { ClusterObserver } from "../../primary/observer.js";
+import { closeRedis, connectRedis, persistenceWarnings, type RedisConnections } from "./connection.js";
+import { HostChannels } from "./host-channels.js";
+import { Keys } from "./keys.js";
+import { RedisFront } from "./redis-front.js";
+import { RedisWorker } from "./redis-worker.js";
+import { SharedQueue } from "./shared-queue.js";
+
+export interface RedisHostOptions {
+  url: string;
+  cluster: string;
+  hostId: string;
+  hostTimeoutMs: number;
+  resultTtlMs: number;
+  maxQueue: number;
+}
+
+/** A host as `/v1/status` lists it: its nodes as its last heartbeat told. */
+export interface HostStatus {
+  id: string;
+  lastSeenMs: number;
+  self: boolean;
+  held: number;
+  nodes: Array<{ id: string; kind: string; state: string; inFlight: number }>;
+}
+
+export class RedisHost {
+  readonly front: RedisFront;
+  readonly #worker: RedisWorker;
+  readonly #channels: HostChannels;
+  readonly #conns: RedisConnections;
+  readonly #queue: SharedQueue;
+  readonly #options: RedisHostOptions;
+
+  private constructor(conns: RedisConnections, options: RedisHostOptions, deps: HostDeps) {
+    this.#conns = conns;
+    this.#options = options;
+    const keys = new Keys(options.cluster);
+    const host = options.hostId;
+    this.#queue = new SharedQueue(conns.cmd, keys, host, { maxQueue: options.maxQueue, resultTtlMs: options.resultTtlMs });
+    const connected = () => conns.cmd.status === "ready";
+    this.front = new RedisFront({ queue: this.#queue, registry: deps.registry, host, connected, observer: () => deps.dispatcher.observer, log: deps.log });
+    this.#worker = new RedisWorker({ queue: this.#queue, dispatcher: deps.dispatcher, nodes: deps.nodes, registry: deps.registry, host, hostTimeoutMs: options.hostTimeoutMs, connected, log: deps.log });
+    this.#channels = new HostChannels(conns, keys, host, {
+      reply: (id, reply) => this.front.deliver(id, reply),
+      work: () => this.#worker.pump(),
+      abort: (id) => this.#worker.abort(id),
+    }, deps.log);
+    conns.cmd.on("ready", () => this.#worker.connectionReady());
+  }
+
+  /** Connects and joins the cluster. Throws when Redis cannot be reached at start. */
+  static async start(options: RedisHostOptions, deps: HostDeps): Promise<RedisHost> {
+    const conns = await connectRedis(options.url, options.hostId, deps.log);
+    try {
+      for (const warning of await persistenceWarnings(conns.cmd)) deps.log.warn({ redis: options.url }, warning);
+      const host = new RedisHost(conns, options, deps);
+      await host.#queue.ensureGroups();
+      await host.#channels.start();
+      host.#worker.start();
+      deps.log.info({ host: options.hostId, cluster: options.cluster, redis: options.url, hostTimeoutMs: options.hostTimeoutMs }, "joined the cluster through Redis");
+      return host;
+    } catch (err) {
+      closeRedis(conns);
+      throw err;
+    }
+  }
+
+  get hostId(): string {
+    return this.#options.hostId;
+  }
+
+  /** A local node came up or finished a request: there may be room to pull. */
+  roomChanged(): void {
+    this.#worker.pump();
+  }
+
+  /** Every host heartbeating in this cluster, this one first. Empty while Redis is away. */
+  async hosts(): Promise<HostStatus[]> {
+    let hosts: Awaited<ReturnType<SharedQueue["hosts"]>> = [];
+    try {
+      hosts = await this.#queue.hosts();
+    } catch {
+      return [];
+    }
+    const now = Date.now();
+    return hosts
+      .map(({ id, lastSeen, info }) => {
+        const i = info as { nodes?: HostStatus["nodes"]; held?: number };
+        return { id, lastSeenMs: now - lastSeen, self: id === this.#options.hostId, held: i.held ?? 0, nodes: i.nodes ?? [] };
+      })
+      .sort((a, b) => Number(b.self) - Number(a.self) || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * Leaves: stops accepting and waits for the replies of what this host accepted (still
+   * pulling, so a lone host runs its own queue), then stops pulling. The caller drains
+   * the dispatcher (what this host runs) between this and close().
+   */
+  async drainFront(timeoutMs: number): Promise<void> {
+    await this.front.drain(timeoutMs);
+    this.#worker.stopPulling();
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    await this.#worker.close(timeoutMs);
+    await this.#channels.close();
+    closeRedis(this.#conns);
+  }
+}
+
+interface HostDeps {
+  dispatcher: Dispatcher;
+  nodes: readonly ComputeNode[];
+  registry: HandlerRegistry;
+  log: Logger;
+}

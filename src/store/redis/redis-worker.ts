@@ -1,0 +1,248 @@
+/**
+ * The running side of a host that shares a queue through Redis. It pulls from the shared
+ * queue only as many requests as its nodes have room for (its own balancer then places
+ * them), heartbeats the ones it runs every `heartbeatMs`, takes over requests whose host
+ * stopped heartbeating for `hostTimeoutMs`, and answers through fenced writes: once
+ * another host has claimed a request, this host's checkpoints and result for it are
+ * refused, and its attempt is aborted.
+ *
+ * The heartbeat interval (host timeout / 4) and XAUTOCLAIM with the host timeout as
+ * minimum idle time follow Redis Streams' documented recovery pattern
+ * (https://redis.io/docs/data-types/streams/#automatic-claiming); Temporal's activity
+ * heartbeats are the model for refreshing only what a worker still holds.
+ */
+import type { Logger } from "pino";
+import { CancelledError, CrashedError, type CrewError, TimeoutError, UnknownHandlerError } from "../../errors.js";
+import type { ComputeNode } from "../../nodes/compute-node.js";
+import type { Dispatcher } from "../../primary/dispatcher.js";
+import type { HandlerRegistry } from "../../primary/handler-registry.js";
+import type { Job, Outcome } from "../../primary/job.js";
+import type { Claimed, SharedQueue, StoredReply } from "./shared-queue.js";
+
+export interface RedisWorkerDeps {
+  queue: SharedQueue;
+  dispatcher: Dispatcher;
+  nodes: readonly ComputeNode[];
+  registry: HandlerRegistry;
+  host: string;
+  hostTimeoutMs: number;
+  connected: () => boolean;
+  log: Logger;
+}
+
+interface Held {
+  claim: Claimed;
+  job: Job | null;
+  /** Set once another host took it, or it was answered elsewhere: nothing of it is written any more. */
+  lost: boolean;
+  /** The reply waiting for Redis to come back. */
+  reply: StoredReply | null;
+  /** Checkpoint writes of one request, one after the other. */
+  checkpoints: Promise<unknown>;
+}
+
+/** Outcomes that mean "this host let go", not the request's answer: another host will run it. */
+const LET_GO = new Set(["E_SHUTTING_DOWN", "E_OVERLOADED", "E_NO_NODE"]);
+
+export class RedisWorker {
+  readonly #d: RedisWorkerDeps;
+  readonly #held = new Map<string, Held>();
+  readonly #heartbeatMs: number;
+  #timer: NodeJS.Timeout | null = null;
+  #pulling = false;
+  #again = false;
+  #stopped = false;
+  #pullsStopped = false;
+  /** When the connection last became ready: takeovers wait one host timeout after it, so live hosts can heartbeat first. */
+  #readySince = performance.now();
+
+  constructor(deps: RedisWorkerDeps) {
+    this.#d = deps;
+    this.#heartbeatMs = Math.max(10, Math.floor(deps.hostTimeoutMs / 4));
+  }
+
+  /** Requests this host runs for the cluster now. */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  start(): void {
+    this.#tick();
+  }
+
+  /** Redis is back: flush replies held meanwhile, and wait a host timeout before taking anything over. */
+  connectionReady(): void {
+    this.#readySince = performance.now();
+    void this.#flush();
+    this.pump();
+  }
+
+  /** Stops pulling and taking over; keeps heartbeating what it holds until close(). */
+  stopPulling(): void {
+    this.#pullsStopped = true;
+  }
+
+  /** Waits (up to `timeoutMs`) for the replies still held for Redis, then stops heartbeating. */
+  async close(timeoutMs: number): Promise<void> {
+    this.#pullsStopped = true;
+    const until = performance.now() + timeoutMs;
+    while ([...this.#held.values()].some((h) => h.reply) && performance.now() < until) {
+      await this.#flush();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+
+  /** Free slots on this host's nodes that are up, minus what it already holds. */
+  room(): number {
+    let slots = 0;
+    for (const node of this.#d.nodes) if (node.state === "up") slots += node.capacity;
+    return slots - this.#held.size;
+  }
+
+  /** Pulls new work while there is room; concurrent calls coalesce into one more pass. */
+  pump(): void {
+    if (this.#pulling) {
+      this.#again = true;
+      return;
+    }
+    if (this.#pullsStopped || this.room() <= 0 || !this.#d.connected()) return;
+    this.#pulling = true;
+    this.#d.queue.pull(this.room()).then(
+      (claims) => {
+        this.#pulling = false;
+        for (const claim of claims) this.#run(claim);
+        if (this.#again || claims.length > 0) {
+          this.#again = false;
+          this.pump();
+        }
+      },
+      (err: unknown) => {
+        this.#pulling = false;
+        this.#d.log.debug({ err }, "pull failed");
+      },
+    );
+  }
+
+  /** Another host answered (cancel, deadline) a request this host runs: abort it here. */
+  abort(requestId: string, why = "answered on another host (cancel or deadline)"): void {
+    const held = this.#held.get(requestId);
+    if (!held) return;
+    held.lost = true;
+    this.#held.delete(requestId);
+    this.#d.log.warn({ requestId, host: this.#d.host, why }, "attempt aborted: this host no longer holds the request");
+    if (held.job && held.job.state !== "done") this.#d.dispatcher.cancel(held.job, new CancelledError(why));
+    this.pump();
+  }
+
+  #run(claim: Claimed): void {
+    const held: Held = { claim, job: null, lost: false, reply: null, checkpoints: Promise.resolve() };
+    this.#held.set(claim.requestId, held);
+    const spec = this.#d.registry.get(claim.handler);
+    const refuse = (error: CrewError) => this.#answer(held, { ok: false, error, meta: { node: null, attempts: claim.attempt - 1, ms: 0 } });
+    if (claim.previousHolder) {
+      this.#d.log.warn({ requestId: claim.requestId, host: this.#d.host, from: claim.previousHolder, attempt: claim.attempt, resumeFrom: claim.checkpoint !== null }, "takeover");
+      const message = `host ${this.#d.host} took over ${claim.requestId} from ${claim.previousHolder} (attempt ${claim.attempt})`;
+      this.#d.dispatcher.observer.event?.({ kind: "takeover", message, host: this.#d.host, requestId: claim.requestId });
+    }
+    if (!spec) return refuse(new UnknownHandlerError(`host ${this.#d.host} has no handler named ${JSON.stringify(claim.handler)}`));
+    if (claim.attempt > spec.maxAttempts) return refuse(new CrashedError(`every attempt's host or node died (${claim.attempt - 1} attempts)`));
+    // A request whose attempts are spent answers E_CRASHED above, not through the
+    // dispatcher, so the host that gives up is the one writing the answer.
+    const timeoutMs = Math.round(claim.deadline - Date.now());
+    if (timeoutMs <= 0) return refuse(new TimeoutError("deadline passed before the request could run"));
+    held.job = this.#d.dispatcher.submit(
+      {
+        handler: spec.name,
+        payloadJson: claim.payloadJson,
+        priority: claim.priority,
+        timeoutMs,
+        resume: { attempts: claim.attempt - 1, checkpoint: claim.checkpoint, timeoutMs },
+        durable: { attemptStarted: () => {}, checkpoint: (_job, json) => this.#checkpoint(held, json) },
+      },
+      (outcome) => this.#answer(held, outcome),
+    );
+  }
+
+  /**
+   * Keeps a checkpoint in Redis, retrying while Redis is away; `ctx.checkpoint()` resolves
+   * only once it is kept. Refused (fenced): the attempt is aborted here.
+   */
+  #checkpoint(held: Held, json: string): Promise<boolean> {
+    const write = async (): Promise<boolean> => {
+      for (;;) {
+        if (held.lost || this.#stopped) return false;
+        try {
+          return await this.#d.queue.checkpoint(held.claim.requestId, held.claim.fence, json);
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, this.#heartbeatMs));
+        }
+      }
+    };
+    const next = held.checkpoints.then(write);
+    held.checkpoints = next;
+    return next.then((kept) => {
+      if (!kept && !held.lost && !this.#stopped) this.abort(held.claim.requestId, "a checkpoint was refused: another host holds the request (fenced)");
+      return kept;
+    });
+  }
+
+  #answer(held: Held, outcome: Outcome): void {
+    if (held.lost) return;
+    if (!outcome.ok && LET_GO.has(outcome.error.code)) {
+      // Not an answer: this host cannot run it (draining, full). Stop heartbeating it, so
+      // another host takes it over after the host timeout.
+      this.#held.delete(held.claim.requestId);
+      return;
+    }
+    const meta = { ...outcome.meta, host: this.#d.host };
+    held.reply = outcome.ok ? { ok: true, json: outcome.json, meta } : { ok: false, error: outcome.error.toJSON(), meta };
+    void this.#send(held);
+  }
+
+  async #send(held: Held): Promise<void> {
+    const reply = held.reply;
+    if (!reply || held.lost || !this.#d.connected()) return;
+    try {
+      await held.checkpoints;
+      const res = await this.#d.queue.finish(held.claim.requestId, held.claim.fence, reply, held.claim.idempotencyKey !== null);
+      if (res !== "answered") this.#d.log.warn({ requestId: held.claim.requestId, host: this.#d.host, res }, "result refused: another host holds the request (fenced)");
+      held.reply = null;
+      this.#held.delete(held.claim.requestId);
+      this.pump();
+    } catch {
+      // Redis away: the reply stays held; connectionReady() and each heartbeat send it again.
+    }
+  }
+
+  async #flush(): Promise<void> {
+    await Promise.all([...this.#held.values()].filter((h) => h.reply).map((h) => this.#send(h)));
+  }
+
+  /** Every heartbeatMs: heartbeat, send held replies, take over dead hosts' requests, pull. */
+  #tick(): void {
+    if (this.#stopped) return;
+    this.#beat().finally(() => {
+      if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), this.#heartbeatMs);
+    });
+  }
+
+  async #beat(): Promise<void> {
+    if (!this.#d.connected()) return;
+    try {
+      const holding = [...this.#held.values()].filter((h) => !h.lost).map((h) => h.claim);
+      const info = { nodes: this.#d.nodes.map((n) => ({ id: n.id, kind: n.kind, state: n.state, inFlight: n.inFlight })), held: holding.length };
+      const lost = await this.#d.queue.heartbeat(holding, info, Math.max(this.#d.hostTimeoutMs, 2 * this.#heartbeatMs));
+      for (const id of lost) this.abort(id, "another host took the request over (this host missed its heartbeats)");
+      await this.#flush();
+      const room = this.room();
+      if (!this.#pullsStopped && room > 0 && performance.now() - this.#readySince >= this.#d.hostTimeoutMs) {
+        for (const claim of await this.#d.queue.takeover(room, this.#d.hostTimeoutMs)) this.#run(claim);
+      }
+      this.pump();
+    } catch (err) {
+      this.#d.log.debug({ err }, "heartbeat failed");
+    }
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Several hosts, as real `crew start --redis` processes on one redis-server the test
+ * starts: a request sent to a gateway runs on another host; a SIGKILLed host's long job
+ * resumes elsewhere from its checkpoint and answers once; a SIGSTOPped host is fenced
+ * when it thaws; a cancel crosses hosts; priority bands hold across hosts; Redis killed →
+ * E_UNAVAILABLE at once, restarted → the hosts reconnect and held replies arrive.
+ */
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { CrewHost } from "./helpers/crew-host.js";
+import { NdjsonSocket } from "./helpers/ndjson-socket.js";
+import { REDIS_SKIP, RedisServer } from "./helpers/redis-server.js";
+
+describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
+  let server: RedisServer;
+  let redis: Redis;
+  let hosts: CrewHost[] = [];
+  let sockets: NdjsonSocket[] = [];
+  let n = 0;
+  let cluster = "";
+
+  beforeAll(async () => {
+    // fsync always: a Redis killed and restarted keeps every acknowledged write.
+    server = await RedisServer.start({ appendfsync: "always" });
+    redis = new Redis(server.url, { maxRetriesPerRequest: null });
+    redis.on("error", () => {}); // the test kills this server on purpose
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+  afterEach(async () => {
+    for (const s of sockets) s.socket.destroy();
+    for (const h of hosts) h.signal("SIGCONT");
+    await Promise.all(hosts.map((h) => h.kill()));
+    hosts = [];
+    sockets = [];
+  });
+
+  async function start(id: string, threads: number, extra: string[] = []): Promise<CrewHost> {
+    const host = await CrewHost.start(id, server.url, cluster, ["--threads", String(threads), "--processes", "0", ...extra]);
+    hosts.push(host);
+    return host;
+  }
+
+  async function client(host: CrewHost): Promise<NdjsonSocket> {
+    const s = await NdjsonSocket.connect(host.port);
+    sockets.push(s);
+    return s;
+  }
+
+  /** Polls Redis until one request of this cluster has a checkpoint of at least `step`; returns its id and holder. */
+  async function runningWithCheckpoint(step: number): Promise<{ id: string; owner: string }> {
+    for (;;) {
+      const keys = await redis.keys(`crew:{${cluster}}:r:*`);
+      for (const key of keys) {
+        const [ck, own] = await redis.hmget(key, "ck", "own");
+        if (ck && (JSON.parse(ck) as { i: number }).i >= step) return { id: key.split(":r:")[1]!, owner: own! };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  const begin = () => (cluster = `c${process.pid}x${++n}`);
+
+  it("a request sent to a gateway host runs on another host's node; status lists every host", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1);
+    const s = await client(a);
+    const reply = await s.request({ id: 1, handler: "echo", payload: { hi: 1 } });
+    expect(reply).toMatchObject({ ok: true, result: { hi: 1 }, meta: { host: "b", node: "t0", attempts: 1 } });
+    await b.waitFor("listening");
+    const status = (await (await fetch(`http://127.0.0.1:${a.httpPort}/v1/status`)).json()) as { host: string; hosts: Array<{ id: string; nodes: Array<{ id: string }> }> };
+    expect(status.host).toBe("a");
+    expect(status.hosts.map((h) => [h.id, h.nodes.map((x) => x.id)])).toEqual([["a", []], ["b", ["t0"]]]);
+  });
+
+  it("SIGKILL of the host running a checkpointing job: another host resumes it, the client on a third host gets one reply", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1);
+    const c = await start("c", 1);
+    const s = await client(a);
+    const pending = s.request({ id: "long", handler: "steps", payload: { steps: 12, ms: 50 } });
+    const { owner } = await runningWithCheckpoint(3);
+    const [victim, survivor] = owner === "b" ? [b, c] : [c, b];
+    await victim.kill();
+    const reply = await pending;
+    expect(reply.ok).toBe(true);
+    const result = reply.result as { done: number; resumedAt: number; attempt: number };
+    expect(result.done).toBe(12);
+    expect(result.resumedAt).toBeGreaterThanOrEqual(3);
+    expect(result.attempt).toBe(2);
+    expect(reply.meta).toMatchObject({ host: survivor.id, attempts: 2 });
+    await survivor.waitFor("takeover", { from: victim.id });
+    await s.ping();
+    expect(s.replies.filter((r) => r.id === "long")).toHaveLength(1);
+  });
+
+  it("SIGSTOP/SIGCONT: the thawed host is fenced, and the client never sees a second reply", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1);
+    const c = await start("c", 1);
+    const s = await client(a);
+    const pending = s.request({ id: "long", handler: "steps", payload: { steps: 10, ms: 50 } });
+    const { id, owner } = await runningWithCheckpoint(2);
+    const [frozen, other] = owner === "b" ? [b, c] : [c, b];
+    frozen.signal("SIGSTOP");
+    const reply = await pending;
+    expect(reply).toMatchObject({ ok: true, meta: { host: other.id } });
+    const from = frozen.lines.length;
+    frozen.signal("SIGCONT");
+    await frozen.waitFor("attempt aborted: this host no longer holds the request", { requestId: id }, from);
+    await s.ping();
+    expect(s.replies.filter((r) => r.id === "long")).toHaveLength(1);
+  });
+
+  it("the host that accepted a keyed request dies: the same key on another host gets the one reply, then replays it", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 0);
+    await start("w", 1);
+    const first = await client(a);
+    const frame = { handler: "steps", payload: { steps: 6, ms: 50 }, idempotencyKey: "job-7" };
+    void first.request({ id: 1, ...frame });
+    await runningWithCheckpoint(1);
+    await a.kill();
+    const again = await client(b);
+    const reply = await again.request({ id: 2, ...frame });
+    expect(reply).toMatchObject({ ok: true, result: { done: 6, attempt: 1 }, meta: { host: "w" } });
+    const replay = await again.request({ id: 3, ...frame });
+    expect(replay).toMatchObject({ ok: true, result: { done: 6 }, meta: { replayed: true } });
+    expect(await again.request({ id: 4, ...frame, payload: { steps: 1, ms: 1 } })).toMatchObject({ ok: false, error: { code: "E_IDEMPOTENCY_CONFLICT" } });
+  });
+
+  it("a cancel on the accepting host aborts the attempt running on another host", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1);
+    const s = await client(a);
+    const pending = s.request({ id: "c1", handler: "steps", payload: { steps: 1000, ms: 20 } });
+    const { id } = await runningWithCheckpoint(1);
+    s.send({ op: "cancel", id: "c1" });
+    expect(await pending).toMatchObject({ ok: false, error: { code: "E_CANCELLED" } });
+    await b.waitFor("attempt aborted: this host no longer holds the request", { requestId: id });
+    // b's node is free again: it runs the next request.
+    expect(await s.request({ id: 2, handler: "echo", payload: 2 })).toMatchObject({ ok: true, meta: { host: "b" } });
+  });
+
+  it("priority bands hold across hosts: high before normal before low, whichever host accepted them", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1);
+    const s = await client(a);
+    const busy = s.request({ id: "busy", handler: "steps", payload: { steps: 1000, ms: 20 } });
+    await runningWithCheckpoint(1);
+    s.send({ id: "lo", handler: "echo", payload: 1, priority: -5 }, { id: "mid", handler: "echo", payload: 2 }, { id: "hi", handler: "echo", payload: 3, priority: 9 });
+    // All three wait in Redis (beside the running job's entry) before b gets room.
+    while ((await Promise.all(["hi", "mid", "lo"].map((band) => redis.xlen(`crew:{${cluster}}:q:${band}`)))).reduce((x, y) => x + y) < 4) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    s.send({ op: "cancel", id: "busy" });
+    await busy;
+    const replies = await s.waitForReplies(4);
+    expect(replies.slice(1).map((r) => r.id)).toEqual(["hi", "mid", "lo"]);
+  });
+
+  it("Redis killed: new requests answer E_UNAVAILABLE at once; restarted: hosts reconnect and the held reply arrives", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1);
+    const s = await client(a);
+    const pending = s.request({ id: "held", handler: "steps", payload: { steps: 8, ms: 50 } });
+    await runningWithCheckpoint(1);
+    const fromA = a.lines.length;
+    await server.kill("SIGKILL");
+    await a.waitFor("redis connection error", {}, fromA);
+    expect(await s.request({ id: "new", handler: "echo", payload: 1 })).toMatchObject({ ok: false, error: { code: "E_UNAVAILABLE" } });
+    await server.restart();
+    const reply = await pending;
+    expect(reply).toMatchObject({ ok: true, result: { done: 8 }, meta: { host: "b" } });
+    expect(await s.request({ id: "after", handler: "echo", payload: 2 })).toMatchObject({ ok: true, result: 2 });
+    await b.waitFor("redis connection back");
+  });
+});
