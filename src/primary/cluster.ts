@@ -21,6 +21,7 @@ import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
 import { watchHandlers } from "./watcher.js";
+import type { HedgeStats } from "./hedger.js";
 import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
@@ -74,7 +75,7 @@ export interface NodeStatus {
 export interface ClusterStatus {
   nodes: NodeStatus[];
   queue: { length: number; max: number };
-  requests: DispatchStats & { active: number };
+  requests: DispatchStats & HedgeStats & { active: number };
   balancer: string;
   draining: boolean;
   /** The idempotency-key store (memory or journal), with replayed and joined counts. */
@@ -292,7 +293,7 @@ export class Cluster {
     return {
       nodes,
       queue: { length: this.#dispatcher.queueLength, max: this.options.maxQueue },
-      requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
+      requests: { ...this.#dispatcher.stats, ...this.#dispatcher.hedgeStats, active: this.#dispatcher.active },
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
       store: { ...this.#requests.store.status(), ...this.#requests.stats },

@@ -37,6 +37,9 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** An idle keep-alive connection is closed after this. */
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+const TIMEOUT_CHECK_MS = 1_000;
+/** After a client's FIN, a pending response is probed with 102 Processing now and after these delays (see onPeerEnd). */
+const PROBE_AGAIN_MS = [100, 1_000];
 /**
  * After a 413 the rest of the body is read and dropped (closing at once would reset the
  * connection and could destroy the 413 before the client reads it), but only this long
@@ -100,10 +103,17 @@ class HttpReceiver implements Front {
         headersTimeout: HEADERS_TIMEOUT_MS,
         requestTimeout: REQUEST_TIMEOUT_MS,
         keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+        // Node checks the two timeouts above on this interval (default 30 s, which made
+        // them ~30 s and ~50 s): checked every second, they are what they say.
+        connectionsCheckingInterval: TIMEOUT_CHECK_MS,
       },
       (req, res) => this.#route(req, res),
     );
-    this.#server.maxConnections = 10_000;
+    this.#server.maxConnections = cluster.options.maxConnections;
+    // A client that half-closes after its request (shutdown(SHUT_WR)) still gets its
+    // responses, and the socket closes after the last one (Node's default aborts them).
+    (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    this.#server.on("connection", (socket: Socket) => socket.on("end", () => onPeerEnd(socket)));
     // With a listener here Node no longer answers `Expect: 100-continue` itself: a body
     // that is too large by its Content-Length is refused before the client sends it.
     this.#server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
@@ -129,14 +139,27 @@ class HttpReceiver implements Front {
     });
   }
 
-  /** Stops accepting; idle keep-alive connections close, busy ones finish their request. */
-  stopAccepting(): void {
-    if (this.#server.listening) this.#server.close();
-  }
+  /**
+   * The drain begins: the HTTP front keeps listening, so load balancers and operators
+   * still get /healthz (503), /v1/status and /metrics; new runs answer E_SHUTTING_DOWN.
+   */
+  stopAccepting(): void {}
 
-  destroyConnections(): void {
+  /** Stops listening; idle connections close, busy ones after their response (cut after LINGER_MS). */
+  destroyConnections(): Promise<void> {
     this.#dashboard.close();
-    this.#server.closeAllConnections();
+    if (!this.#server.listening) {
+      this.#server.closeAllConnections();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#server.closeAllConnections(), LINGER_MS);
+      this.#server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.#server.closeIdleConnections();
+    });
   }
 
   #route(req: IncomingMessage, res: ServerResponse): void {
@@ -259,13 +282,30 @@ class HttpReceiver implements Front {
     sendError(res, error, headers);
   }
 
-  /** 413, then the rest of the body is dropped for a bounded time and size, so the client can read the answer. */
+  /**
+   * 413, then the rest of the body is read and dropped, so the client can read the
+   * answer: a body that ends within a bounded time and size keeps the connection; past
+   * either, the 413 is followed by FIN (never a reset while the client still sends,
+   * which could destroy the 413 unread), and the connection is cut LINGER_MS later.
+   */
   #tooLarge(res: ServerResponse, handler: string, req: IncomingMessage): void {
     this.#refuse(res, handler, new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes`));
     if (req.complete) return;
     let dropped = 0;
     const most = Math.max(this.#maxBody, LINGER_MIN_BYTES);
-    const cut = (): void => void req.socket.destroy();
+    const socket = req.socket;
+    let cutting = false;
+    const cut = (): void => {
+      if (cutting) return;
+      cutting = true;
+      clearTimeout(timer);
+      const end = (): void => {
+        socket.end();
+        setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      };
+      if (res.writableFinished) end();
+      else res.once("finish", end);
+    };
     const timer = setTimeout(cut, LINGER_MS);
     req.on("data", (chunk: Buffer) => {
       dropped += chunk.length;
@@ -363,6 +403,26 @@ function send(res: ServerResponse, status: number, body: string, type = JSON_TYP
   if (res.headersSent || res.destroyed) return; // the client left, or a 413 already answered
   res.writeHead(status, { ...headers, "content-type": type, "content-length": Buffer.byteLength(body) });
   res.end(body);
+}
+
+/**
+ * The client sent FIN. On the wire a half-close and a hang-up look the same: a response
+ * still to come gets a `102 Processing` first (every HTTP/1.1 client must skip 1xx), so
+ * a client that has really gone answers with a reset, which closes the socket and
+ * cancels its requests; one that half-closed waits for its responses. A response
+ * already streaming (SSE) cannot take a 1xx: its viewer has left, and the socket goes.
+ */
+function onPeerEnd(socket: Socket): void {
+  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (!current) return; // idle: Node ends the socket
+  if (current.headersSent) return void socket.destroy();
+  // The reset comes back after the first write, and only a later write sees it: probe
+  // again after a round trip on a fast link, and after one on a slow one.
+  const probe = (): void => {
+    if (!socket.destroyed && !current.headersSent) current.writeProcessing();
+  };
+  probe();
+  for (const ms of PROBE_AGAIN_MS) setTimeout(probe, ms).unref();
 }
 
 const cancelsBySocket = new WeakMap<Socket, Set<() => void>>();
