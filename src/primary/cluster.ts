@@ -27,9 +27,9 @@ import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
-import { KeyedRequests, type RequestSink } from "../store/keyed.js";
+import { KeyedRequests, type KeyedStats, type RequestSink } from "../store/keyed.js";
 import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
-import type { StoreStatus } from "../store/store.js";
+import type { StoreCounters, StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
   key?: string;
@@ -214,6 +214,11 @@ export class Cluster {
   /** The caller is gone (connection closed): cancels the request unless it has an idempotency key. */
   hangUp(job: Job): void {
     this.#sink.hangUp(job);
+  }
+
+  /** The idempotency keys' counters and the store's, for the metrics. */
+  storeMetrics(): { stats: KeyedStats; counters: StoreCounters } {
+    return { stats: this.#requests.stats, counters: this.#requests.store.counters };
   }
 
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
