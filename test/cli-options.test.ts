@@ -4,7 +4,7 @@
  * (seen through --print-config), and createCluster's own checks of its keys and handlers.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -129,6 +129,19 @@ describe("flags win over CREW_* variables, which win over the config file", () =
       code: 1,
       stderr: 'crew: crew.config.json: unknown option "maxAttempt" (did you mean maxAttempts?)\n',
     });
+  });
+});
+
+describe("the flag table", () => {
+  it("has a flag for every option resolveOptions knows, and the README's CLI block lists every flag", async () => {
+    const { resolveOptions } = await import("../dist/options.js");
+    const { START_FLAGS, kebab } = await import("../dist/commands/flags.js");
+    // logger is for embedding only; maxThreads/maxProcesses come from --threads/--processes MIN..MAX.
+    const derived = ["logger", "maxThreads", "maxProcesses"];
+    expect(Object.keys(resolveOptions({})).filter((k) => !(k in START_FLAGS) && !derived.includes(k))).toEqual([]);
+    const readme = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
+    const cliBlock = readme.slice(readme.indexOf("## CLI"), readme.indexOf("## Embedding"));
+    expect(Object.keys(START_FLAGS).map((k) => `--${kebab(k)}`).filter((flag) => !cliBlock.includes(`[${flag}`))).toEqual([]);
   });
 });
 

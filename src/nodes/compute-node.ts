@@ -3,6 +3,7 @@
  * counters, and the attempts running on it. The transport under it is the only part
  * that knows threads from processes; a restart swaps in a fresh transport, same id.
  */
+import type { Logger } from "pino";
 import type { NodeView } from "../primary/balancers/balancer.js";
 import type { CheckpointMsg, FromNode, HandlerConfig, NodeInit, NodeKind, ResultMsg, ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportFactory } from "./transport.js";
@@ -39,11 +40,15 @@ export interface ComputeNodeOptions {
   kind: NodeKind;
   capacity: number;
   memoryMb: number;
+  /** How long a start may take (loading every handler) before the node is killed. */
+  startTimeoutMs: number;
   init: Omit<NodeInit, "nodeId" | "kind">;
   /** Handler name → version (content hash) of the files in init.handlers. */
   versions?: Readonly<Record<string, string>>;
   transport: TransportFactory;
   listener: NodeListener;
+  /** Receives the node's output, relayed (process nodes and hosted thread nodes). */
+  log: Logger;
 }
 
 const MEMORY_QUERY_TIMEOUT_MS = 1000;
@@ -162,20 +167,35 @@ export class ComputeNode implements NodeView {
     this.completedSinceStart = 0;
     return new Promise((resolve, reject) => {
       let ready = false;
+      let loading: string | null = null;
+      const { startTimeoutMs } = this.#options;
+      // An import that never settles (a top-level await on a database that is down) must
+      // not leave `crew start` waiting in silence, or a restarting node `starting` forever.
+      const deadline = setTimeout(() => {
+        const what = loading ?? "the node";
+        reject(new NodeStartError(`${what} did not finish loading within ${startTimeoutMs} ms (nodeStartTimeoutMs, --node-start-timeout-ms)`, loading, null));
+        transport.kill();
+      }, startTimeoutMs);
+      deadline.unref();
       const transport = this.#options.transport({
         init: { ...this.#options.init, nodeId: this.id, kind: this.kind },
         memoryMb: this.#options.memoryMb,
+        log: this.#options.log,
         events: {
           onMessages: (msgs) => {
             if (ready) return this.#receive(msgs);
             const first = msgs[0];
-            if (first?.t === "ready") {
+            if (first?.t === "loading") {
+              loading = first.file;
+            } else if (first?.t === "ready") {
               ready = true;
+              clearTimeout(deadline);
               // A stop asked for while starting stands: the node stops, it does not come up.
               if (this.#state === "starting") this.#state = "up";
               resolve(first.configs);
               if (msgs.length > 1) this.#receive(msgs.slice(1));
             } else if (first?.t === "init-failed") {
+              clearTimeout(deadline);
               reject(new NodeStartError(`${first.file || "a handler"}: ${first.message}`, first.file || null, null));
               transport.kill();
             }
@@ -183,6 +203,7 @@ export class ComputeNode implements NodeView {
           onExit: (info) => {
             if (this.#transport === transport) this.#transport = null;
             if (ready) return this.#onExit(info, transport.runningNow());
+            clearTimeout(deadline);
             this.#state = "down";
             this.lastExit = info;
             reject(new NodeStartError(`node ${this.id} died while starting: ${info.reason}`, null, info));

@@ -21,14 +21,15 @@ import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
 import { watchHandlers } from "./watcher.js";
+import type { HedgeStats } from "./hedger.js";
 import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
-import { KeyedRequests, type RequestSink } from "../store/keyed.js";
+import { KeyedRequests, type KeyedStats, type RequestSink } from "../store/keyed.js";
 import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
-import type { StoreStatus } from "../store/store.js";
+import type { StoreCounters, StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
   key?: string;
@@ -74,7 +75,7 @@ export interface NodeStatus {
 export interface ClusterStatus {
   nodes: NodeStatus[];
   queue: { length: number; max: number };
-  requests: DispatchStats & { active: number };
+  requests: DispatchStats & HedgeStats & { active: number };
   balancer: string;
   draining: boolean;
   /** The idempotency-key store (memory or journal), with replayed and joined counts. */
@@ -215,6 +216,11 @@ export class Cluster {
     this.#sink.hangUp(job);
   }
 
+  /** The idempotency keys' counters and the store's, for the metrics. */
+  storeMetrics(): { stats: KeyedStats; counters: StoreCounters } {
+    return { stats: this.#requests.stats, counters: this.#requests.store.counters };
+  }
+
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
   noteRefused(handler: string, code: string): void {
     this.#dispatcher.noteRefused(handler, code);
@@ -287,7 +293,7 @@ export class Cluster {
     return {
       nodes,
       queue: { length: this.#dispatcher.queueLength, max: this.options.maxQueue },
-      requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
+      requests: { ...this.#dispatcher.stats, ...this.#dispatcher.hedgeStats, active: this.#dispatcher.active },
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
       store: { ...this.#requests.store.status(), ...this.#requests.stats },
