@@ -390,7 +390,13 @@ export class Dispatcher {
     const job = attempt.job;
     if (job.state !== "running" || job.attempt !== attempt || job.hedged || this.#draining) return;
     const node = this.#placement.spare(job, attempt.node);
-    if (!node || !this.#hedger.take()) return void this.#hedger.stats.hedgesSkipped++;
+    if (!node || !this.#hedger.take()) {
+      // No token or no free node now: look again after the same delay while it still runs.
+      // Fast attempts end before then, so the tokens go to the really slow ones.
+      this.#hedger.stats.hedgesSkipped++;
+      attempt.hedgeTimer = setTimeout(this.#hedgeDue, this.#hedger.retryMs(job.spec), attempt);
+      return;
+    }
     const hedge: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
     node.expectedMs += hedge.expectedMs;
     job.hedge = hedge;
