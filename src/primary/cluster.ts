@@ -375,8 +375,10 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const log = options.logger ?? createLogger(options.logLevel);
   const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
   // The store first: a journal that cannot be used stops the start before any node spawns.
+  const opening = performance.now();
   const store = await createStore(options, log);
   const open = await store.open();
+  const readMs = Math.round(performance.now() - opening);
   const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(handlers, configs, options);
@@ -394,7 +396,7 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   if (open.length > 0) {
     const started = performance.now();
     requests.recover(open);
-    log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
+    log.info({ requeued: open.length, readMs, queueMs: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
   }
   const scaler = isElastic(options) ? new Scaler({ options, supervisor, dispatcher, log, paused: () => reloader.busy }) : null;
   const redis = options.redis ? await joinRedis(options, { dispatcher, nodes: supervisor.nodes, registry, log }, supervisor) : null;
