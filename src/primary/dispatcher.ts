@@ -24,6 +24,7 @@ import type { HandlerRegistry } from "./handler-registry.js";
 import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
 import { heapNearLimit } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
+import { Hedger } from "./hedger.js";
 import { Placement } from "./placement.js";
 import { WaitingRoom } from "./waiting-room.js";
 
@@ -74,6 +75,7 @@ export class Dispatcher {
   readonly #room = new WaitingRoom();
   readonly #attempts = new Map<number, Attempt>();
   readonly #placement: Placement;
+  readonly #hedger = new Hedger();
   #nextAttempt = 1;
   #nextRequest = 1;
   #active = 0;
@@ -104,6 +106,11 @@ export class Dispatcher {
   /** The requests first in line for a node: any node's queue and the process-only one's, better-ranked first. */
   waitingHeads(): [Job | undefined, Job | undefined] {
     return this.#room.heads();
+  }
+
+  /** Hedges started, won, and skipped (no budget, no free node): see hedger.ts. */
+  get hedgeStats(): Readonly<import("./hedger.js").HedgeStats> {
+    return this.#hedger.stats;
   }
 
   /** Requests waiting for a node (queued or parked). */
@@ -211,7 +218,7 @@ export class Dispatcher {
 
   /** The requests accepted and not yet answered: running, then waiting (GET /v1/requests). */
   *requests(): Generator<Job> {
-    for (const attempt of this.#attempts.values()) if (attempt.job.attempt === attempt && attempt.job.state === "running") yield attempt.job;
+    for (const attempt of this.#attempts.values()) if ((attempt.job.attempt ?? attempt.job.hedge) === attempt && attempt.job.state === "running") yield attempt.job;
     yield* this.#room.jobs();
   }
 
@@ -239,13 +246,16 @@ export class Dispatcher {
   onResult(node: ComputeNode, msg: ResultMsg): void {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt) return;
-    this.#endAttempt(attempt);
     const job = attempt.job;
+    if (attempt.sentAt !== undefined && msg.ok) this.#hedger.record(job.handler, performance.now() - attempt.sentAt);
+    const hedgedBy = job.hedged ? this.#hedgeResult(attempt) : null;
+    this.#endAttempt(attempt);
     // Only what really ran measures a handler: a fast failure or a skipped attempt would
     // make a long handler look short enough to send ahead.
     if (msg.ok) this.#placement.recordRunTime(job.handler, msg.ms);
     if (msg.ok) this.#finish(job, { ok: true, json: msg.json ?? "null", meta: job.meta() });
     else this.#finish(job, { ok: false, error: errorFromWire(msg.error ?? { code: "E_HANDLER", message: "" }), meta: job.meta() });
+    if (hedgedBy) this.#abortAttempt(hedgedBy, new CancelledError("another attempt of this hedged request answered first"));
     this.#armReached(node);
     this.#nodeFreed(node);
   }
@@ -272,6 +282,7 @@ export class Dispatcher {
       this.#endAttempt(attempt);
       const job = attempt.job;
       if (job.state === "done") continue;
+      if (job.attempt || job.hedge) continue; // hedged: its other attempt still runs
       if (ran ? !ran.includes(a) : i >= node.capacity) {
         // Not running when the node died (sent ahead and never started, or finished with
         // its result lost on the way): back to its place, without spending an attempt.
@@ -349,7 +360,13 @@ export class Dispatcher {
     this.#attempts.set(attempt.a, attempt);
     job.durable?.attemptStarted(job);
     this.observer.attemptStarted?.(job, node, first);
-    node.run({
+    if (job.spec.hedgeAfterMs !== null && !job.hedged) this.#armHedge(attempt);
+    this.#send(attempt);
+  }
+
+  #send(attempt: Attempt): void {
+    const job = attempt.job;
+    attempt.node.run({
       t: "run",
       a: attempt.a,
       requestId: job.requestId,
@@ -361,13 +378,61 @@ export class Dispatcher {
     });
   }
 
+  /** Hedged handlers: the timer after which a still-running first attempt gets a hedge. */
+  #armHedge(attempt: Attempt): void {
+    attempt.sentAt = performance.now();
+    const delayMs = this.#hedger.delayMs(attempt.job.spec);
+    if (delayMs !== null) attempt.hedgeTimer = setTimeout(this.#hedgeDue, delayMs, attempt);
+  }
+
+  readonly #hedgeDue = (attempt: Attempt): void => {
+    attempt.hedgeTimer = null;
+    const job = attempt.job;
+    if (job.state !== "running" || job.attempt !== attempt || job.hedged || this.#draining) return;
+    const node = this.#placement.spare(job, attempt.node);
+    if (!node || !this.#hedger.take()) {
+      // No token or no free node now: look again after the same delay while it still runs.
+      // Fast attempts end before then, so the tokens go to the really slow ones.
+      this.#hedger.stats.hedgesSkipped++;
+      attempt.hedgeTimer = setTimeout(this.#hedgeDue, this.#hedger.retryMs(job.spec), attempt);
+      return;
+    }
+    const hedge: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
+    node.expectedMs += hedge.expectedMs;
+    job.hedge = hedge;
+    job.hedged = true;
+    this.#attempts.set(hedge.a, hedge);
+    this.#hedger.stats.hedges++;
+    this.#log.debug({ requestId: job.requestId, handler: job.handler, node: node.id, first: attempt.node.id }, "hedging request");
+    this.observer.hedgeStarted?.(job, node);
+    this.#send(hedge);
+  };
+
+  /**
+   * A hedged request's attempt answered: the reply names its node; returns the other
+   * attempt, still running, which the caller aborts once the request has answered.
+   */
+  #hedgeResult(attempt: Attempt): Attempt | null {
+    const job = attempt.job;
+    if (job.state === "done") return null;
+    const byHedge = job.hedge === attempt;
+    const other = byHedge ? job.attempt : job.hedge;
+    job.lastNode = attempt.node.id;
+    job.version = attempt.node.versionOf(job.handler);
+    if (byHedge) this.#hedger.stats.hedgeWins++;
+    this.observer.hedgeSettled?.(job, byHedge);
+    return other;
+  }
+
   #endAttempt(attempt: Attempt): void {
     this.#attempts.delete(attempt.a);
     const node = attempt.node;
     node.expectedMs = node.inFlight === 0 ? 0 : Math.max(0, node.expectedMs - attempt.expectedMs);
     if (attempt.graceTimer) clearTimeout(attempt.graceTimer);
     else if (attempt.abortedWith) this.#heldAbandoned--;
+    if (attempt.hedgeTimer) clearTimeout(attempt.hedgeTimer);
     if (attempt.job.attempt === attempt) attempt.job.attempt = null;
+    if (attempt.job.hedge === attempt) attempt.job.hedge = null;
   }
 
   /** A slot opened on `node`: requests bound to it come first, then the queue. */
@@ -403,8 +468,11 @@ export class Dispatcher {
 
   /** After a deadline or cancel: stop the attempt, and kill its node if the handler will not let go. */
   #abandon(job: Job, error: CrewError): void {
-    const attempt = job.attempt;
-    if (!attempt) return;
+    if (job.attempt) this.#abortAttempt(job.attempt, error);
+    if (job.hedge) this.#abortAttempt(job.hedge, error);
+  }
+
+  #abortAttempt(attempt: Attempt, error: CrewError): void {
     attempt.abortedWith = error.code;
     attempt.node.send({ t: "abort", a: attempt.a, reason: error.toJSON() });
     // One still waiting in its node (sent ahead) is dropped there, or its grace starts when

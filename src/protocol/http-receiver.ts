@@ -14,6 +14,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Logger } from "pino";
 import {
   BadRequestError,
   type CrewError,
@@ -253,7 +254,7 @@ class HttpReceiver implements Front {
     // server resumes a paused socket whenever a body is read, so past the cap a pipelined
     // request is refused rather than left unread.
     const cap = this.#cluster.options.maxConnectionInflight;
-    if (socketCancels(res.req.socket).size >= cap) {
+    if (socketCancels(res.req.socket, this.#cluster.log).size >= cap) {
       return this.#refuse(res, request.handler, new OverloadedError(`${cap} requests already in flight on this connection`));
     }
     let answered = false;
@@ -268,10 +269,11 @@ class HttpReceiver implements Front {
     const cancel = (): void => {
       if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
     };
-    const outstanding = socketCancels(res.req.socket);
+    const outstanding = socketCancels(res.req.socket, this.#cluster.log);
     outstanding.add(cancel);
     res.once("close", () => {
       outstanding.delete(cancel);
+      if (!answered) this.#cluster.log.debug({ remote: res.req.socket.remoteAddress, requestId: job.requestId }, "client disconnected: cancelling its requests");
       cancel();
     });
   }
@@ -431,12 +433,13 @@ const cancelsBySocket = new WeakMap<Socket, Set<() => void>>();
  * The cancels of a connection's unanswered requests, run by one 'close' listener per
  * socket; its size is the connection's in-flight count.
  */
-function socketCancels(socket: Socket): Set<() => void> {
+function socketCancels(socket: Socket, log: Logger): Set<() => void> {
   let cancels = cancelsBySocket.get(socket);
   if (!cancels) {
     const set = new Set<() => void>();
     cancelsBySocket.set(socket, set);
     socket.once("close", () => {
+      if (set.size > 0) log.debug({ remote: socket.remoteAddress, cancelled: set.size }, "client disconnected: cancelling its requests");
       for (const cancel of set) cancel();
       set.clear();
     });
