@@ -27,6 +27,7 @@ interface BenchArgs {
   chaos?: string;
   adminToken?: string;
   json?: string;
+  resubmit: boolean;
 }
 
 const DEFAULT_DURATION = "10s";
@@ -45,7 +46,8 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .conflicts("duration", "requests")
       .option("chaos", { type: "string", describe: "Kill a random node on an interval while loading: kill-every=500ms" })
       .option("admin-token", { type: "string", describe: "Admin token of the cluster (header x-crew-admin-token), for --chaos off loopback" })
-      .option("json", { type: "string", describe: "Also write the report to this file as JSON" }) as unknown as Argv<BenchArgs>,
+      .option("json", { type: "string", describe: "Also write the report to this file as JSON" })
+      .option("resubmit", { type: "boolean", default: false, describe: "Key every request and resend unanswered ones after a lost connection (survives a primary restart)" }) as unknown as Argv<BenchArgs>,
   handler: async (args: ArgumentsCamelCase<BenchArgs>) => {
     const address = clusterAddress(args);
     const config: BenchConfig = {
@@ -77,6 +79,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       durationMs: config.durationMs ?? undefined,
       requests: config.requests ?? undefined,
       signal: stopping.signal,
+      resubmit: args.resubmit,
       onRetried: chaos?.onRetried,
       probe: true,
     });

@@ -92,11 +92,14 @@ async function readBounded(stream: NodeJS.ReadableStream, source: string): Promi
 
 /** Sends the request; prints the outcome; returns the exit code. */
 async function runOnce(args: RunArgs, address: { host: string; port: number }, payload: unknown): Promise<number> {
-  const client = new Client({ host: address.host, port: address.port });
+  // resubmit: once connected, the call survives a restart of the primary (it is sent
+  // again with its idempotency key); connect() first, so no primary at all fails at once.
+  const client = new Client({ host: address.host, port: address.port, resubmit: true });
   const abort = new AbortController();
   const onSigint = (): void => abort.abort("interrupted (Ctrl-C)");
   process.once("SIGINT", onSigint);
   try {
+    await client.connect();
     const reply = await client.call(args.handler, payload, {
       key: args.key,
       timeoutMs: args.timeoutMs,

@@ -17,6 +17,7 @@ import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from "pr
 import type { NodeState } from "../nodes/compute-node.js";
 import type { Cluster } from "./cluster.js";
 import type { Job, Outcome } from "./job.js";
+import { registerStoreMetrics } from "../store/store-metrics.js";
 
 /** The label of requests naming no known handler: not a valid handler name, so it never collides. */
 export const UNKNOWN_HANDLER_LABEL = "<unknown>";
@@ -98,6 +99,7 @@ export class ClusterMetrics {
       restarts.inc({ node: node.id, kind: node.kind }, 0);
     }
     this.#liveGauges(cluster);
+    registerStoreMetrics(this.registry, () => cluster.storeMetrics());
     cluster.observe({
       attemptStarted: (job, _node, first) => {
         if (first) this.#of(job.handler).queue.observe((job.startedAt - job.submittedAt) / 1000);
