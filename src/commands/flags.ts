@@ -86,7 +86,7 @@ export const START_FLAGS = {
   journal: { kind: "string", describe: "SQLite file keeping keyed requests, checkpoints and replies across restarts (needs better-sqlite3)" },
   journalSync: { kind: "string", choices: ["normal", "full"], describe: "full: an fsync per commit, so an OS crash loses nothing either [default: normal]" },
   resultTtlMs: { kind: "number", describe: "How long a keyed request's reply is kept for replay [default: 600000]" },
-  maxKeptReplies: { kind: "number", describe: "Idempotency keys held (open or kept) before a new key is refused E_OVERLOADED [default: 100000]" },
+  maxKeptReplies: { kind: "number", describe: "Idempotency keys held (open or kept) before a new key is refused E_OVERLOADED [default: 1000000]" },
   watch: { kind: "boolean", describe: "Reload the handlers (no downtime) when a file in their folder changes" },
   redis: { kind: "string", describe: "Redis URL (redis://HOST:PORT[/DB]): join the hosts sharing it (several hosts, docs/redis.md)" },
   cluster: { kind: "string", describe: "Cluster name in Redis: hosts with the same Redis and name share work" },

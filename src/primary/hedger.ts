@@ -7,7 +7,8 @@
  * This module decides when and whether; the dispatcher runs the attempts. Rules:
  * - never more than one hedge per request (even across crash retries);
  * - a hedge only starts on a node with a free slot now, other than the first attempt's:
- *   it never waits in the queue, and never behind first attempts;
+ *   it never waits in the queue, and never behind first attempts; with no free node (or
+ *   no token, below) the attempt is looked at again after the same delay while it runs;
  * - a token bucket caps the extra load: every first attempt of a hedged handler earns
  *   HEDGE_BUDGET (0.05) of a token, a hedge spends one, the bucket holds at most
  *   HEDGE_BURST; when everything is slow the tokens run out and hedging stops.
@@ -46,7 +47,7 @@ export interface HedgeStats {
   hedges: number;
   /** Requests a hedge answered first. */
   hedgeWins: number;
-  /** Hedges due but not started: no token left, or no other node with a free slot. */
+  /** Times a due hedge found no token or no free node (it is looked at again later). */
   hedgesSkipped: number;
 }
 
@@ -64,9 +65,19 @@ export class Hedger {
     const after = spec.hedgeAfterMs;
     if (after === null) return null;
     this.#tokens = Math.min(HEDGE_BURST, this.#tokens + HEDGE_BUDGET);
-    if (after !== "p95") return after;
+    return this.#after(spec);
+  }
+
+  /** hedgeAfterMs in ms: the number, or the running p95 (null while unknown). */
+  #after(spec: HandlerSpec): number | null {
+    if (spec.hedgeAfterMs !== "p95") return spec.hedgeAfterMs;
     const p95 = this.#p95.get(spec.name)?.value ?? Infinity;
     return Number.isFinite(p95) ? Math.max(1, Math.ceil(p95)) : null;
+  }
+
+  /** How long to wait before looking again at a due hedge that found no token or no free node. */
+  retryMs(spec: HandlerSpec): number {
+    return this.#after(spec) ?? 1;
   }
 
   /** A first attempt of a hedged handler answered after `ms` (primary's clock, send to reply). */
