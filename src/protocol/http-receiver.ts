@@ -31,6 +31,7 @@ import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
+import { grown } from "./ndjson.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
 /** A client has this long to send its headers, and this long for the whole request. */
@@ -220,11 +221,17 @@ class HttpReceiver implements Front {
     const untyped = contentTypeRefusal(req);
     if (untyped) return this.#refuse(res, handler, untyped);
     if (declaredLength(req) > this.#maxBody) return this.#tooLarge(res, handler, req);
-    const chunks: Buffer[] = [];
+    // One growing buffer, not a list of chunks: a chunked body sent a byte at a time
+    // would otherwise cost a Buffer object per byte, each pinning the socket's read buffer.
+    let body: Buffer = Buffer.alloc(0);
     let size = 0;
     const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size <= this.#maxBody) return void chunks.push(chunk);
+      if (size + chunk.length <= this.#maxBody) {
+        if (body.length < size + chunk.length) body = grown(body, 0, size, size + chunk.length);
+        chunk.copy(body, size);
+        size += chunk.length;
+        return;
+      }
       req.off("data", onData);
       req.off("end", onEnd);
       this.#tooLarge(res, handler, req);
@@ -233,7 +240,7 @@ class HttpReceiver implements Front {
       // The payload stays JSON text, checked but never built here: the node parses it.
       let payloadJson: string | undefined;
       if (size > 0) {
-        payloadJson = Buffer.concat(chunks, size).toString("utf8");
+        payloadJson = body.toString("utf8", 0, size);
         try {
           checkJson(payloadJson);
         } catch (err) {
