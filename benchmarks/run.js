@@ -11,8 +11,9 @@ import * as recovery from "./scenarios/recovery.js";
 import * as checkpoint from "./scenarios/checkpoint.js";
 import * as reload from "./scenarios/reload.js";
 import * as hedging from "./scenarios/hedging.js";
+import * as journal from "./scenarios/journal.js";
 
-const SCENARIOS = [dispatch, cpuScaling, http, recovery, checkpoint, reload, hedging];
+const SCENARIOS = [dispatch, cpuScaling, http, recovery, checkpoint, reload, hedging, journal];
 
 const { values } = parseArgs({
   options: {

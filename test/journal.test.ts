@@ -178,7 +178,7 @@ describe("the journal in metrics and crew status", () => {
       expect(text).toMatch(/^crew_idempotent_replayed_total 1$/m);
       expect(text).toMatch(/^crew_idempotent_joined_total 0$/m);
       const writes = Number(/^crew_journal_writes_total (\d+)$/m.exec(text)?.[1]);
-      expect(writes).toBeGreaterThanOrEqual(3); // the request, its attempt, its reply
+      expect(writes).toBeGreaterThanOrEqual(1); // the request, its attempt and its reply fold into one row when they share a commit
       expect(Number(/^crew_journal_commit_seconds_count (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
       const shown = formatStatus(await cluster.status());
       expect(shown).toMatch(new RegExp(`^journal +${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} · \\d+\\.\\d MiB · 0 open · 1 replies kept`, "m"));

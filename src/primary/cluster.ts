@@ -357,7 +357,8 @@ export class Cluster {
     this.#scaler?.stop();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
-    await this.#redis?.drainFront(this.options.drainTimeoutMs);
+    // No await without Redis: draining must begin synchronously, as close() promises.
+    if (this.#redis) await this.#redis.drainFront(this.options.drainTimeoutMs);
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
     await this.#redis?.close(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
@@ -375,8 +376,10 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const log = options.logger ?? createLogger(options.logLevel);
   const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
   // The store first: a journal that cannot be used stops the start before any node spawns.
+  const opening = performance.now();
   const store = await createStore(options, log);
   const open = await store.open();
+  const readMs = Math.round(performance.now() - opening);
   const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(handlers, configs, options);
@@ -394,7 +397,7 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   if (open.length > 0) {
     const started = performance.now();
     requests.recover(open);
-    log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
+    log.info({ requeued: open.length, readMs, queueMs: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
   }
   const scaler = isElastic(options) ? new Scaler({ options, supervisor, dispatcher, log, paused: () => reloader.busy }) : null;
   const redis = options.redis ? await joinRedis(options, { dispatcher, nodes: supervisor.nodes, registry, log }, supervisor) : null;

@@ -89,6 +89,8 @@ export class Dispatcher {
   /** Attempts abandoned (deadline, cancel) while held in a node, not yet in a slot. */
   #heldAbandoned = 0;
   #idle: Array<() => void> = [];
+  /** hurryDrain() was called: a drain that starts later does not wait either. */
+  #hurried = false;
   readonly stats: DispatchStats = { accepted: 0, refused: 0, completed: 0, failed: 0, retries: 0, checkpoints: 0 };
   observer: ClusterObserver = {};
 
@@ -229,7 +231,7 @@ export class Dispatcher {
   /** Stops taking requests; resolves once every accepted one has answered, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
-    if (this.#active > 0) {
+    if (this.#active > 0 && !this.#hurried) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         this.#idle.push(() => {
@@ -244,6 +246,7 @@ export class Dispatcher {
 
   /** Ends drain()'s wait now: what is still open answers E_SHUTTING_DOWN (a second Ctrl-C). */
   hurryDrain(): void {
+    this.#hurried = true;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 
