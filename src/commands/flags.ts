@@ -8,6 +8,7 @@
  * (src/options.ts), which checks the value and holds the default.
  */
 import type { Argv } from "yargs";
+import { UsageError } from "./usage-error.js";
 import { BALANCER_NAMES } from "../primary/balancers/balancer.js";
 import { LOG_LEVELS } from "../options.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_PORT } from "../protocol/address.js";
@@ -125,4 +126,29 @@ export function declareFlags<T>(y: Argv<T>, table: FlagTable, defaults: Record<s
     });
   }
   return y;
+}
+
+/**
+ * A number option of one command (not in a table): the text as typed is checked, so a
+ * bad value is quoted (`--priority must be a number, got "high"`) and a flag given twice
+ * is an error, as for the table's flags.
+ */
+export function numberOption(flag: string, describe: string, fallback?: number) {
+  return {
+    requiresArg: true,
+    describe,
+    ...(fallback === undefined ? {} : { default: fallback }),
+    coerce: (value: unknown): number => {
+      refuseRepeated(flag, value);
+      if (typeof value === "number") return value;
+      const n = Number(value);
+      if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got ${JSON.stringify(value)}`);
+      return n;
+    },
+  };
+}
+
+/** yargs collects a flag given twice into an array: an error here, naming the values. */
+export function refuseRepeated(flag: string, value: unknown): void {
+  if (Array.isArray(value)) throw new UsageError(`--${flag} was given ${value.length} times (${value.map((v) => JSON.stringify(v)).join(", ")}): give it once`);
 }

@@ -357,7 +357,8 @@ export class Cluster {
     this.#scaler?.stop();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
-    await this.#redis?.drainFront(this.options.drainTimeoutMs);
+    // No await without Redis: draining must begin synchronously, as close() promises.
+    if (this.#redis) await this.#redis.drainFront(this.options.drainTimeoutMs);
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
     await this.#redis?.close(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.

@@ -75,7 +75,11 @@ export class Dispatcher {
   readonly #room = new WaitingRoom();
   readonly #attempts = new Map<number, Attempt>();
   readonly #placement: Placement;
-  readonly #hedger = new Hedger();
+  readonly #hedger = new Hedger({
+    spare: (job, busy) => this.#placement.spare(job, busy),
+    startHedge: (job, node) => this.#startHedge(job, node),
+    draining: () => this.#draining,
+  });
   #nextAttempt = 1;
   #nextRequest = 1;
   #active = 0;
@@ -86,6 +90,8 @@ export class Dispatcher {
   #heldAbandoned = 0;
   #idle: Array<() => void> = [];
   readonly #heapWarnings = new Throttle();
+  /** hurryDrain() was called: a drain that starts later does not wait either. */
+  #hurried = false;
   readonly stats: DispatchStats = { accepted: 0, refused: 0, completed: 0, failed: 0, retries: 0, checkpoints: 0 };
   observer: ClusterObserver = {};
 
@@ -227,7 +233,7 @@ export class Dispatcher {
   /** Stops taking requests; resolves once every accepted one has answered, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
-    if (this.#active > 0) {
+    if (this.#active > 0 && !this.#hurried) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         this.#idle.push(() => {
@@ -242,6 +248,7 @@ export class Dispatcher {
 
   /** Ends drain()'s wait now: what is still open answers E_SHUTTING_DOWN (a second Ctrl-C). */
   hurryDrain(): void {
+    this.#hurried = true;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 
@@ -249,7 +256,7 @@ export class Dispatcher {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt) return;
     const job = attempt.job;
-    if (attempt.sentAt !== undefined && msg.ok) this.#hedger.record(job.handler, performance.now() - attempt.sentAt);
+    this.#hedger.answered(attempt, msg.ok);
     const hedgedBy = job.hedged ? this.#hedgeResult(attempt) : null;
     this.#endAttempt(attempt);
     // Only what really ran measures a handler: a fast failure or a skipped attempt would
@@ -350,8 +357,7 @@ export class Dispatcher {
   }
 
   #start(job: Job, node: ComputeNode): void {
-    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
-    node.expectedMs += attempt.expectedMs;
+    const attempt = this.#newAttempt(job, node);
     job.state = "running";
     job.attempt = attempt;
     job.attempts++;
@@ -359,10 +365,9 @@ export class Dispatcher {
     job.version = node.versionOf(job.handler);
     const first = job.startedAt === 0;
     if (first) job.startedAt = performance.now();
-    this.#attempts.set(attempt.a, attempt);
     job.durable?.attemptStarted(job);
     this.observer.attemptStarted?.(job, node, first);
-    if (job.spec.hedgeAfterMs !== null && !job.hedged) this.#armHedge(attempt);
+    if (job.spec.hedgeAfterMs !== null && !job.hedged) this.#hedger.arm(attempt);
     this.#send(attempt);
   }
 
@@ -380,35 +385,23 @@ export class Dispatcher {
     });
   }
 
-  /** Hedged handlers: the timer after which a still-running first attempt gets a hedge. */
-  #armHedge(attempt: Attempt): void {
-    attempt.sentAt = performance.now();
-    const delayMs = this.#hedger.delayMs(attempt.job.spec);
-    if (delayMs !== null) attempt.hedgeTimer = setTimeout(this.#hedgeDue, delayMs, attempt);
+  /** A new attempt of `job` on `node`, counted as in flight; the caller sends it. */
+  #newAttempt(job: Job, node: ComputeNode): Attempt {
+    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
+    node.expectedMs += attempt.expectedMs;
+    this.#attempts.set(attempt.a, attempt);
+    return attempt;
   }
 
-  readonly #hedgeDue = (attempt: Attempt): void => {
-    attempt.hedgeTimer = null;
-    const job = attempt.job;
-    if (job.state !== "running" || job.attempt !== attempt || job.hedged || this.#draining) return;
-    const node = this.#placement.spare(job, attempt.node);
-    if (!node || !this.#hedger.take()) {
-      // No token or no free node now: look again after the same delay while it still runs.
-      // Fast attempts end before then, so the tokens go to the really slow ones.
-      this.#hedger.stats.hedgesSkipped++;
-      attempt.hedgeTimer = setTimeout(this.#hedgeDue, this.#hedger.retryMs(job.spec), attempt);
-      return;
-    }
-    const hedge: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
-    node.expectedMs += hedge.expectedMs;
+  /** Starts `job`'s one hedge on `node`, from its last checkpoint (hedger.ts decides when). */
+  #startHedge(job: Job, node: ComputeNode): void {
+    const hedge = this.#newAttempt(job, node);
     job.hedge = hedge;
     job.hedged = true;
-    this.#attempts.set(hedge.a, hedge);
-    this.#hedger.stats.hedges++;
-    this.#log.debug({ requestId: job.requestId, handler: job.handler, node: node.id, first: attempt.node.id }, "hedging request");
+    this.#log.debug({ requestId: job.requestId, handler: job.handler, node: node.id, first: job.attempt?.node.id }, "hedging request");
     this.observer.hedgeStarted?.(job, node);
     this.#send(hedge);
-  };
+  }
 
   /**
    * A hedged request's attempt answered: the reply names its node; returns the other

@@ -13,7 +13,19 @@
  *   HEDGE_BUDGET (0.05) of a token, a hedge spends one, the bucket holds at most
  *   HEDGE_BURST; when everything is slow the tokens run out and hedging stops.
  */
+import type { ComputeNode } from "../nodes/compute-node.js";
 import type { HandlerSpec } from "./handler-registry.js";
+import type { Attempt, Job } from "./job.js";
+
+/** What the hedger needs from the dispatcher, which owns the attempts. */
+export interface HedgeHost {
+  /** A node other than `busy` with a free slot now that may run `job`, or null. */
+  spare(job: Job, busy: ComputeNode): ComputeNode | null;
+  /** Starts `job`'s hedge on `node` (sets job.hedge and job.hedged). */
+  startHedge(job: Job, node: ComputeNode): void;
+  /** True while draining: no hedge then. */
+  draining(): boolean;
+}
 
 /** Extra attempts allowed, as a share of first attempts of hedged handlers. */
 export const HEDGE_BUDGET = 0.05;
@@ -52,9 +64,42 @@ export interface HedgeStats {
 }
 
 export class Hedger {
+  readonly #host: HedgeHost;
   readonly #p95 = new Map<string, RunningP95>();
   #tokens = 1;
   readonly stats: HedgeStats = { hedges: 0, hedgeWins: 0, hedgesSkipped: 0 };
+
+  constructor(host: HedgeHost) {
+    this.#host = host;
+  }
+
+  /** A first attempt of a hedged handler was sent: sets the timer that may hedge it. */
+  arm(attempt: Attempt): void {
+    attempt.sentAt = performance.now();
+    const delayMs = this.delayMs(attempt.job.spec);
+    if (delayMs !== null) attempt.hedgeTimer = setTimeout(this.#due, delayMs, attempt);
+  }
+
+  /** A first attempt of a hedged handler answered: its time feeds the running p95. */
+  answered(attempt: Attempt, ok: boolean): void {
+    if (attempt.sentAt !== undefined && ok) this.record(attempt.job.handler, performance.now() - attempt.sentAt);
+  }
+
+  readonly #due = (attempt: Attempt): void => {
+    attempt.hedgeTimer = null;
+    const job = attempt.job;
+    if (job.state !== "running" || job.attempt !== attempt || job.hedged || this.#host.draining()) return;
+    const node = this.#host.spare(job, attempt.node);
+    if (!node || !this.#take()) {
+      // No token or no free node now: look again after the same delay while it still runs.
+      // Fast attempts end before then, so the tokens go to the really slow ones.
+      this.stats.hedgesSkipped++;
+      attempt.hedgeTimer = setTimeout(this.#due, this.#after(job.spec) ?? 1, attempt);
+      return;
+    }
+    this.stats.hedges++;
+    this.#host.startHedge(job, node);
+  };
 
   /**
    * When a first attempt of `spec` started now should be hedged, in ms from now, or null
@@ -75,11 +120,6 @@ export class Hedger {
     return Number.isFinite(p95) ? Math.max(1, Math.ceil(p95)) : null;
   }
 
-  /** How long to wait before looking again at a due hedge that found no token or no free node. */
-  retryMs(spec: HandlerSpec): number {
-    return this.#after(spec) ?? 1;
-  }
-
   /** A first attempt of a hedged handler answered after `ms` (primary's clock, send to reply). */
   record(handler: string, ms: number): void {
     let p = this.#p95.get(handler);
@@ -88,7 +128,7 @@ export class Hedger {
   }
 
   /** Spends a token for a hedge; false when the budget is spent. */
-  take(): boolean {
+  #take(): boolean {
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
     return true;
