@@ -9,8 +9,9 @@ import * as cpuScaling from "./scenarios/cpu-scaling.js";
 import * as http from "./scenarios/http.js";
 import * as recovery from "./scenarios/recovery.js";
 import * as checkpoint from "./scenarios/checkpoint.js";
+import * as hosts from "./scenarios/hosts.js";
 
-const SCENARIOS = [dispatch, cpuScaling, http, recovery, checkpoint];
+const SCENARIOS = [dispatch, cpuScaling, http, recovery, checkpoint, hosts];
 
 const { values } = parseArgs({
   options: {
