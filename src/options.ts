@@ -123,7 +123,7 @@ export interface ClusterOptions {
   journalSync?: "normal" | "full";
   /** How long a keyed request's reply is kept for replay, ms. Default 600000. */
   resultTtlMs?: number;
-  /** Idempotency keys held (open, or answered and kept for replay) before a new key answers E_OVERLOADED. Default 100000. */
+  /** Idempotency keys held (open, or answered and kept for replay) before a new key answers E_OVERLOADED. Default 1000000. */
   maxKeptReplies?: number;
   /** Reload (with no downtime) whenever a file in the handlers folder changes. Default false. */
   watch?: boolean;
@@ -188,7 +188,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     journal: input.journal === undefined ? null : resolve(str(input.journal, "journal")),
     journalSync: oneOf(input.journalSync ?? "normal", "journalSync", ["normal", "full"] as const),
     resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
-    maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
+    maxKeptReplies: int(input.maxKeptReplies ?? 1_000_000, "maxKeptReplies", 1, 100_000_000),
     watch: bool(input.watch ?? false, "watch"),
     redis: input.redis === undefined ? null : redisUrl(input.redis),
     cluster: name(input.cluster ?? "crew", "cluster"),

@@ -99,6 +99,23 @@ describe("crew start checks every option before any node starts", () => {
   });
 });
 
+describe("run, status and bench name their flags too", () => {
+  it("quote a bad number, refuse a flag given twice, and name the flag of a value out of range", async () => {
+    const cases: Array<[string[], number, string]> = [
+      [["run", "echo", "1", "--priority", "high"], 2, 'crew: --priority must be a number, got "high"\n'],
+      [["run", "echo", "1", "--timeout-ms", "1", "--timeout-ms", "2"], 2, 'crew: --timeout-ms was given 2 times ("1", "2"): give it once\n'],
+      [["status", "--interval-ms", "soon"], 2, 'crew: --interval-ms must be a number, got "soon"\n'],
+      [["bench", "--connections", "0", "--requests", "1"], 1, "crew: --connections must be a positive integer, got 0\n"],
+      [["bench", "--duration", "5x"], 1, 'crew: --duration must be a duration like 500ms, 10s or 2m, got "5x"\n'],
+      [["status", "--port", "70000"], 1, "crew: --port must be an integer from 0 to 65535, got 70000\n"],
+    ];
+    for (const [args, code, message] of cases) {
+      const out = await crew(args);
+      expect({ args, code: out.code, stderr: out.stderr.replace("Run crew --help for usage.\n", "") }).toEqual({ args, code, stderr: message });
+    }
+  });
+});
+
 describe("flags win over CREW_* variables, which win over the config file", () => {
   it("each source shows through --print-config, with where each value came from", async () => {
     const project = folder("layered", { "crew.config.json": JSON.stringify({ threads: 3, maxQueue: 5, nodeMemoryMb: 512, handlers: "jobs" }) });

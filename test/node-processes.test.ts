@@ -140,3 +140,17 @@ describe("a log reader that goes away", () => {
     expect(exit.signal === null ? exit.code : exit.signal).toBe(0);
   });
 });
+
+describe("--pretty into a pipe or a file", () => {
+  it("writes readable lines without colour codes, node output included", async () => {
+    const c = crew(["--threads", "1", "--pretty"]);
+    // pino-pretty puts each field on a line of its own: `    port: 40123` after "INFO: listening".
+    await c.waitFor((l) => /^\s+httpPort: \d+/.test(l.msg));
+    const text = c.lines.map((l) => l.msg).join("\n");
+    const port = Number(/INFO: listening[^]*?\n\s+port: (\d+)/.exec(text)![1]);
+    expect(await request(port, { id: 1, handler: "talk" })).toMatchObject({ ok: true });
+    await c.waitFor((l) => /talking 0/.test(l.msg));
+    expect(c.lines.filter((l) => l.raw !== true && "level" in l)).toEqual([]);
+    expect(c.lines.some((l) => l.msg.includes("\u001b["))).toBe(false);
+  });
+});

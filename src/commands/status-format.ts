@@ -48,8 +48,16 @@ export function formatStatus(status: ClusterStatus): string {
     `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored`,
     `cluster    balancer ${status.balancer} · up ${duration(status.uptimeMs)}${status.draining ? " · DRAINING" : ""}`,
     ...scalingLine(status.scaling),
+    ...(status.store ? [storeLine(status.store)] : []),
     ...hostLines(status),
   ].join("\n");
+}
+
+/** The idempotency keys' store: the journal's file, size and open requests, or memory. */
+function storeLine(store: ClusterStatus["store"]): string {
+  const keys = `${store.open} open · ${store.kept} replies kept (max ${store.maxKept} keys) · ${store.replayed} replayed · ${store.joined} joined`;
+  if (store.kind !== "journal") return `keys       ${store.kind} · ${keys}`;
+  return `journal    ${store.file} · ${mib(store.sizeBytes)} MiB · ${keys}`;
 }
 
 /** With --redis: one line per host of the cluster (this one marked), with its nodes as its last heartbeat told. */

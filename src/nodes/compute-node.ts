@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import type { NodeView } from "../primary/balancers/balancer.js";
 import type { CheckpointMsg, FromNode, HandlerConfig, NodeInit, NodeKind, ResultMsg, ToNode } from "./messages.js";
+import { type MemoryUse, MemoryQueries } from "./memory-queries.js";
 import type { ExitInfo, NodeTransport, TransportFactory } from "./transport.js";
 
 /**
@@ -51,7 +52,6 @@ export interface ComputeNodeOptions {
   log: Logger;
 }
 
-const MEMORY_QUERY_TIMEOUT_MS = 1000;
 
 export class ComputeNode implements NodeView {
   readonly id: string;
@@ -64,8 +64,7 @@ export class ComputeNode implements NodeView {
   readonly #running = new Set<number>();
   readonly #options: ComputeNodeOptions;
   #outbox: ToNode[] = [];
-  #memoryQueries = new Map<number, (v: { heapUsed: number; rss: number } | null) => void>();
-  #nextQuery = 1;
+  readonly #memoryQueries = new MemoryQueries();
   #exited: (() => void) | null = null;
 
   /** Requests answered (result or handler error) over the node's whole life. */
@@ -253,21 +252,9 @@ export class ComputeNode implements NodeView {
   }
 
   /** Heap and RSS of the node's thread or process, or null when it does not answer in time. */
-  memory(): Promise<{ heapUsed: number; rss: number } | null> {
+  memory(): Promise<MemoryUse | null> {
     if (this.#state !== "up") return Promise.resolve(null);
-    const q = this.#nextQuery++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#memoryQueries.delete(q);
-        resolve(null);
-      }, MEMORY_QUERY_TIMEOUT_MS);
-      timer.unref();
-      this.#memoryQueries.set(q, (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      });
-      this.#post({ t: "mem?", q });
-    });
+    return this.#memoryQueries.ask((q) => this.#post({ t: "mem?", q }));
   }
 
   #receive(msgs: FromNode[]): void {
@@ -287,8 +274,7 @@ export class ComputeNode implements NodeView {
       } else if (msg.t === "ckpt") {
         if (this.#running.has(msg.a)) listener.onCheckpoint(this, msg);
       } else if (msg.t === "mem") {
-        this.#memoryQueries.get(msg.q)?.({ heapUsed: msg.heapUsed, rss: msg.rss });
-        this.#memoryQueries.delete(msg.q);
+        this.#memoryQueries.answer(msg.q, { heapUsed: msg.heapUsed, rss: msg.rss });
       }
     }
   }
@@ -302,8 +288,7 @@ export class ComputeNode implements NodeView {
     this.expectedMs = 0;
     this.#outbox = [];
     this.lastExit = info;
-    for (const answer of this.#memoryQueries.values()) answer(null);
-    this.#memoryQueries.clear();
+    this.#memoryQueries.failAll();
     if (this.#state === "stopping") {
       this.#state = "stopped";
     } else {

@@ -16,6 +16,12 @@ export interface HandlerConfig {
   isolation?: IsolationMode;
   /** Placement preference: run on this kind of node when one has room, else anywhere allowed. */
   prefer?: NodeKind;
+  /**
+   * Hedged requests: an attempt running this long (ms, or "p95" of the handler's running
+   * run times) gets a second attempt on another node; the first reply wins. Only for
+   * handlers safe to run twice.
+   */
+  hedgeAfterMs?: number | "p95";
 }
 
 /** Sent once, when the node starts: everything the node runtime needs. */

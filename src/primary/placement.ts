@@ -45,6 +45,12 @@ export class Placement {
     return { node, park: bound && !node.hasRoom && !this.#canSendAhead(node, job) };
   }
 
+  /** A node other than `busy` with a free slot now that may run `job` (a hedge), or null. */
+  spare(job: Job, busy: ComputeNode): ComputeNode | null {
+    const pool = this.#eligible(job, "room").filter((n) => n !== busy);
+    return pool.length === 0 ? null : (this.#balancer.pick(job, pool) as ComputeNode);
+  }
+
   /** The run time to expect of `job`'s handler, for the pipelining budget. */
   expectedMs(job: Job): number {
     return this.#runMs.get(job.handler) ?? UNMEASURED_MS;

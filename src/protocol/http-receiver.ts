@@ -14,6 +14,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Logger } from "pino";
 import {
   BadRequestError,
   type CrewError,
@@ -30,6 +31,7 @@ import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
+import { grown } from "./ndjson.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
 /** A client has this long to send its headers, and this long for the whole request. */
@@ -219,11 +221,17 @@ class HttpReceiver implements Front {
     const untyped = contentTypeRefusal(req);
     if (untyped) return this.#refuse(res, handler, untyped);
     if (declaredLength(req) > this.#maxBody) return this.#tooLarge(res, handler, req);
-    const chunks: Buffer[] = [];
+    // One growing buffer, not a list of chunks: a chunked body sent a byte at a time
+    // would otherwise cost a Buffer object per byte, each pinning the socket's read buffer.
+    let body: Buffer = Buffer.alloc(0);
     let size = 0;
     const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size <= this.#maxBody) return void chunks.push(chunk);
+      if (size + chunk.length <= this.#maxBody) {
+        if (body.length < size + chunk.length) body = grown(body, 0, size, size + chunk.length);
+        chunk.copy(body, size);
+        size += chunk.length;
+        return;
+      }
       req.off("data", onData);
       req.off("end", onEnd);
       this.#tooLarge(res, handler, req);
@@ -232,7 +240,7 @@ class HttpReceiver implements Front {
       // The payload stays JSON text, checked but never built here: the node parses it.
       let payloadJson: string | undefined;
       if (size > 0) {
-        payloadJson = Buffer.concat(chunks, size).toString("utf8");
+        payloadJson = body.toString("utf8", 0, size);
         try {
           checkJson(payloadJson);
         } catch (err) {
@@ -253,7 +261,7 @@ class HttpReceiver implements Front {
     // server resumes a paused socket whenever a body is read, so past the cap a pipelined
     // request is refused rather than left unread.
     const cap = this.#cluster.options.maxConnectionInflight;
-    if (socketCancels(res.req.socket).size >= cap) {
+    if (socketCancels(res.req.socket, this.#cluster.log).size >= cap) {
       return this.#refuse(res, request.handler, new OverloadedError(`${cap} requests already in flight on this connection`));
     }
     let answered = false;
@@ -268,10 +276,11 @@ class HttpReceiver implements Front {
     const cancel = (): void => {
       if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
     };
-    const outstanding = socketCancels(res.req.socket);
+    const outstanding = socketCancels(res.req.socket, this.#cluster.log);
     outstanding.add(cancel);
     res.once("close", () => {
       outstanding.delete(cancel);
+      if (!answered) this.#cluster.log.debug({ remote: res.req.socket.remoteAddress, requestId: job.requestId }, "client disconnected: cancelling its requests");
       cancel();
     });
   }
@@ -431,12 +440,13 @@ const cancelsBySocket = new WeakMap<Socket, Set<() => void>>();
  * The cancels of a connection's unanswered requests, run by one 'close' listener per
  * socket; its size is the connection's in-flight count.
  */
-function socketCancels(socket: Socket): Set<() => void> {
+function socketCancels(socket: Socket, log: Logger): Set<() => void> {
   let cancels = cancelsBySocket.get(socket);
   if (!cancels) {
     const set = new Set<() => void>();
     cancelsBySocket.set(socket, set);
     socket.once("close", () => {
+      if (set.size > 0) log.debug({ remote: socket.remoteAddress, cancelled: set.size }, "client disconnected: cancelling its requests");
       for (const cancel of set) cancel();
       set.clear();
     });

@@ -25,11 +25,12 @@ export class CrewProcess {
     this.exited = new Promise((resolve) => this.child.on("exit", (code, signal) => resolve({ code, signal })));
     this.child.stderr!.resume();
     createInterface({ input: this.child.stdout! }).on("line", (text) => {
-      let line: Line;
+      let line: Line = { msg: text, raw: true };
       try {
-        line = JSON.parse(text) as Line;
+        const parsed: unknown = JSON.parse(text);
+        if (typeof parsed === "object" && parsed !== null) line = parsed as Line;
       } catch {
-        line = { msg: text, raw: true };
+        // a line that is not JSON (--pretty): kept as text
       }
       this.lines.push(line);
       for (const check of [...this.#waiters]) check();
