@@ -12,8 +12,9 @@ import * as checkpoint from "./scenarios/checkpoint.js";
 import * as reload from "./scenarios/reload.js";
 import * as hedging from "./scenarios/hedging.js";
 import * as journal from "./scenarios/journal.js";
+import * as hosts from "./scenarios/hosts.js";
 
-const SCENARIOS = [dispatch, cpuScaling, http, recovery, checkpoint, reload, hedging, journal];
+const SCENARIOS = [dispatch, cpuScaling, http, recovery, checkpoint, reload, hedging, journal, hosts];
 
 const { values } = parseArgs({
   options: {

@@ -139,11 +139,16 @@ export function numberOption(flag: string, describe: string, fallback?: number) 
     describe,
     ...(fallback === undefined ? {} : { default: fallback }),
     coerce: (value: unknown): number => {
-      if (Array.isArray(value)) throw new UsageError(`--${flag} was given ${value.length} times (${value.map((v) => JSON.stringify(v)).join(", ")}): give it once`);
+      refuseRepeated(flag, value);
       if (typeof value === "number") return value;
       const n = Number(value);
       if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got ${JSON.stringify(value)}`);
       return n;
     },
   };
+}
+
+/** yargs collects a flag given twice into an array: an error here, naming the values. */
+export function refuseRepeated(flag: string, value: unknown): void {
+  if (Array.isArray(value)) throw new UsageError(`--${flag} was given ${value.length} times (${value.map((v) => JSON.stringify(v)).join(", ")}): give it once`);
 }

@@ -17,6 +17,34 @@ export interface NodeProcess {
   kill(): void;
 }
 
+/** How long the pipes may stay open after the process exited (held by a program it started). */
+const PIPES_GRACE_MS = 1000;
+
+/**
+ * Calls `ended(code, signal)` once, when the process has exited and its IPC and output
+ * have delivered their last messages and lines ('close'). At its exit the rest of its
+ * group is killed (what it started dies with it), and pipes still held open by a
+ * program that escaped the group delay the report by at most 1 s.
+ */
+export function onEnded(node: NodeProcess, ended: (code: number | null, signal: NodeJS.Signals | null) => void): void {
+  const { child } = node;
+  let done = false;
+  const once = (code: number | null, signal: NodeJS.Signals | null) => {
+    if (done) return;
+    done = true;
+    ended(code, signal);
+  };
+  child.on("close", once);
+  child.on("exit", (code, signal) => {
+    node.kill();
+    setTimeout(() => {
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      once(code, signal);
+    }, PIPES_GRACE_MS).unref();
+  });
+}
+
 export function forkNodeProcess(entry: string, options: { env: NodeJS.ProcessEnv; execArgv: string[]; log: Logger; source: Record<string, unknown> }): NodeProcess {
   const child = fork(entry, [], {
     env: options.env,

@@ -4,13 +4,11 @@
  * small objects crew sends), its output relayed into the primary's log (see child.ts).
  */
 import { fileURLToPath } from "node:url";
-import { forkNodeProcess, processExit } from "./child.js";
+import { forkNodeProcess, onEnded, processExit } from "./child.js";
 import type { FromNode, ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
 
 const CHANNEL_LOST_GRACE_MS = 1000;
-/** How long the pipes may stay open after the process exited (held by a program it started). */
-const PIPES_GRACE_MS = 1000;
 const ENTRY = fileURLToPath(new URL("../node-runtime/process-entry.js", import.meta.url));
 
 export function createProcessTransport({ init, memoryMb, events, log }: TransportOptions): NodeTransport {
@@ -33,19 +31,7 @@ export function createProcessTransport({ init, memoryMb, events, log }: Transpor
   child.on("message", (msgs: FromNode[]) => {
     if (!exited) events.onMessages(msgs);
   });
-  // 'close', not 'exit': it comes after the IPC channel has delivered its last messages,
-  // and the output pipes their last lines.
-  child.on("close", (code, signal) => exit(processExit(code, signal, node.output, channelLost)));
-  child.on("exit", (code, signal) => {
-    // What the node started dies with it; and pipes still held by a program that escaped
-    // its group must not delay the crash path.
-    node.kill();
-    setTimeout(() => {
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      exit(processExit(code, signal, node.output, channelLost));
-    }, PIPES_GRACE_MS).unref();
-  });
+  onEnded(node, (code, signal) => exit(processExit(code, signal, node.output, channelLost)));
   child.on("error", () => {
     // A failed send or spawn: the child is no use to us now; 'exit' reports it.
     node.kill();

@@ -13,7 +13,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { forkNodeProcess, type NodeProcess, processExit } from "./child.js";
+import { forkNodeProcess, type NodeProcess, onEnded, processExit } from "./child.js";
 import type { FromHost, ToHost } from "./host-messages.js";
 import type { FromNode, ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportEvents, TransportFactory, TransportOptions } from "./transport.js";
@@ -40,8 +40,7 @@ class HostProcess {
     child.on("message", (batch: FromHost[]) => {
       for (const msg of batch) this.#receive(msg);
     });
-    child.on("exit", () => this.#proc.kill()); // a thread's leftover programs go with it
-    child.on("close", (code, signal) => {
+    onEnded(this.#proc, (code, signal) => {
       this.#dead = true;
       onDead(this);
       const cause = processExit(code, signal, this.#proc.output, false);

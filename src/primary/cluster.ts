@@ -406,9 +406,9 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
 
 /** --redis: this primary becomes one host of the cluster sharing that Redis. */
 async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
-  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue } = options;
+  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline } = options;
   try {
-    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue }, deps);
+    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline }, deps);
     const observer = deps.dispatcher.observer;
     const restarted = observer.nodeRestarted;
     observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());
