@@ -9,8 +9,12 @@ import * as cpuScaling from "./scenarios/cpu-scaling.js";
 import * as http from "./scenarios/http.js";
 import * as recovery from "./scenarios/recovery.js";
 import * as checkpoint from "./scenarios/checkpoint.js";
+import * as reload from "./scenarios/reload.js";
+import * as hedging from "./scenarios/hedging.js";
+import * as journal from "./scenarios/journal.js";
+import * as hosts from "./scenarios/hosts.js";
 
-const SCENARIOS = [dispatch, cpuScaling, http, recovery, checkpoint];
+const SCENARIOS = [dispatch, cpuScaling, http, recovery, checkpoint, reload, hedging, journal, hosts];
 
 const { values } = parseArgs({
   options: {

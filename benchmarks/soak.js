@@ -25,12 +25,12 @@ async function startPrimary(flags, nodeFlags = []) {
   let exited = null;
   child.once("exit", (code, signal) => (exited = { code, signal }));
   let text = "";
-  const port = await new Promise((resolve, reject) => {
+  const { port, httpPort } = await new Promise((resolve, reject) => {
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (chunk) => {
       text += chunk;
       const line = text.split("\n").find((l) => l.includes('"listening"'));
-      if (line) resolve(JSON.parse(line).port);
+      if (line) resolve(JSON.parse(line));
     });
     child.once("exit", () => reject(new Error(`the primary exited before listening:\n${text.slice(-2000)}`)));
   });
@@ -46,6 +46,7 @@ async function startPrimary(flags, nodeFlags = []) {
   const timer = setInterval(() => (peak = Math.max(peak, rss())), 50);
   return {
     port,
+    httpPort,
     rss,
     get exited() {
       return exited;
@@ -70,13 +71,25 @@ function client(port) {
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host: "127.0.0.1", noDelay: true });
     const replies = [];
-    let buffered = "";
     const waiters = new Set();
     const c = {
       socket,
       replies,
       closed: false,
       send: (lines) => socket.write(lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l)) + "\n").join("")),
+      /** Sends and waits until the socket takes more (TCP backpressure), or it closes. */
+      async push(lines) {
+        if (c.send(lines) || c.closed) return;
+        await new Promise((r) => {
+          const done = () => {
+            socket.off("drain", done);
+            socket.off("close", done);
+            r();
+          };
+          socket.on("drain", done);
+          socket.on("close", done);
+        });
+      },
       until(pred) {
         return new Promise((res, rej) => {
           const check = () => {
@@ -95,9 +108,11 @@ function client(port) {
       close: () => socket.destroy(),
     };
     socket.setEncoding("utf8");
+    let parts = [];
     socket.on("data", (chunk) => {
-      const lines = (buffered + chunk).split("\n");
-      buffered = lines.pop();
+      if (!chunk.includes("\n")) return void parts.push(chunk); // an 8 MiB reply comes in many chunks
+      const lines = (parts.join("") + chunk).split("\n");
+      parts = [lines.pop()];
       for (const line of lines) replies.push(JSON.parse(line));
       for (const w of [...waiters]) w();
     });
@@ -132,8 +147,7 @@ const shapes = [
       const c = await client(primary.port);
       const frame = (i) => `{"id":${i},"handler":"park","payload":[${"{},".repeat(Math.floor((MiB - 64) / 3) - 1)}{}]}`;
       for (let i = 0; !c.replies.some((r) => !r.ok); i++) {
-        c.send([frame(i)]);
-        if (i % 8 === 7) await new Promise((r) => setImmediate(r));
+        await c.push([frame(i)]);
         if (i > 2000) throw new Error("never refused");
       }
       await c.until(() => c.replies.some((r) => !r.ok));
@@ -150,7 +164,7 @@ const shapes = [
       const clients = await Promise.all([0, 1, 2, 3, 4].map(() => client(primary.port)));
       for (const c of clients) {
         c.socket.pause();
-        c.send(Array.from({ length: 40 }, (_, i) => ({ id: i, handler: "big", payload: { bytes: 8 * MiB } })));
+        c.send(Array.from({ length: 40 }, (_, i) => ({ id: i, handler: "big", payload: { bytes: 8 * MiB }, timeoutMs: 600_000 })));
       }
       // Long enough for every unheld request to have run: the held ones do not.
       await new Promise((r) => setTimeout(r, 8000));
@@ -159,7 +173,7 @@ const shapes = [
       await Promise.all(clients.map((c) => c.until(() => c.replies.length >= 40)));
       const ok = clients.every((c) => c.replies.every((r) => r.ok));
       for (const c of clients) c.close();
-      if (!ok) throw new Error("a reply was lost");
+      if (!ok) throw new Error(`a reply failed: ${refusedBy(clients.flatMap((c) => c.replies))}`);
       return { refused: "none (held, then all 200 answered)", bound: "--max-unsent-reply-bytes (8 MiB per connection)", peakMiB: peakWhileHeld / MiB };
     },
   },
@@ -179,6 +193,39 @@ const shapes = [
       const grown = primary.rss() - before;
       for (const c of clients) c.close();
       return { refused: "none (under --max-frame-bytes)", bound: "--max-frame-bytes per line, held in one buffer", note: `RSS +${(grown / MiB).toFixed(1)} MiB for 0.94 MiB pending (${(grown / (20 * 48 * 1024)).toFixed(1)} bytes per pending byte)` };
+    },
+  },
+  {
+    name: "20 HTTP connections sending a chunked body in 1-byte chunks (20 × 256 KiB)",
+    flags: [],
+    boundMiB: 250,
+    async run(primary) {
+      const sockets = await Promise.all(
+        Array.from({ length: 20 }, () => new Promise((resolve) => {
+          const socket = connect({ port: primary.httpPort, host: "127.0.0.1" }, () => resolve(socket));
+          socket.on("error", () => {});
+        })),
+      );
+      const head = "POST /v1/run/echo HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n1\r\n\"\r\n";
+      const ones = Buffer.from("1\r\nx\r\n".repeat(64 * 1024));
+      for (const socket of sockets) socket.write(head);
+      for (let round = 0; round < 4; round++) {
+        await Promise.all(sockets.map((socket) => new Promise((resolve) => (socket.write(ones) ? resolve() : socket.once("drain", resolve)))));
+      }
+      const answers = await Promise.all(
+        sockets.map((socket) => new Promise((resolve) => {
+          let text = "";
+          socket.setEncoding("utf8");
+          socket.on("data", (c) => (text += c));
+          socket.once("close", () => resolve([...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]).find((code) => code !== "102") ?? text.slice(0, 80)));
+          socket.end("1\r\n\"\r\n0\r\n\r\n");
+        })),
+      );
+      // 408: the 30 s request timeout passed first (a loaded machine parses 1-byte chunks slowly): a bound too.
+      const ok = answers.filter((a) => a === "200").length;
+      const timedOut = answers.filter((a) => a === "408").length;
+      if (ok + timedOut !== 20) throw new Error(`${ok} of 20 bodies answered 200, ${timedOut} 408: ${answers.find((a) => a !== "200" && a !== "408")}`);
+      return { refused: timedOut > 0 ? `${timedOut} × 408 (request timeout)` : "none (under --max-frame-bytes)", bound: "--max-frame-bytes per body, in one buffer", note: `${ok} of 20 answered 200` };
     },
   },
   {
@@ -229,8 +276,7 @@ const shapes = [
       const c = await client(primary.port);
       const frame = (i) => `{"id":${i},"handler":"park","payload":"${"x".repeat(MiB - 64)}"}`;
       for (let i = 0; !c.replies.some((r) => !r.ok); i++) {
-        c.send([frame(i)]);
-        if (i % 4 === 3) await new Promise((r) => setTimeout(r, 0));
+        await c.push([frame(i)]);
         if (i > 4000) throw new Error("never refused");
       }
       const refusal = c.replies.find((r) => !r.ok);
@@ -242,7 +288,9 @@ const shapes = [
 
 const results = [];
 let failed = false;
-for (const shape of shapes) {
+// `npm run soak -- WORD` runs only the shapes whose name contains WORD.
+const only = process.argv[2];
+for (const shape of shapes.filter((s) => !only || s.name.includes(only))) {
   const primary = await startPrimary(shape.flags, shape.nodeFlags);
   const base = primary.rss();
   primary.resetPeak();
@@ -264,5 +312,14 @@ for (const shape of shapes) {
 
 console.log("\n| shape | refused with | bound | primary RSS before → peak |\n| --- | --- | --- | --- |");
 for (const r of results) console.log(`| ${r.shape} | ${r.refused ?? r.error} | ${r.bound ?? ""} | ${r.baseMiB ?? "?"} → ${r.peakMiB ?? "?"} MiB${r.note ? ` (${r.note})` : ""} |`);
-writeFileSync(new URL("./results/soak.json", import.meta.url), JSON.stringify({ node: process.version, date: new Date().toISOString(), results }, null, 2) + "\n");
+// A partial run (`npm run soak -- WORD`) replaces only its shapes' entries in the file.
+const file = new URL("./results/soak.json", import.meta.url);
+let all = results;
+if (only) {
+  try {
+    const kept = JSON.parse(readFileSync(file, "utf8")).results.filter((r) => !results.some((n) => n.shape === r.shape) && shapes.some((s) => s.name === r.shape));
+    all = [...kept, ...results];
+  } catch {}
+}
+writeFileSync(file, JSON.stringify({ node: process.version, date: new Date().toISOString(), results: all }, null, 2) + "\n");
 process.exit(failed ? 1 : 0);

@@ -44,8 +44,9 @@ export async function main(argv: string[]): Promise<void> {
       .version()
       .wrap(Math.min(110, process.stdout.columns || 110))
       .fail((message, err, y) => {
-        if (err) throw err;
-        console.error(`${y.help() && ""}crew: ${message}\nRun crew --help for usage.`);
+        // yargs wraps what an option's coerce() throws (a bad --priority) in a YError: a usage error too.
+        if (err && err.name !== "YError") throw err;
+        console.error(`${y.help() && ""}crew: ${message ?? err?.message}\nRun crew --help for usage.`);
         process.exit(2);
       })
       .parseAsync();

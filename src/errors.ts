@@ -38,10 +38,24 @@ export type WireErrorCode = keyof typeof WIRE_ERRORS;
 export type LocalErrorCode = keyof typeof LOCAL_ERRORS;
 export type ErrorCode = WireErrorCode | LocalErrorCode;
 
+/**
+ * What a handler's thrown error said about itself, forwarded in an E_HANDLER reply's
+ * `error.cause`: its `name`, its own string `code`, JSON `details`, and an HTTP `status`
+ * in 400–499 that the HTTP front answers with.
+ */
+export interface WireCause {
+  name: string;
+  code?: string;
+  details?: unknown;
+  status?: number;
+}
+
 /** The JSON shape of an error on the wire (TCP frames, HTTP bodies, node messages). */
 export interface WireError {
   code: string;
   message: string;
+  /** E_HANDLER only: what the handler's error said about itself. */
+  cause?: WireCause;
 }
 
 export class CrewError extends Error {
@@ -56,13 +70,19 @@ export class CrewError extends Error {
     return errorName(this.code);
   }
 
-  /** The HTTP status of a wire code; 500 for local codes, which never reach a client. */
+  /**
+   * The HTTP status of a wire code; 500 for local codes, which never reach a client. An
+   * E_HANDLER whose handler set a `status` in 400–499 answers with that one.
+   */
   get status(): number {
+    const chosen = this.code === "E_HANDLER" ? wireCause(this.cause)?.status : undefined;
+    if (chosen !== undefined) return chosen;
     return isWireCode(this.code) ? WIRE_ERRORS[this.code].status : 500;
   }
 
   toJSON(): WireError {
-    return { code: this.code, message: this.message };
+    const cause = this.code === "E_HANDLER" ? wireCause(this.cause) : undefined;
+    return cause ? { code: this.code, message: this.message, cause } : { code: this.code, message: this.message };
   }
 }
 
@@ -134,10 +154,23 @@ export function isErrorCode(code: string): code is ErrorCode {
   return Object.hasOwn(CLASSES, code);
 }
 
-/** Rebuilds the coded error class from a wire error (client side, node messages). */
+/** Rebuilds the coded error class from a wire error (client side, node messages), with its cause. */
 export function errorFromWire(err: WireError): CrewError {
   const code = isErrorCode(err.code) ? err.code : "E_HANDLER";
-  return new CLASSES[code](err.message);
+  const cause = wireCause(err.cause);
+  return cause ? new CLASSES[code](err.message, { cause }) : new CLASSES[code](err.message);
+}
+
+/** A cause as it came off the wire, or undefined when it is not one (an Error, a local cause). */
+function wireCause(cause: unknown): WireCause | undefined {
+  if (typeof cause !== "object" || cause === null || cause instanceof Error) return undefined;
+  const c = cause as WireCause;
+  if (typeof c.name !== "string") return undefined;
+  const out: WireCause = { name: c.name };
+  if (typeof c.code === "string") out.code = c.code;
+  if (c.details !== undefined) out.details = c.details;
+  if (Number.isInteger(c.status) && (c.status as number) >= 400 && (c.status as number) <= 499) out.status = c.status;
+  return out;
 }
 
 function errorName(code: ErrorCode): string {

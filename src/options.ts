@@ -53,6 +53,25 @@ export interface ClusterOptions {
   maxPendingBytes?: number;
   /** Largest checkpoint state, as JSON. Default 1 MiB. */
   maxCheckpointBytes?: number;
+  /**
+   * Largest handler result, as JSON bytes: a larger one answers E_HANDLER naming this
+   * option, so no handler can make the primary hold (or a slow client pin) a huge reply.
+   * Default 16 MiB.
+   */
+  maxResultBytes?: number;
+  /**
+   * Where thread nodes run: "process" (default), in one child process that hosts them all,
+   * so no handler's memory use can abort the primary (a V8 out-of-memory abort in a thread
+   * can end its whole process, nodejs/node#47224); or "primary", in the primary's own
+   * process: one hop less per request, but such an abort takes the primary down.
+   */
+  threadHost?: "process" | "primary";
+  /**
+   * How long a node may take to load every handler before it is killed: `createCluster`
+   * (and `crew start`) then fail naming the file, and a restart is retried with backoff.
+   * Default 30000.
+   */
+  nodeStartTimeoutMs?: number;
   /** Heap cap per node. Default 2048. */
   nodeMemoryMb?: number;
   /** Attempts running at once on one node. Default 1. */
@@ -110,7 +129,7 @@ export interface ClusterOptions {
   journalSync?: "normal" | "full";
   /** How long a keyed request's reply is kept for replay, ms. Default 600000. */
   resultTtlMs?: number;
-  /** Idempotency keys held (open, or answered and kept for replay) before a new key answers E_OVERLOADED. Default 100000. */
+  /** Idempotency keys held (open, or answered and kept for replay) before a new key answers E_OVERLOADED. Default 1000000. */
   maxKeptReplies?: number;
   /** Reload (with no downtime) whenever a file in the handlers folder changes. Default false. */
   watch?: boolean;
@@ -156,6 +175,9 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     maxFrameBytes: int(input.maxFrameBytes ?? 1024 * 1024, "maxFrameBytes", 64, 1024 ** 3),
     maxPendingBytes: int(input.maxPendingBytes ?? 256 * 1024 * 1024, "maxPendingBytes", 64, 2 ** 50),
     maxCheckpointBytes: int(input.maxCheckpointBytes ?? 1024 * 1024, "maxCheckpointBytes", 2, 1024 ** 3),
+    maxResultBytes: int(input.maxResultBytes ?? 16 * 1024 * 1024, "maxResultBytes", 2, 1024 ** 3),
+    threadHost: oneOf(input.threadHost ?? "process", "threadHost", ["process", "primary"] as const),
+    nodeStartTimeoutMs: int(input.nodeStartTimeoutMs ?? 30_000, "nodeStartTimeoutMs", 1, 3600_000),
     nodeMemoryMb: int(input.nodeMemoryMb ?? 2048, "nodeMemoryMb", 16, 1024 * 1024),
     nodeConcurrency: int(input.nodeConcurrency ?? 1, "nodeConcurrency", 1, 10_000),
     nodePipeline: int(input.nodePipeline ?? 16, "nodePipeline", 0, 1024),
@@ -173,7 +195,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     journal: input.journal === undefined ? null : resolve(str(input.journal, "journal")),
     journalSync: oneOf(input.journalSync ?? "normal", "journalSync", ["normal", "full"] as const),
     resultTtlMs: int(input.resultTtlMs ?? 600_000, "resultTtlMs", 1, MAX_TIMEOUT_MS),
-    maxKeptReplies: int(input.maxKeptReplies ?? 100_000, "maxKeptReplies", 1, 100_000_000),
+    maxKeptReplies: int(input.maxKeptReplies ?? 1_000_000, "maxKeptReplies", 1, 100_000_000),
     watch: bool(input.watch ?? false, "watch"),
     redis: input.redis === undefined ? null : redisUrl(input.redis),
     cluster: name(input.cluster ?? "crew", "cluster"),

@@ -4,7 +4,7 @@
  * (seen through --print-config), and createCluster's own checks of its keys and handlers.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -99,6 +99,23 @@ describe("crew start checks every option before any node starts", () => {
   });
 });
 
+describe("run, status and bench name their flags too", () => {
+  it("quote a bad number, refuse a flag given twice, and name the flag of a value out of range", async () => {
+    const cases: Array<[string[], number, string]> = [
+      [["run", "echo", "1", "--priority", "high"], 2, 'crew: --priority must be a number, got "high"\n'],
+      [["run", "echo", "1", "--timeout-ms", "1", "--timeout-ms", "2"], 2, 'crew: --timeout-ms was given 2 times ("1", "2"): give it once\n'],
+      [["status", "--interval-ms", "soon"], 2, 'crew: --interval-ms must be a number, got "soon"\n'],
+      [["bench", "--connections", "0", "--requests", "1"], 1, "crew: --connections must be a positive integer, got 0\n"],
+      [["bench", "--duration", "5x"], 1, 'crew: --duration must be a duration like 500ms, 10s or 2m, got "5x"\n'],
+      [["status", "--port", "70000"], 1, "crew: --port must be an integer from 0 to 65535, got 70000\n"],
+    ];
+    for (const [args, code, message] of cases) {
+      const out = await crew(args);
+      expect({ args, code: out.code, stderr: out.stderr.replace("Run crew --help for usage.\n", "") }).toEqual({ args, code, stderr: message });
+    }
+  });
+});
+
 describe("flags win over CREW_* variables, which win over the config file", () => {
   it("each source shows through --print-config, with where each value came from", async () => {
     const project = folder("layered", { "crew.config.json": JSON.stringify({ threads: 3, maxQueue: 5, nodeMemoryMb: 512, handlers: "jobs" }) });
@@ -129,6 +146,19 @@ describe("flags win over CREW_* variables, which win over the config file", () =
       code: 1,
       stderr: 'crew: crew.config.json: unknown option "maxAttempt" (did you mean maxAttempts?)\n',
     });
+  });
+});
+
+describe("the flag table", () => {
+  it("has a flag for every option resolveOptions knows, and the README's CLI block lists every flag", async () => {
+    const { resolveOptions } = await import("../dist/options.js");
+    const { START_FLAGS, kebab } = await import("../dist/commands/flags.js");
+    // logger is for embedding only; maxThreads/maxProcesses come from --threads/--processes MIN..MAX.
+    const derived = ["logger", "maxThreads", "maxProcesses"];
+    expect(Object.keys(resolveOptions({})).filter((k) => !(k in START_FLAGS) && !derived.includes(k))).toEqual([]);
+    const readme = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
+    const cliBlock = readme.slice(readme.indexOf("## CLI"), readme.indexOf("## Embedding"));
+    expect(Object.keys(START_FLAGS).map((k) => `--${kebab(k)}`).filter((flag) => !cliBlock.includes(`[${flag}`))).toEqual([]);
   });
 });
 

@@ -43,7 +43,7 @@ describe.each([
     expect(looped).not.toBe(held.node);
 
     expect(await logs.waitFor(KILLING, {}, from)).toMatchObject({ node: looped, graceMs: 50, reason: "E_TIMEOUT" });
-    expect(await logs.waitFor("node crashed", {}, from)).toMatchObject({ node: looped, lost: 1, ...killed });
+    expect(await logs.waitFor("node crashed", {}, from)).toMatchObject({ node: looped, toRetry: 1, ...killed });
     await logs.waitFor("node up", { node: looped, restarts: before[looped]! + 1 }, from);
 
     // The request on the other node ran on, on its first attempt.

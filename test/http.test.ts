@@ -198,7 +198,9 @@ describe("the other endpoints", () => {
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     const status = (await res.json()) as any;
     expect(status.nodes.map((n: any) => n.id)).toEqual(["t0", "t1"]);
-    expect(status.nodes[0]).toMatchObject({ kind: "thread", pid: process.pid, threadId: expect.any(Number) });
+    // Thread nodes live in one host process, not in the primary (see src/nodes/thread-host.ts).
+    expect(status.nodes[0]).toMatchObject({ kind: "thread", pid: status.nodes[1].pid, threadId: expect.any(Number) });
+    expect(status.nodes[0].pid).not.toBe(process.pid);
     expect(status.queue).toEqual({ length: 0, max: 10_000 });
     expect(status.requests.accepted).toBeGreaterThan(0);
   });

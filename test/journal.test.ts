@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster, type CrewError, JournalError } from "crew";
+import { formatStatus } from "../dist/commands/status-format.js";
 import { Gate } from "./helpers/cluster.js";
 import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { PrimaryProcess } from "./helpers/primary-process.js";
@@ -162,5 +163,27 @@ describe("a journal crew must not use is refused and left as it is", () => {
     const { code } = await primary.exited;
     expect(code).not.toBe(0);
     expect(primary.stderr.join("") + JSON.stringify(primary.lines)).toContain("schema version 2");
+  });
+});
+
+describe("the journal in metrics and crew status", () => {
+  it("counts journal writes, commits, replays and joins, and crew status shows the file, size and open requests", async () => {
+    const file = join(dir, "metrics.db");
+    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" });
+    try {
+      const { httpPort } = await cluster.listen({ port: 0, httpPort: 0 });
+      await cluster.run("nap", { ms: 0 }, { idempotencyKey: "m1" });
+      await cluster.run("nap", { ms: 0 }, { idempotencyKey: "m1" });
+      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      expect(text).toMatch(/^crew_idempotent_replayed_total 1$/m);
+      expect(text).toMatch(/^crew_idempotent_joined_total 0$/m);
+      const writes = Number(/^crew_journal_writes_total (\d+)$/m.exec(text)?.[1]);
+      expect(writes).toBeGreaterThanOrEqual(1); // the request, its attempt and its reply fold into one row when they share a commit
+      expect(Number(/^crew_journal_commit_seconds_count (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+      const shown = formatStatus(await cluster.status());
+      expect(shown).toMatch(new RegExp(`^journal +${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} · \\d+\\.\\d MiB · 0 open · 1 replies kept`, "m"));
+    } finally {
+      await cluster.close();
+    }
   });
 });

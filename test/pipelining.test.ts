@@ -14,7 +14,9 @@ const crashes: string[] = [];
 beforeAll(async () => {
   // killGraceMs 0: were the grace timer armed for the waiting request, it would fire on the
   // very next timers phase, which the test lets pass before releasing the long request.
-  cluster = await createCluster({ handlers: HANDLERS, threads: 1, killGraceMs: 0, logLevel: "silent" });
+  // threadHost "primary": the test holds the thread with memory it shares with it, which
+  // only a thread in the test's own process can see.
+  cluster = await createCluster({ handlers: HANDLERS, threads: 1, threadHost: "primary", killGraceMs: 0, logLevel: "silent" });
   cluster.observe({ nodeCrashed: (node, info) => crashes.push(`${node.id}: ${info.reason}`) });
 });
 afterAll(() => cluster?.close());

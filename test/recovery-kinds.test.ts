@@ -32,8 +32,8 @@ const PROCESS_KINDS: Kind[] = [
   { mode: "exit", ended: exitedWith(7) },
   { mode: "uncaught", ended: exitedWith(1) },
   { mode: "unhandled", ended: exitedWith(1) },
-  // V8 aborts a process over --max-old-space-size.
-  { mode: "oom", ended: killedBy("SIGABRT") },
+  // V8 aborts a process over --max-old-space-size: the primary saw its report on stderr.
+  { mode: "oom", ended: (l) => expect(l).toMatchObject({ code: null, signal: "SIGABRT", reason: "out of memory" }) },
   { mode: "sigkill", ended: killedBy("SIGKILL") },
   { mode: "sigsegv", ended: killedBy("SIGSEGV") },
   // The node's entry exits as soon as its channel closes…

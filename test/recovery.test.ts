@@ -166,7 +166,7 @@ describe("every crash, restart and retry is logged and counted", () => {
         // Whichever life of the node died, the crash line names that thread or process.
         const crashes = logs.find("node crashed", {}, from);
         expect(crashes).toHaveLength(2);
-        expect(crashes[0]).toMatchObject({ node: id, kind: up.kind, pid: up.pid, threadId: up.threadId, lost: 1, ...how });
+        expect(crashes[0]).toMatchObject({ node: id, kind: up.kind, pid: up.pid, threadId: up.threadId, toRetry: 1, ...how });
         const secondLife = logs.find("node up", { node: id, restarts: 1 }, from)[0]!;
         expect(crashes[1]).toMatchObject({ node: id, pid: secondLife.pid, threadId: secondLife.threadId, ...how });
         expect(up.kind === "thread" ? secondLife.threadId : secondLife.pid).not.toBe(up.kind === "thread" ? up.threadId : up.pid);

@@ -7,6 +7,7 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { formatStatus } from "../dist/commands/status.js";
 import { CrewHost } from "./helpers/crew-host.js";
 import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { REDIS_SKIP, RedisServer } from "./helpers/redis-server.js";
@@ -74,6 +75,11 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const status = (await (await fetch(`http://127.0.0.1:${a.httpPort}/v1/status`)).json()) as { host: string; hosts: Array<{ id: string; nodes: Array<{ id: string }> }> };
     expect(status.host).toBe("a");
     expect(status.hosts.map((h) => [h.id, h.nodes.map((x) => x.id)])).toEqual([["a", []], ["b", ["t0"]]]);
+    // crew status shows the same list.
+    const text = formatStatus(status as never);
+    expect(text).toContain("hosts      2 in the cluster (this one: a)");
+    expect(text).toMatch(/\* a {2}gateway \(no nodes\)/);
+    expect(text).toMatch(/ {3}b {2}t0 up \d+ in flight/);
   });
 
   it("SIGKILL of the host running a checkpointing job: another host resumes it, the client on a third host gets one reply", async () => {

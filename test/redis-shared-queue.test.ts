@@ -121,9 +121,9 @@ describe.skipIf(REDIS_SKIP !== null)("redis shared queue", () => {
     expect(now!.checkpoint).toBe('{"i":1}');
     expect(await a.checkpoint(r.requestId, old!.fence, '{"i":99}')).toBe(false);
     expect(await b.checkpoint(r.requestId, now!.fence, '{"i":2}')).toBe(true);
-    expect(await a.finish(r.requestId, old!.fence, OK("stale"), false)).toBe("refused");
+    expect(await a.finish(r.requestId, old!.fence, OK("stale"), false)).toBe("fenced");
     expect(await b.finish(r.requestId, now!.fence, OK("fresh"), false)).toBe("answered");
-    expect(await b.finish(r.requestId, now!.fence, OK("twice"), false)).toBe("refused");
+    expect(await b.finish(r.requestId, now!.fence, OK("twice"), false)).toBe("already");
     const replies = await redis.xrange(keys.replies("a"), "-", "+");
     expect(replies.map(([, f]) => JSON.parse(f[3]!).json)).toEqual(['"fresh"']);
     // Answered: acknowledged and deleted from the queue, and the request key expires.
@@ -140,7 +140,7 @@ describe.skipIf(REDIS_SKIP !== null)("redis shared queue", () => {
     const told = new Promise((resolve) => sub.once("message", (_c: string, m: string) => resolve(m)));
     expect(await a.finish(r.requestId, null, { ok: false, error: { code: "E_CANCELLED", message: "x" }, meta: { node: null, attempts: 0, ms: 0 } }, false)).toBe("answered");
     expect(await told).toBe(r.requestId);
-    expect(await b.finish(r.requestId, held!.fence, OK("late"), false)).toBe("refused");
+    expect(await b.finish(r.requestId, held!.fence, OK("late"), false)).toBe("already");
     expect(await b.heartbeat([held!], {}, 3000)).toEqual([r.requestId]);
     sub.disconnect();
   });

@@ -13,9 +13,11 @@ function nested(depth: number): string {
 }
 
 describe.each([
-  // Threads take structured clones (a function cannot be cloned); processes take JSON (a
-  // BigInt cannot be serialised; a function would just be left out, as JSON does).
-  { kind: "thread", nodes: { threads: 1 }, unsendable: () => ({ f: () => 1 }) },
+  // Threads in the primary take structured clones (a function cannot be cloned); processes,
+  // and threads hosted in a child process (the default), take JSON (a BigInt cannot be
+  // serialised; a function would just be left out, as JSON does).
+  { kind: "thread", nodes: { threads: 1 }, unsendable: () => ({ n: 1n }) },
+  { kind: "thread in the primary", nodes: { threads: 1, threadHost: "primary" as const }, unsendable: () => ({ f: () => 1 }) },
   { kind: "process", nodes: { processes: 1 }, unsendable: () => ({ n: 1n }) },
 ])("on a $kind node", ({ nodes, unsendable }) => {
   let cluster: Cluster;

@@ -158,7 +158,7 @@ function nodeRows(snap) {
     for (const n of host.nodes) {
       const kill = host.self ? h("button", { class: "danger", type: "button", "data-kill": n.id, disabled: n.state !== "up", onclick: () => killNode(n.id) }, "kill") : "";
       rows.push(
-        h("tr", { "data-node": n.id },
+        h("tr", { "data-node": n.id, "data-host": host.id },
           h("td", {}, n.id), h("td", {}, n.kind), h("td", {}, n.threadId == null ? (n.pid ?? "–") : `${n.pid ?? "–"} / ${n.threadId}`),
           h("td", {}, h("span", { class: `state state-${n.state}` }, n.state)),
           h("td", { class: "num" }, n.inFlight ?? "–"), h("td", { class: "num" }, n.completed ?? "–"),

@@ -1,5 +1,5 @@
 // crew's primary, as `crew start` runs it: node servers/crew.js --threads N [--processes M]
-// [--handlers DIR] [--http]. Reports { port, httpPort } (httpPort null without --http).
+// [--handlers DIR] [--http] [--journal FILE]. Reports { port, httpPort } (httpPort null without --http).
 import { parseArgs } from "node:util";
 import { createCluster } from "../../dist/index.js";
 import { failed, serve } from "../lib/servers.js";
@@ -10,6 +10,7 @@ const { values } = parseArgs({
     processes: { type: "string", default: "0" },
     handlers: { type: "string", default: new URL("../../workers", import.meta.url).pathname },
     http: { type: "boolean", default: false },
+    journal: { type: "string" },
   },
 });
 
@@ -18,6 +19,7 @@ try {
     handlers: values.handlers,
     threads: Number(values.threads),
     processes: Number(values.processes),
+    journal: values.journal,
     logLevel: "silent",
   });
   const { port, httpPort } = await cluster.listen({ port: 0, httpPort: values.http ? 0 : undefined });

@@ -39,6 +39,8 @@ export interface LoadOptions {
    * rejects with that error instead of loading. The probe counts as one of the requests.
    */
   probe?: boolean;
+  /** Clients with `resubmit: true`: every request keyed, resent after a lost connection. */
+  resubmit?: boolean;
 }
 
 /** Replies that the next request would get too: not worth loading a cluster with. */
@@ -119,7 +121,7 @@ class Generator implements LoadRun {
 
   constructor(options: LoadOptions) {
     this.#options = options;
-    this.#clients = Array.from({ length: options.connections }, () => new Client({ host: options.host, port: options.port }));
+    this.#clients = Array.from({ length: options.connections }, () => new Client({ host: options.host, port: options.port, resubmit: options.resubmit === true }));
     options.signal?.addEventListener("abort", () => this.stop(), { once: true });
     this.done = this.#run();
   }

@@ -11,7 +11,7 @@ import { InvalidOptionError } from "../errors.js";
 import { UsageError } from "./usage-error.js";
 import { checkListenAddress } from "../options.js";
 import { nearest } from "../suggest.js";
-import { CLIENT_FLAGS, envName, type FlagSpec, type FlagTable, kebab, START_FLAGS } from "./flags.js";
+import { CLIENT_FLAGS, envName, type FlagSpec, type FlagTable, kebab, refuseRepeated, START_FLAGS } from "./flags.js";
 
 export const DEFAULT_CONFIG_FILE = "crew.config.json";
 
@@ -65,9 +65,7 @@ export function gatherOptions(argv: Record<string, unknown>, table: FlagTable, e
 /** A flag's value from yargs' parse; a flag given twice is an error, not an array. */
 function flagValue(argv: Record<string, unknown>, key: string): unknown {
   const value = argv[key];
-  if (Array.isArray(value)) {
-    throw new UsageError(`--${kebab(key)} was given ${value.length} times (${value.map((v) => JSON.stringify(v)).join(", ")}): give it once`);
-  }
+  refuseRepeated(kebab(key), value);
   return value;
 }
 

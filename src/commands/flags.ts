@@ -8,6 +8,7 @@
  * (src/options.ts), which checks the value and holds the default.
  */
 import type { Argv } from "yargs";
+import { UsageError } from "./usage-error.js";
 import { BALANCER_NAMES } from "../primary/balancers/balancer.js";
 import { LOG_LEVELS } from "../options.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_PORT } from "../protocol/address.js";
@@ -66,6 +67,9 @@ export const START_FLAGS = {
   maxFrameBytes: { kind: "number", describe: "Largest TCP frame or HTTP body" },
   maxPendingBytes: { kind: "number", describe: "Bytes of requests accepted and unanswered before E_OVERLOADED" },
   maxCheckpointBytes: { kind: "number", describe: "Largest checkpoint state (as JSON)" },
+  maxResultBytes: { kind: "number", describe: "Largest handler result (as JSON); a larger one answers E_HANDLER" },
+  threadHost: { kind: "string", choices: ["process", "primary"], describe: "Where thread nodes run: one host process (no handler's memory use can abort the primary) or the primary itself (faster)" },
+  nodeStartTimeoutMs: { kind: "number", describe: "How long a node may take to load the handlers before it is killed" },
   nodeMemoryMb: { kind: "number", describe: "Heap cap per node; a node over it is replaced" },
   nodeConcurrency: { kind: "number", describe: "Requests running at once on one node" },
   nodePipeline: { kind: "number", describe: "Short requests a busy node may hold ahead (0: off)" },
@@ -84,7 +88,7 @@ export const START_FLAGS = {
   journal: { kind: "string", describe: "SQLite file keeping keyed requests, checkpoints and replies across restarts (needs better-sqlite3)" },
   journalSync: { kind: "string", choices: ["normal", "full"], describe: "full: an fsync per commit, so an OS crash loses nothing either [default: normal]" },
   resultTtlMs: { kind: "number", describe: "How long a keyed request's reply is kept for replay [default: 600000]" },
-  maxKeptReplies: { kind: "number", describe: "Idempotency keys held (open or kept) before a new key is refused E_OVERLOADED [default: 100000]" },
+  maxKeptReplies: { kind: "number", describe: "Idempotency keys held (open or kept) before a new key is refused E_OVERLOADED [default: 1000000]" },
   watch: { kind: "boolean", describe: "Reload the handlers (no downtime) when a file in their folder changes" },
   redis: { kind: "string", describe: "Redis URL (redis://HOST:PORT[/DB]): join the hosts sharing it (several hosts, docs/redis.md)" },
   cluster: { kind: "string", describe: "Cluster name in Redis: hosts with the same Redis and name share work" },
@@ -123,4 +127,29 @@ export function declareFlags<T>(y: Argv<T>, table: FlagTable, defaults: Record<s
     });
   }
   return y;
+}
+
+/**
+ * A number option of one command (not in a table): the text as typed is checked, so a
+ * bad value is quoted (`--priority must be a number, got "high"`) and a flag given twice
+ * is an error, as for the table's flags.
+ */
+export function numberOption(flag: string, describe: string, fallback?: number) {
+  return {
+    requiresArg: true,
+    describe,
+    ...(fallback === undefined ? {} : { default: fallback }),
+    coerce: (value: unknown): number => {
+      refuseRepeated(flag, value);
+      if (typeof value === "number") return value;
+      const n = Number(value);
+      if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got ${JSON.stringify(value)}`);
+      return n;
+    },
+  };
+}
+
+/** yargs collects a flag given twice into an array: an error here, naming the values. */
+export function refuseRepeated(flag: string, value: unknown): void {
+  if (Array.isArray(value)) throw new UsageError(`--${flag} was given ${value.length} times (${value.map((v) => JSON.stringify(v)).join(", ")}): give it once`);
 }

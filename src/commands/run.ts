@@ -11,7 +11,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { CrewError } from "../errors.js";
 import { Client } from "../protocol/client.js";
 import { clusterAddress } from "./config-sources.js";
-import { CLIENT_FLAGS, declareFlags } from "./flags.js";
+import { CLIENT_FLAGS, declareFlags, numberOption } from "./flags.js";
 
 interface RunArgs {
   handler: string;
@@ -30,8 +30,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .positional("handler", { type: "string", describe: "Handler name (a file in the cluster's handlers folder)" })
       .positional("payload-json", { type: "string", describe: "The payload: JSON, - to read it from stdin, or @FILE to read it from a file [default: none]" })
       .option("key", { type: "string", describe: "Routing key (the hash balancer keeps a key on one node)" })
-      .option("timeout-ms", { type: "number", describe: "Deadline for this request [default: the handler's]" })
-      .option("priority", { type: "number", describe: "Higher runs first when requests queue" })
+      .option("timeout-ms", numberOption("timeout-ms", "Deadline for this request [default: the handler's]"))
+      .option("priority", numberOption("priority", "Higher runs first when requests queue"))
       .option("meta", { type: "boolean", default: false, describe: 'Print {"result", "meta"} (request id, node, attempts, ms); on an error, the meta goes to stderr' })
       .example("$0 run fib '{\"n\": 30}'", "compute fib(30) on the cluster at 127.0.0.1:7070")
       .example("$0 run echo - < payload.json", "send the payload read from stdin")
@@ -92,11 +92,14 @@ async function readBounded(stream: NodeJS.ReadableStream, source: string): Promi
 
 /** Sends the request; prints the outcome; returns the exit code. */
 async function runOnce(args: RunArgs, address: { host: string; port: number }, payload: unknown): Promise<number> {
-  const client = new Client({ host: address.host, port: address.port });
+  // resubmit: once connected, the call survives a restart of the primary (it is sent
+  // again with its idempotency key); connect() first, so no primary at all fails at once.
+  const client = new Client({ host: address.host, port: address.port, resubmit: true });
   const abort = new AbortController();
   const onSigint = (): void => abort.abort("interrupted (Ctrl-C)");
   process.once("SIGINT", onSigint);
   try {
+    await client.connect();
     const reply = await client.call(args.handler, payload, {
       key: args.key,
       timeoutMs: args.timeoutMs,

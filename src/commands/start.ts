@@ -40,6 +40,7 @@ export const startCommand: CommandModule<object, object> = {
     try {
       await cluster.listen({ port: listen.port, host: listen.host, httpPort: listen.httpPort ?? undefined, adminToken: listen.adminToken });
     } catch (err) {
+      if (signals.stopping) return; // a signal closed the cluster while it was starting to listen
       await cluster.closeNow();
       throw describeListenError(err as NodeJS.ErrnoException, listen, null, gathered.from);
     }

@@ -45,10 +45,29 @@ export function formatStatus(status: ClusterStatus): string {
     "",
     `queue      ${status.queue.length} waiting (max ${status.queue.max})`,
     `requests   ${q.active} active · ${q.accepted} accepted · ${q.completed} completed · ${q.failed} failed · ${q.refused} refused`,
-    `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored`,
+    `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored${q.hedges ? ` · ${q.hedges} hedges (${q.hedgeWins} won)` : ""}`,
     `cluster    balancer ${status.balancer} · up ${duration(status.uptimeMs)}${status.draining ? " · DRAINING" : ""}`,
     ...scalingLine(status.scaling),
+    ...(status.store ? [storeLine(status.store)] : []),
+    ...hostLines(status),
   ].join("\n");
+}
+
+/** The idempotency keys' store: the journal's file, size and open requests, or memory. */
+function storeLine(store: ClusterStatus["store"]): string {
+  const keys = `${store.open} open · ${store.kept} replies kept (max ${store.maxKept} keys) · ${store.replayed} replayed · ${store.joined} joined`;
+  if (store.kind !== "journal") return `keys       ${store.kind} · ${keys}`;
+  return `journal    ${store.file} · ${mib(store.sizeBytes)} MiB · ${keys}`;
+}
+
+/** With --redis: one line per host of the cluster (this one marked), with its nodes as its last heartbeat told. */
+function hostLines(status: ClusterStatus): string[] {
+  if (!status.hosts) return [];
+  const lines = status.hosts.map((h) => {
+    const nodes = h.nodes.length === 0 ? "gateway (no nodes)" : h.nodes.map((n) => `${n.id} ${n.state} ${n.inFlight} in flight`).join(", ");
+    return `  ${h.self ? "*" : " "} ${h.id}  ${nodes} · holds ${h.held} · seen ${h.lastSeenMs} ms ago`;
+  });
+  return [`hosts      ${status.hosts.length} in the cluster (this one: ${status.host})`, ...lines];
 }
 
 /** "nodes      threads 3 (2..8) · processes 0 · elastic: up after 100 ms waiting, down after 30000 ms idle". */

@@ -9,7 +9,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import type { ClusterStatus } from "../primary/cluster.js";
 import { hostPort } from "../protocol/address.js";
 import { clusterAddress } from "./config-sources.js";
-import { CLIENT_FLAGS, declareFlags } from "./flags.js";
+import { CLIENT_FLAGS, declareFlags, numberOption } from "./flags.js";
+import { UsageError } from "./usage-error.js";
 import { formatRequests, formatStatus } from "./status-format.js";
 
 export { duration, formatRequests, formatStatus } from "./status-format.js";
@@ -33,9 +34,9 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       .option("json", { type: "boolean", default: false, describe: "Print GET /v1/status's JSON as it is (with --requests: {status, requests})" })
       .option("requests", { type: "boolean", default: false, describe: `Also list the requests in flight (the ${REQUESTS_SHOWN} oldest): id, handler, node, attempt, age, checkpoint age` })
       .option("watch", { type: "boolean", default: false, describe: "Redraw every --interval-ms until Ctrl-C" })
-      .option("interval-ms", { type: "number", default: 1000, describe: "Refresh interval for --watch" })
+      .option("interval-ms", numberOption("interval-ms", "Refresh interval for --watch", 1000))
       .check((a) => {
-        if (!Number.isInteger(a.intervalMs) || (a.intervalMs as number) < 50) throw new Error("--interval-ms must be an integer ≥ 50");
+        if (!Number.isInteger(a.intervalMs) || (a.intervalMs as number) < 50) throw new UsageError(`--interval-ms must be an integer ≥ 50, got ${a.intervalMs}`);
         return true;
       }) as unknown as Argv<StatusArgs>,
   handler: async (args: ArgumentsCamelCase<StatusArgs>) => {

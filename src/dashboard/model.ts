@@ -8,6 +8,7 @@
 import type { Cluster, ClusterStatus, NodeStatus } from "../primary/cluster.js";
 import type { ClusterEvent } from "../primary/observer.js";
 import type { RequestStatus } from "../primary/request-status.js";
+import type { HostStatus } from "../store/redis/redis-host.js";
 import { Ring } from "./ring.js";
 import { Series } from "./series.js";
 
@@ -30,7 +31,7 @@ export interface HostView {
   lastSeenMs?: number;
   held?: number;
   /** This host's nodes in full; another host's as it reports them (id, kind, state, in flight). */
-  nodes: Array<Partial<NodeStatus> & Pick<NodeStatus, "id">>;
+  nodes: Array<NodeStatus | HostStatus["nodes"][number]>;
 }
 
 /** One view of the cluster: what the page redraws from. */
@@ -87,15 +88,12 @@ export class DashboardModel {
     const requests = this.#cluster.requests(REQUESTS_SHOWN);
     const requestsTotal = this.#cluster.active;
     const status = await this.#cluster.status();
-    // With several hosts, status lists them all; this host's own nodes come with every field.
-    const listed = (status as { hosts?: HostView[] }).hosts;
-    const hosts = listed?.map((host) => (host.self ? { ...host, nodes: status.nodes } : host)) ?? [{ id: "local", self: true, nodes: status.nodes }];
     return {
       t,
       uptimeMs: status.uptimeMs,
       balancer: status.balancer,
       draining: status.draining,
-      hosts,
+      hosts: hostViews(status),
       queue: status.queue,
       counters: status.requests,
       requests,
@@ -131,6 +129,16 @@ export class DashboardModel {
     batch.ids.push(requestId);
     if (resumed) batch.resumed++;
   }
+}
+
+/**
+ * The hosts as status lists them (several, on Redis), with this host's own nodes in full;
+ * this host alone when it is on its own, or when the shared store cannot list them.
+ */
+function hostViews(status: ClusterStatus): HostView[] {
+  const listed = status.hosts ?? [];
+  const self: HostView = { ...listed.find((host) => host.self), id: status.host ?? "local", self: true, nodes: status.nodes };
+  return [self, ...listed.filter((host) => !host.self)];
 }
 
 function inFlight(cluster: Cluster): number {

@@ -82,7 +82,12 @@ function checkConfig(file: string, config: unknown): HandlerConfig {
   if (c.prefer !== undefined && c.prefer !== "thread" && c.prefer !== "process") {
     throw wrong("prefer", '"thread" or "process"');
   }
+  const hedge = c.hedgeAfterMs;
+  if (hedge !== undefined && hedge !== "p95" && !(Number.isInteger(hedge) && (hedge as number) >= 1 && (hedge as number) <= MAX_TIMEOUT_MS)) {
+    throw wrong("hedgeAfterMs", `"p95" or an integer from 1 to ${MAX_TIMEOUT_MS}`);
+  }
   const out: HandlerConfig = {};
+  if (hedge !== undefined) out.hedgeAfterMs = hedge as HandlerConfig["hedgeAfterMs"];
   if (c.timeoutMs !== undefined) out.timeoutMs = c.timeoutMs as number;
   if (c.maxAttempts !== undefined) out.maxAttempts = c.maxAttempts as number;
   if (c.isolation !== undefined) out.isolation = c.isolation as HandlerConfig["isolation"];

@@ -4,12 +4,14 @@
  */
 import type { NodeInit, ToNode } from "../nodes/messages.js";
 import { NodeRuntime } from "./runtime.js";
+import { dieWithPrimary, endGroup } from "./watchdog.js";
 
 const raw = process.env.CREW_NODE_INIT;
 if (!raw || !process.send) {
   console.error("crew: process-entry is started by the primary, not by hand");
   process.exit(2);
 }
+dieWithPrimary();
 const init = JSON.parse(raw) as NodeInit;
 const send = process.send.bind(process);
 
@@ -18,7 +20,11 @@ const runtime = new NodeRuntime(init, (msgs) => {
 });
 process.on("message", (msgs: ToNode[]) => runtime.receive(msgs));
 // The primary is gone (or closed our channel): nobody is left to answer to.
-process.on("disconnect", () => process.exit(0));
+// The programs its handlers started are asked to end with it.
+process.on("disconnect", () => {
+  endGroup("SIGTERM");
+  process.exit(0);
+});
 
 const first = await runtime.load();
 if (first.t === "ready") {

@@ -3,38 +3,15 @@
  * handlers, runs attempts with their ctx, and talks to the primary in batches of
  * tagged messages. The entry files only plug it into a MessagePort or fork IPC.
  */
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { CheckpointTooLargeError, type WireError } from "../errors.js";
 import type { FromNode, HandlerConfig, NodeInit, ResultMsg, RunMsg, ToNode } from "../nodes/messages.js";
 import type { HandlerContext } from "../types.js";
+import { HandlerErrorLog, handlerWireError } from "./handler-error.js";
+import { toJson } from "./json-value.js";
+import { captureConsole, nodeLogger } from "./output.js";
 import { HandlerModuleError, loadHandler, type LoadedHandler } from "./load-handlers.js";
-
-/** One attempt inside the node. Its AbortController is made only if the handler reads ctx.signal (most never do, and one costs ~8% of a small request's node time). */
-class Running {
-  controller: AbortController | null = null;
-  reason: Error | null = null;
-  seq = 0;
-  startedAt = 0;
-  /** Index of this attempt's entry in the shared slots, or -1. */
-  slot = -1;
-  readonly acks = new Map<number, { resolve: () => void; reject: (err: unknown) => void }>();
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.reason) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  abort(reason: Error): void {
-    this.reason = reason;
-    this.controller?.abort(reason);
-    // The primary stores no checkpoint for an attempt it gave up on: fail the waits now.
-    for (const ack of this.acks.values()) ack.reject(reason);
-    this.acks.clear();
-  }
-}
+import { quietRejection, Running } from "./running.js";
 
 export class NodeRuntime {
   readonly #init: NodeInit;
@@ -47,6 +24,7 @@ export class NodeRuntime {
    */
   readonly #waiting: RunMsg[] = [];
   readonly #log: Logger;
+  readonly #errors: HandlerErrorLog;
   #outbox: FromNode[] = [];
   #stop!: () => void;
   /** Resolves when the primary asks the node to stop. */
@@ -67,6 +45,8 @@ export class NodeRuntime {
   /** The lookahead hand-over cell (threads only): see #claim. */
   readonly #held: Int32Array | undefined;
   #starting = false;
+  /** A process node waits for its IPC to be read before starting a held attempt: one is pending. */
+  #deferred = false;
 
   constructor(init: NodeInit, send: (msgs: FromNode[]) => void, shared: { poll?: () => void; slots?: Int32Array; held?: Int32Array } = {}) {
     this.#init = init;
@@ -74,7 +54,15 @@ export class NodeRuntime {
     this.#poll = shared.poll;
     this.#slots = shared.slots;
     this.#held = shared.held;
-    this.#log = pino({ level: init.logLevel, base: { node: init.nodeId } });
+    this.#log = nodeLogger(init.logLevel, init.nodeId);
+    captureConsole(this.#log, () => this.#currentRequestId());
+    this.#errors = new HandlerErrorLog(this.#log);
+  }
+
+  /** The request running now, when exactly one is: console output is put down to it. */
+  #currentRequestId(): string | undefined {
+    if (this.#running.size !== 1) return undefined;
+    for (const running of this.#running.values()) return running.msg.requestId;
   }
 
   /** Imports every handler; answers `ready` with their configs, or `init-failed` naming the file. */
@@ -82,6 +70,8 @@ export class NodeRuntime {
     const configs: Record<string, HandlerConfig> = {};
     try {
       for (const [name, file] of Object.entries(this.#init.handlers)) {
+        // Sent at once, not batched: a start that hangs in this import is blamed on this file.
+        this.#send([{ t: "loading", file }]);
         const handler = await loadHandler(file, this.#init.compiled?.[name]);
         this.#handlers.set(name, handler);
         configs[name] = handler.config;
@@ -94,6 +84,9 @@ export class NodeRuntime {
   }
 
   receive(msgs: ToNode[]): void {
+    // Attempts already waiting were held behind another: before one starts, every message
+    // that has arrived is read (an abort for it may be among them, in a later batch).
+    const held = this.#waiting.length > 0;
     for (const msg of msgs) {
       switch (msg.t) {
         case "run":
@@ -105,13 +98,9 @@ export class NodeRuntime {
           else this.#dropWaiting(msg.a, msg.reason);
           break;
         }
-        case "ckpt-ack": {
-          const running = this.#running.get(msg.a);
-          const ack = running?.acks.get(msg.seq);
-          running?.acks.delete(msg.seq);
-          ack?.resolve();
+        case "ckpt-ack":
+          this.#running.get(msg.a)?.acked(msg.seq, this.#sendCheckpoint(msg.a));
           break;
-        }
         case "mem?": {
           const { heapUsed, rss } = process.memoryUsage();
           this.#post({ t: "mem", q: msg.q, heapUsed, rss });
@@ -122,12 +111,12 @@ export class NodeRuntime {
           break;
       }
     }
-    this.#startWaiting(false);
+    this.#startWaiting(held);
   }
 
   #run(msg: RunMsg): void {
     const handler = this.#handlers.get(msg.handler);
-    const running = new Running();
+    const running = new Running(msg);
     running.startedAt = performance.now();
     if (this.#slots) {
       running.slot = this.#slots.indexOf(0);
@@ -174,40 +163,51 @@ export class NodeRuntime {
     };
   }
 
+  /** Every refusal is a promise nobody has to handle: an unawaited refused checkpoint is harmless. */
   #checkpoint(a: number, running: Running, state: unknown): Promise<void> {
-    if (this.#running.get(a) !== running) return Promise.reject(new Error("checkpoint after the attempt ended"));
-    if (running.reason) return Promise.reject(running.reason);
-    let json: string | undefined;
+    if (this.#running.get(a) !== running) return quietRejection(new Error("checkpoint after the attempt ended"));
+    if (running.reason) return quietRejection(running.reason);
+    let json: string;
     try {
-      json = JSON.stringify(state);
+      json = toJson(state, "checkpoint");
     } catch (err) {
-      return Promise.reject(new TypeError(`checkpoint state must be JSON: ${(err as Error).message}`));
+      return quietRejection(err);
     }
-    if (json === undefined) return Promise.reject(new TypeError("checkpoint state must be a JSON value"));
     const bytes = Buffer.byteLength(json);
     if (bytes > this.#init.maxCheckpointBytes) {
-      return Promise.reject(
-        new CheckpointTooLargeError(`checkpoint of ${bytes} bytes is over the limit of ${this.#init.maxCheckpointBytes} bytes`),
+      return quietRejection(
+        new CheckpointTooLargeError(`checkpoint of ${bytes} bytes is over the limit of ${this.#init.maxCheckpointBytes} bytes (maxCheckpointBytes, --max-checkpoint-bytes)`),
       );
     }
-    const seq = ++running.seq;
-    this.#post({ t: "ckpt", a, seq, json });
-    return new Promise((resolve, reject) => running.acks.set(seq, { resolve, reject }));
+    return running.checkpoint(json, this.#sendCheckpoint(a));
+  }
+
+  #sendCheckpoint(a: number): (seq: number, json: string) => void {
+    return (seq, json) => this.#post({ t: "ckpt", a, seq, json });
   }
 
   #succeed(a: number, value: unknown): void {
-    let json: string | undefined;
+    let json: string;
     try {
-      json = JSON.stringify(value);
+      json = toJson(value, "result");
     } catch (err) {
-      this.#fail(a, new TypeError(`result is not JSON: ${(err as Error).message}`));
-      return;
+      return this.#fail(a, err);
     }
-    this.#end(a, { t: "result", a, ok: true, json: json ?? "null", ms: 0 });
+    // Counted in UTF-16 units first: only a result near the limit pays for a byte count.
+    const max = this.#init.maxResultBytes;
+    if (json.length > max / 3 && Buffer.byteLength(json) > max) {
+      const bytes = Buffer.byteLength(json);
+      return this.#fail(a, new RangeError(`result of ${bytes} bytes is over the limit of ${max} bytes (maxResultBytes, --max-result-bytes)`));
+    }
+    this.#end(a, { t: "result", a, ok: true, json, ms: 0 });
   }
 
   #fail(a: number, err: unknown): void {
-    this.#end(a, { t: "result", a, ok: false, error: { code: "E_HANDLER", message: errorMessage(err) }, ms: 0 });
+    const running = this.#running.get(a);
+    if (!running) return;
+    const { requestId, attempt, handler } = running.msg;
+    this.#errors.record(err, { requestId, attempt, handler });
+    this.#end(a, { t: "result", a, ok: false, error: handlerWireError(err), ms: 0 });
   }
 
   #end(a: number, msg: ResultMsg): void {
@@ -217,7 +217,7 @@ export class NodeRuntime {
     msg.ms = performance.now() - running.startedAt;
     if (this.#slots && running.slot >= 0) Atomics.store(this.#slots, running.slot, 0);
     // A handler that returned without awaiting its checkpoints: nobody waits on them now.
-    for (const ack of running.acks.values()) ack.resolve();
+    running.ended();
     this.#post(msg);
     this.#startWaiting(true);
   }
@@ -237,7 +237,11 @@ export class NodeRuntime {
       while (this.#running.size < this.#init.concurrency && this.#waiting.length > 0) {
         if (followsAnother) {
           if (!this.#slots) this.#flush();
-          this.#poll?.();
+          if (!this.#poll) {
+            this.#deferStart();
+            break;
+          }
+          this.#poll();
           if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
         }
         const msg = this.#waiting.shift()!;
@@ -257,6 +261,23 @@ export class NodeRuntime {
    */
   #claim(a: number): boolean {
     return !this.#held || Atomics.compareExchange(this.#held, 0, a, 0) === a;
+  }
+
+  /**
+   * Fork IPC has no synchronous read: a process node lets its event loop read what the
+   * primary sent (an abort for the attempt held next) before it starts that attempt. Two
+   * turns: an immediate queued from the poll phase runs before the next poll, the second
+   * one after it, so every message that had arrived is read and handled by then.
+   */
+  #deferStart(): void {
+    if (this.#deferred) return;
+    this.#deferred = true;
+    setImmediate(() =>
+      setImmediate(() => {
+        this.#deferred = false;
+        this.#startWaiting(false);
+      }),
+    );
   }
 
   /** An attempt aborted before it started: it never runs, and its slot at the primary frees. */
@@ -285,16 +306,6 @@ function abortReason(reason: WireError): Error {
   err.name = "AbortError";
   (err as Error & { code: string }).code = reason.code;
   return err;
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  if (typeof err === "string") return err;
-  try {
-    return JSON.stringify(err) ?? String(err);
-  } catch {
-    return String(err);
-  }
 }
 
 function isPromiseLike(v: unknown): v is PromiseLike<unknown> {

@@ -3,8 +3,10 @@
  * counters, and the attempts running on it. The transport under it is the only part
  * that knows threads from processes; a restart swaps in a fresh transport, same id.
  */
+import type { Logger } from "pino";
 import type { NodeView } from "../primary/balancers/balancer.js";
 import type { CheckpointMsg, FromNode, HandlerConfig, NodeInit, NodeKind, ResultMsg, ToNode } from "./messages.js";
+import { type MemoryUse, MemoryQueries } from "./memory-queries.js";
 import type { ExitInfo, NodeTransport, TransportFactory } from "./transport.js";
 
 /**
@@ -39,14 +41,17 @@ export interface ComputeNodeOptions {
   kind: NodeKind;
   capacity: number;
   memoryMb: number;
+  /** How long a start may take (loading every handler) before the node is killed. */
+  startTimeoutMs: number;
   init: Omit<NodeInit, "nodeId" | "kind">;
   /** Handler name → version (content hash) of the files in init.handlers. */
   versions?: Readonly<Record<string, string>>;
   transport: TransportFactory;
   listener: NodeListener;
+  /** Receives the node's output, relayed (process nodes and hosted thread nodes). */
+  log: Logger;
 }
 
-const MEMORY_QUERY_TIMEOUT_MS = 1000;
 
 export class ComputeNode implements NodeView {
   readonly id: string;
@@ -59,8 +64,7 @@ export class ComputeNode implements NodeView {
   readonly #running = new Set<number>();
   readonly #options: ComputeNodeOptions;
   #outbox: ToNode[] = [];
-  #memoryQueries = new Map<number, (v: { heapUsed: number; rss: number } | null) => void>();
-  #nextQuery = 1;
+  readonly #memoryQueries = new MemoryQueries();
   #exited: (() => void) | null = null;
 
   /** Requests answered (result or handler error) over the node's whole life. */
@@ -162,20 +166,35 @@ export class ComputeNode implements NodeView {
     this.completedSinceStart = 0;
     return new Promise((resolve, reject) => {
       let ready = false;
+      let loading: string | null = null;
+      const { startTimeoutMs } = this.#options;
+      // An import that never settles (a top-level await on a database that is down) must
+      // not leave `crew start` waiting in silence, or a restarting node `starting` forever.
+      const deadline = setTimeout(() => {
+        const what = loading ?? "the node";
+        reject(new NodeStartError(`${what} did not finish loading within ${startTimeoutMs} ms (nodeStartTimeoutMs, --node-start-timeout-ms)`, loading, null));
+        transport.kill();
+      }, startTimeoutMs);
+      deadline.unref();
       const transport = this.#options.transport({
         init: { ...this.#options.init, nodeId: this.id, kind: this.kind },
         memoryMb: this.#options.memoryMb,
+        log: this.#options.log,
         events: {
           onMessages: (msgs) => {
             if (ready) return this.#receive(msgs);
             const first = msgs[0];
-            if (first?.t === "ready") {
+            if (first?.t === "loading") {
+              loading = first.file;
+            } else if (first?.t === "ready") {
               ready = true;
+              clearTimeout(deadline);
               // A stop asked for while starting stands: the node stops, it does not come up.
               if (this.#state === "starting") this.#state = "up";
               resolve(first.configs);
               if (msgs.length > 1) this.#receive(msgs.slice(1));
             } else if (first?.t === "init-failed") {
+              clearTimeout(deadline);
               reject(new NodeStartError(`${first.file || "a handler"}: ${first.message}`, first.file || null, null));
               transport.kill();
             }
@@ -183,6 +202,7 @@ export class ComputeNode implements NodeView {
           onExit: (info) => {
             if (this.#transport === transport) this.#transport = null;
             if (ready) return this.#onExit(info, transport.runningNow());
+            clearTimeout(deadline);
             this.#state = "down";
             this.lastExit = info;
             reject(new NodeStartError(`node ${this.id} died while starting: ${info.reason}`, null, info));
@@ -261,21 +281,9 @@ export class ComputeNode implements NodeView {
   }
 
   /** Heap and RSS of the node's thread or process, or null when it does not answer in time. */
-  memory(): Promise<{ heapUsed: number; rss: number } | null> {
+  memory(): Promise<MemoryUse | null> {
     if (this.#state !== "up") return Promise.resolve(null);
-    const q = this.#nextQuery++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#memoryQueries.delete(q);
-        resolve(null);
-      }, MEMORY_QUERY_TIMEOUT_MS);
-      timer.unref();
-      this.#memoryQueries.set(q, (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      });
-      this.#post({ t: "mem?", q });
-    });
+    return this.#memoryQueries.ask((q) => this.#post({ t: "mem?", q }));
   }
 
   #receive(msgs: FromNode[]): void {
@@ -295,8 +303,7 @@ export class ComputeNode implements NodeView {
       } else if (msg.t === "ckpt") {
         if (this.#running.has(msg.a)) listener.onCheckpoint(this, msg);
       } else if (msg.t === "mem") {
-        this.#memoryQueries.get(msg.q)?.({ heapUsed: msg.heapUsed, rss: msg.rss });
-        this.#memoryQueries.delete(msg.q);
+        this.#memoryQueries.answer(msg.q, { heapUsed: msg.heapUsed, rss: msg.rss });
       }
     }
   }
@@ -310,8 +317,7 @@ export class ComputeNode implements NodeView {
     this.expectedMs = 0;
     this.#outbox = [];
     this.lastExit = info;
-    for (const answer of this.#memoryQueries.values()) answer(null);
-    this.#memoryQueries.clear();
+    this.#memoryQueries.failAll();
     if (this.#state === "stopping") {
       this.#state = "stopped";
     } else {

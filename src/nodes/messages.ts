@@ -16,6 +16,12 @@ export interface HandlerConfig {
   isolation?: IsolationMode;
   /** Placement preference: run on this kind of node when one has room, else anywhere allowed. */
   prefer?: NodeKind;
+  /**
+   * Hedged requests: an attempt running this long (ms, or "p95" of the handler's running
+   * run times) gets a second attempt on another node; the first reply wins. Only for
+   * handlers safe to run twice.
+   */
+  hedgeAfterMs?: number | "p95";
 }
 
 /** Sent once, when the node starts: everything the node runtime needs. */
@@ -28,6 +34,8 @@ export interface NodeInit {
   compiled?: Record<string, string>;
   logLevel: string;
   maxCheckpointBytes: number;
+  /** Largest result, as JSON bytes: a larger one answers E_HANDLER naming the limit. */
+  maxResultBytes: number;
   /** Attempts the node runs at once; more may wait in the node (pipelining). */
   concurrency: number;
 }
@@ -109,4 +117,9 @@ export interface MemoryMsg {
   heapUsed: number;
   rss: number;
 }
-export type FromNode = ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg;
+/** The node starts importing `file`: a start that never ends names it. */
+export interface LoadingMsg {
+  t: "loading";
+  file: string;
+}
+export type FromNode = LoadingMsg | ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg;

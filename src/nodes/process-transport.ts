@@ -1,22 +1,24 @@
 /**
- * A process node: a child_process.fork of node-runtime/process-entry.js, talking JSON
- * over IPC (the 'advanced' serialisation is ~2.5× slower for the small objects crew sends).
+ * A process node: a child_process.fork of node-runtime/process-entry.js in its own process
+ * group, talking JSON over IPC (the 'advanced' serialisation is ~2.5× slower for the
+ * small objects crew sends), its output relayed into the primary's log (see child.ts).
  */
-import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { forkNodeProcess, onEnded, processExit } from "./child.js";
 import type { FromNode, ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
 
 const CHANNEL_LOST_GRACE_MS = 1000;
 const ENTRY = fileURLToPath(new URL("../node-runtime/process-entry.js", import.meta.url));
 
-export function createProcessTransport({ init, memoryMb, events }: TransportOptions): NodeTransport {
-  const child = fork(ENTRY, [], {
+export function createProcessTransport({ init, memoryMb, events, log }: TransportOptions): NodeTransport {
+  const node = forkNodeProcess(ENTRY, {
     env: { ...process.env, CREW_NODE_INIT: JSON.stringify(init) },
     execArgv: [`--max-old-space-size=${memoryMb}`],
-    serialization: "json",
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    log,
+    source: { node: init.nodeId },
   });
+  const { child } = node;
   let exited = false;
   let channelLost = false;
 
@@ -29,11 +31,10 @@ export function createProcessTransport({ init, memoryMb, events }: TransportOpti
   child.on("message", (msgs: FromNode[]) => {
     if (!exited) events.onMessages(msgs);
   });
-  // 'close', not 'exit': it comes after the IPC channel has delivered its last messages.
-  child.on("close", (code, signal) => exit(processExit(code, signal, channelLost)));
+  onEnded(node, (code, signal) => exit(processExit(code, signal, node.output, channelLost)));
   child.on("error", () => {
     // A failed send or spawn: the child is no use to us now; 'exit' reports it.
-    child.kill("SIGKILL");
+    node.kill();
   });
   child.on("disconnect", () => {
     // The channel also closes as a process dies, just before 'exit' says how. One that
@@ -41,7 +42,7 @@ export function createProcessTransport({ init, memoryMb, events }: TransportOpti
     setTimeout(() => {
       if (child.exitCode === null && child.signalCode === null) {
         channelLost = true;
-        child.kill("SIGKILL");
+        node.kill();
       }
     }, CHANNEL_LOST_GRACE_MS).unref();
   });
@@ -57,13 +58,7 @@ export function createProcessTransport({ init, memoryMb, events }: TransportOpti
       if (!exited && child.connected) child.send(msgs);
     },
     kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      if (child.exitCode === null && child.signalCode === null) node.kill();
     },
   };
-}
-
-function processExit(code: number | null, signal: NodeJS.Signals | null, channelLost: boolean): ExitInfo {
-  if (channelLost) return { code, signal, reason: "IPC channel lost" };
-  if (signal) return { code, signal, reason: `killed by ${signal}` };
-  return { code, signal, reason: `exited with code ${code}` };
 }

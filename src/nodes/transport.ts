@@ -3,6 +3,7 @@
  * is started, talked to and killed. Everything else (state, counters, in-flight
  * attempts, the crash path) lives in ComputeNode, which never asks which kind it holds.
  */
+import type { Logger } from "pino";
 import type { FromNode, NodeInit, NodeKind, ToNode } from "./messages.js";
 
 /** How a node's code ended. Exactly one of these reaches `onExit`, once. */
@@ -52,6 +53,8 @@ export interface TransportOptions {
   /** Caps the node's old-generation heap. */
   memoryMb: number;
   events: TransportEvents;
+  /** Where the node's output (its log lines, a handler's console.log, V8's reports) goes. */
+  log: Logger;
 }
 
 export type TransportFactory = (options: TransportOptions) => NodeTransport;

@@ -21,14 +21,15 @@ import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
 import { watchHandlers } from "./watcher.js";
+import type { HedgeStats } from "./hedger.js";
 import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
-import { KeyedRequests, type RequestSink } from "../store/keyed.js";
+import { KeyedRequests, type KeyedStats, type RequestSink } from "../store/keyed.js";
 import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
-import type { StoreStatus } from "../store/store.js";
+import type { StoreCounters, StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
   key?: string;
@@ -74,7 +75,7 @@ export interface NodeStatus {
 export interface ClusterStatus {
   nodes: NodeStatus[];
   queue: { length: number; max: number };
-  requests: DispatchStats & { active: number };
+  requests: DispatchStats & HedgeStats & { active: number };
   balancer: string;
   draining: boolean;
   /** The idempotency-key store (memory or journal), with replayed and joined counts. */
@@ -215,6 +216,11 @@ export class Cluster {
     this.#sink.hangUp(job);
   }
 
+  /** The idempotency keys' counters and the store's, for the metrics. */
+  storeMetrics(): { stats: KeyedStats; counters: StoreCounters } {
+    return { stats: this.#requests.stats, counters: this.#requests.store.counters };
+  }
+
   /** Counts a request a front refused before it reached the dispatcher (bad frame, body too large). */
   noteRefused(handler: string, code: string): void {
     this.#dispatcher.noteRefused(handler, code);
@@ -287,7 +293,7 @@ export class Cluster {
     return {
       nodes,
       queue: { length: this.#dispatcher.queueLength, max: this.options.maxQueue },
-      requests: { ...this.#dispatcher.stats, active: this.#dispatcher.active },
+      requests: { ...this.#dispatcher.stats, ...this.#dispatcher.hedgeStats, active: this.#dispatcher.active },
       balancer: this.options.balancer,
       draining: this.#dispatcher.draining,
       store: { ...this.#requests.store.status(), ...this.#requests.stats },
@@ -351,7 +357,8 @@ export class Cluster {
     this.#scaler?.stop();
     this.log.info({ active: this.#dispatcher.active }, "draining");
     for (const front of this.#fronts) front.stopAccepting();
-    await this.#redis?.drainFront(this.options.drainTimeoutMs);
+    // No await without Redis: draining must begin synchronously, as close() promises.
+    if (this.#redis) await this.#redis.drainFront(this.options.drainTimeoutMs);
     await this.#dispatcher.drain(this.options.drainTimeoutMs);
     await this.#redis?.close(this.options.drainTimeoutMs);
     // Let the last replies reach their sockets before the connections go.
@@ -369,8 +376,10 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const log = options.logger ?? createLogger(options.logLevel);
   const handlers = await compileHandlers(readHandlerSet(options.handlers), log);
   // The store first: a journal that cannot be used stops the start before any node spawns.
+  const opening = performance.now();
   const store = await createStore(options, log);
   const open = await store.open();
+  const readMs = Math.round(performance.now() - opening);
   const supervisor = new Supervisor(options, handlers, log);
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(handlers, configs, options);
@@ -388,7 +397,7 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   if (open.length > 0) {
     const started = performance.now();
     requests.recover(open);
-    log.info({ requeued: open.length, ms: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
+    log.info({ requeued: open.length, readMs, queueMs: Math.round(performance.now() - started), journal: options.journal }, "journaled requests queued again");
   }
   const scaler = isElastic(options) ? new Scaler({ options, supervisor, dispatcher, log, paused: () => reloader.busy }) : null;
   const redis = options.redis ? await joinRedis(options, { dispatcher, nodes: supervisor.nodes, registry, log }, supervisor) : null;
@@ -397,9 +406,9 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
 
 /** --redis: this primary becomes one host of the cluster sharing that Redis. */
 async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
-  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue } = options;
+  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline } = options;
   try {
-    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue }, deps);
+    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline }, deps);
     const observer = deps.dispatcher.observer;
     const restarted = observer.nodeRestarted;
     observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());

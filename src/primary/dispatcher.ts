@@ -22,8 +22,9 @@ import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
-import { heapNearLimit } from "./admission.js";
+import { heapNearLimit, Throttle } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
+import { Hedger } from "./hedger.js";
 import { takeBackHeld } from "./lookahead.js";
 import { Placement } from "./placement.js";
 import { WaitingRoom } from "./waiting-room.js";
@@ -76,6 +77,11 @@ export class Dispatcher {
   readonly #attempts = new Map<number, Attempt>();
   readonly #placement: Placement;
   readonly #nodes: readonly ComputeNode[];
+  readonly #hedger = new Hedger({
+    spare: (job, busy) => this.#placement.spare(job, busy),
+    startHedge: (job, node) => this.#startHedge(job, node),
+    draining: () => this.#draining,
+  });
   #nextAttempt = 1;
   #nextRequest = 1;
   #active = 0;
@@ -85,6 +91,9 @@ export class Dispatcher {
   /** Attempts abandoned (deadline, cancel) while held in a node, not yet in a slot. */
   #heldAbandoned = 0;
   #idle: Array<() => void> = [];
+  readonly #heapWarnings = new Throttle();
+  /** hurryDrain() was called: a drain that starts later does not wait either. */
+  #hurried = false;
   readonly stats: DispatchStats = { accepted: 0, refused: 0, completed: 0, failed: 0, retries: 0, checkpoints: 0 };
   observer: ClusterObserver = {};
 
@@ -107,6 +116,11 @@ export class Dispatcher {
   /** The requests first in line for a node: any node's queue and the process-only one's, better-ranked first. */
   waitingHeads(): [Job | undefined, Job | undefined] {
     return this.#room.heads();
+  }
+
+  /** Hedges started, won, and skipped (no budget, no free node): see hedger.ts. */
+  get hedgeStats(): Readonly<import("./hedger.js").HedgeStats> {
+    return this.#hedger.stats;
   }
 
   /** Requests waiting for a node (queued or parked). */
@@ -140,7 +154,8 @@ export class Dispatcher {
       return this.#refuse(req.handler, done, new NoNodeError(`handler ${spec.name} needs a process node and the cluster has none`));
     }
     if (heapNearLimit()) {
-      this.#log.warn({ handler: req.handler }, "primary heap near its limit: refusing new work");
+      const skipped = this.#heapWarnings.take();
+      if (skipped >= 0) this.#log.warn({ handler: req.handler, alsoRefused: skipped }, "primary heap near its limit: refusing new work");
       return this.#refuse(req.handler, done, new OverloadedError("the primary's memory is near its limit: retry later"));
     }
     const bytes = req.bytes ?? 0;
@@ -216,14 +231,14 @@ export class Dispatcher {
 
   /** The requests accepted and not yet answered: running, then waiting (GET /v1/requests). */
   *requests(): Generator<Job> {
-    for (const attempt of this.#attempts.values()) if (attempt.job.attempt === attempt && attempt.job.state === "running") yield attempt.job;
+    for (const attempt of this.#attempts.values()) if ((attempt.job.attempt ?? attempt.job.hedge) === attempt && attempt.job.state === "running") yield attempt.job;
     yield* this.#room.jobs();
   }
 
   /** Stops taking requests; resolves once every accepted one has answered, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
-    if (this.#active > 0) {
+    if (this.#active > 0 && !this.#hurried) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         this.#idle.push(() => {
@@ -238,19 +253,23 @@ export class Dispatcher {
 
   /** Ends drain()'s wait now: what is still open answers E_SHUTTING_DOWN (a second Ctrl-C). */
   hurryDrain(): void {
+    this.#hurried = true;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   onResult(node: ComputeNode, msg: ResultMsg): void {
     const attempt = this.#attempts.get(msg.a);
     if (!attempt) return;
-    this.#endAttempt(attempt);
     const job = attempt.job;
+    this.#hedger.answered(attempt, msg.ok);
+    const hedgedBy = job.hedged ? this.#hedgeResult(attempt) : null;
+    this.#endAttempt(attempt);
     // Only what really ran measures a handler: a fast failure or a skipped attempt would
     // make a long handler look short enough to send ahead.
     if (msg.ok) this.#placement.recordRunTime(job.handler, msg.ms);
     if (msg.ok) this.#finish(job, { ok: true, json: msg.json ?? "null", meta: job.meta() });
     else this.#finish(job, { ok: false, error: errorFromWire(msg.error ?? { code: "E_HANDLER", message: "" }), meta: job.meta() });
+    if (hedgedBy) this.#abortAttempt(hedgedBy, new CancelledError("another attempt of this hedged request answered first"));
     this.#armReached(node);
     this.#nodeFreed(node);
   }
@@ -277,6 +296,7 @@ export class Dispatcher {
       this.#endAttempt(attempt);
       const job = attempt.job;
       if (job.state === "done") continue;
+      if (job.attempt || job.hedge) continue; // hedged: its other attempt still runs
       if (ran ? !ran.includes(a) : i >= node.capacity) {
         // Not running when the node died (sent ahead and never started, or finished with
         // its result lost on the way): back to its place, without spending an attempt.
@@ -344,9 +364,8 @@ export class Dispatcher {
   }
 
   #start(job: Job, node: ComputeNode, held = false): void {
-    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
+    const attempt = this.#newAttempt(job, node);
     if (held) attempt.held = { lastNode: job.lastNode, version: job.version };
-    node.expectedMs += attempt.expectedMs;
     job.state = "running";
     job.attempt = attempt;
     job.attempts++;
@@ -354,9 +373,14 @@ export class Dispatcher {
     job.version = node.versionOf(job.handler);
     const first = job.startedAt === 0;
     if (first) job.startedAt = performance.now();
-    this.#attempts.set(attempt.a, attempt);
     job.durable?.attemptStarted(job);
     this.observer.attemptStarted?.(job, node, first);
+    if (job.spec.hedgeAfterMs !== null && !job.hedged) this.#hedger.arm(attempt);
+    this.#send(attempt, held);
+  }
+
+  #send(attempt: Attempt, held = false): void {
+    const job = attempt.job;
     const msg: RunMsg = {
       t: "run",
       a: attempt.a,
@@ -368,7 +392,7 @@ export class Dispatcher {
       resumeFrom: job.checkpoint,
     };
     if (held) msg.held = true;
-    node.run(msg);
+    attempt.node.run(msg);
   }
 
   /** Ends an attempt taken back before it started: as if it had never been sent. */
@@ -389,13 +413,49 @@ export class Dispatcher {
     }
   }
 
+  /** A new attempt of `job` on `node`, counted as in flight; the caller sends it. */
+  #newAttempt(job: Job, node: ComputeNode): Attempt {
+    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
+    node.expectedMs += attempt.expectedMs;
+    this.#attempts.set(attempt.a, attempt);
+    return attempt;
+  }
+
+  /** Starts `job`'s one hedge on `node`, from its last checkpoint (hedger.ts decides when). */
+  #startHedge(job: Job, node: ComputeNode): void {
+    const hedge = this.#newAttempt(job, node);
+    job.hedge = hedge;
+    job.hedged = true;
+    this.#log.debug({ requestId: job.requestId, handler: job.handler, node: node.id, first: job.attempt?.node.id }, "hedging request");
+    this.observer.hedgeStarted?.(job, node);
+    this.#send(hedge);
+  }
+
+  /**
+   * A hedged request's attempt answered: the reply names its node; returns the other
+   * attempt, still running, which the caller aborts once the request has answered.
+   */
+  #hedgeResult(attempt: Attempt): Attempt | null {
+    const job = attempt.job;
+    if (job.state === "done") return null;
+    const byHedge = job.hedge === attempt;
+    const other = byHedge ? job.attempt : job.hedge;
+    job.lastNode = attempt.node.id;
+    job.version = attempt.node.versionOf(job.handler);
+    if (byHedge) this.#hedger.stats.hedgeWins++;
+    this.observer.hedgeSettled?.(job, byHedge);
+    return other;
+  }
+
   #endAttempt(attempt: Attempt): void {
     this.#attempts.delete(attempt.a);
     const node = attempt.node;
     node.expectedMs = node.inFlight === 0 ? 0 : Math.max(0, node.expectedMs - attempt.expectedMs);
     if (attempt.graceTimer) clearTimeout(attempt.graceTimer);
     else if (attempt.abortedWith) this.#heldAbandoned--;
+    if (attempt.hedgeTimer) clearTimeout(attempt.hedgeTimer);
     if (attempt.job.attempt === attempt) attempt.job.attempt = null;
+    if (attempt.job.hedge === attempt) attempt.job.hedge = null;
   }
 
   /** A slot opened on `node`: requests bound to it come first, then the queue. */
@@ -432,8 +492,11 @@ export class Dispatcher {
 
   /** After a deadline or cancel: stop the attempt, and kill its node if the handler will not let go. */
   #abandon(job: Job, error: CrewError): void {
-    const attempt = job.attempt;
-    if (!attempt) return;
+    if (job.attempt) this.#abortAttempt(job.attempt, error);
+    if (job.hedge) this.#abortAttempt(job.hedge, error);
+  }
+
+  #abortAttempt(attempt: Attempt, error: CrewError): void {
     attempt.abortedWith = error.code;
     attempt.node.send({ t: "abort", a: attempt.a, reason: error.toJSON() });
     // One still waiting in its node (sent ahead) is dropped there, or its grace starts when

@@ -21,6 +21,8 @@ export interface HandlerSpec {
   readonly prefer: NodeKind | null;
   /** The handler file's content hash (see HandlerSet.versions): shown in reply meta. */
   readonly version: string;
+  /** config.hedgeAfterMs, or null: the handler is not hedged (see hedger.ts). */
+  readonly hedgeAfterMs: number | "p95" | null;
 }
 
 /**
@@ -105,6 +107,7 @@ export class HandlerRegistry {
         isolation: config.isolation ?? "thread",
         prefer: config.prefer ?? (config.isolation === "process" ? "process" : null),
         version: set.versions[name] ?? "",
+        hedgeAfterMs: config.hedgeAfterMs ?? null,
       });
     }
   }

@@ -42,6 +42,9 @@ export interface Attempt {
   readonly expectedMs: number;
   /** Held ahead (lookahead.ts): the job's node and version before, restored if it is taken back. */
   held?: { lastNode: string | null; version: string | undefined };
+  /** Hedged handlers: when it was sent (performance.now() ms), and the timer that hedges it. */
+  sentAt?: number;
+  hedgeTimer?: NodeJS.Timeout | null;
 }
 
 export class Job implements Queued {
@@ -73,6 +76,10 @@ export class Job implements Queued {
   idempotencyKey: string | undefined = undefined;
   /** Set for a keyed request: where its attempts and checkpoints are kept. */
   durable: Durability | null = null;
+  /** The hedge: a second attempt running beside `attempt` (hedger.ts), or null. */
+  hedge: Attempt | null = null;
+  /** True once the request was hedged: never more than one hedge per request. */
+  hedged = false;
 
   constructor(
     readonly requestId: string,

@@ -17,6 +17,7 @@ import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from "pr
 import type { NodeState } from "../nodes/compute-node.js";
 import type { Cluster } from "./cluster.js";
 import type { Job, Outcome } from "./job.js";
+import { registerStoreMetrics } from "../store/store-metrics.js";
 
 /** The label of requests naming no known handler: not a valid handler name, so it never collides. */
 export const UNKNOWN_HANDLER_LABEL = "<unknown>";
@@ -59,6 +60,9 @@ interface HandlerSeries {
   duration: Latency;
   retries: number;
   checkpoints: number;
+  /** Hedges started, and requests a hedge answered first (hedger.ts). */
+  hedges: number;
+  hedgeWins: number;
 }
 
 let processRegistry: Registry | null = null;
@@ -95,6 +99,7 @@ export class ClusterMetrics {
       restarts.inc({ node: node.id, kind: node.kind }, 0);
     }
     this.#liveGauges(cluster);
+    registerStoreMetrics(this.registry, () => cluster.storeMetrics());
     cluster.observe({
       attemptStarted: (job, _node, first) => {
         if (first) this.#of(job.handler).queue.observe((job.startedAt - job.submittedAt) / 1000);
@@ -103,6 +108,8 @@ export class ClusterMetrics {
       requestRefused: (handler, code) => this.refused(handler, code),
       retry: (job) => void this.#of(job.handler).retries++,
       checkpointStored: (job) => void this.#of(job.handler).checkpoints++,
+      hedgeStarted: (job) => void this.#of(job.handler).hedges++,
+      hedgeSettled: (job, byHedge) => void (byHedge && this.#of(job.handler).hedgeWins++),
       // Rare events: prom-client directly.
       nodeCrashed: (node) => crashes.inc({ node: node.id, kind: node.kind }),
       nodeRestarted: (node) => restarts.inc({ node: node.id, kind: node.kind }),
@@ -162,6 +169,8 @@ export class ClusterMetrics {
       });
     perHandler("crew_retries_total", "Attempts restarted on another node after their node died", (s) => s.retries);
     perHandler("crew_checkpoints_total", "Checkpoints stored", (s) => s.checkpoints);
+    perHandler("crew_hedges_total", "Hedges: second attempts started for requests slower than config.hedgeAfterMs", (s) => s.hedges);
+    perHandler("crew_hedge_wins_total", "Hedged requests the hedge answered first", (s) => s.hedgeWins);
   }
 
   /** Gauges that read the cluster when scraped rather than being kept up to date. */
@@ -202,7 +211,7 @@ export class ClusterMetrics {
 function newSeries(name: string, zeroed: boolean): HandlerSeries {
   const codes = new Map<string, number>();
   if (zeroed) codes.set("ok", 0);
-  return { name, zeroed, codes, queue: new Latency(), run: new Latency(), duration: new Latency(), retries: 0, checkpoints: 0 };
+  return { name, zeroed, codes, queue: new Latency(), run: new Latency(), duration: new Latency(), retries: 0, checkpoints: 0, hedges: 0, hedgeWins: 0 };
 }
 
 function count(series: HandlerSeries, code: string): void {

@@ -18,6 +18,10 @@ export interface ClusterObserver {
   /** A request refused at the door (bad handler, overloaded, draining …). */
   requestRefused?(handler: string, code: string): void;
   retry?(job: Job, node: ComputeNode): void;
+  /** A hedge (a second attempt of a slow request) started on `node`. */
+  hedgeStarted?(job: Job, node: ComputeNode): void;
+  /** A hedged request answered: `byHedge` when the hedge answered first. */
+  hedgeSettled?(job: Job, byHedge: boolean): void;
   checkpointStored?(job: Job): void;
   nodeCrashed?(node: ComputeNode, info: ExitInfo): void;
   nodeRestarted?(node: ComputeNode): void;

@@ -47,7 +47,8 @@ export class Placement {
     let pool = this.#eligible(job, bound ? "any" : "room");
     if (pool.length === 0 && !bound && this.#pipeline > 0) pool = this.#eligible(job, "ahead");
     let held = false;
-    if (pool.length === 0 && !bound && this.#lookahead > 0) {
+    // Hedged handlers are not held: their second attempt already covers a slow node (hedger.ts).
+    if (pool.length === 0 && !bound && this.#lookahead > 0 && job.spec.hedgeAfterMs === null) {
       pool = this.#eligible(job, "hold");
       held = true;
     }
@@ -59,6 +60,12 @@ export class Placement {
   /** Whether `node` may run `job` now: up, with a free slot, of an allowed kind, serving its handler. */
   canRunNow(job: Job, node: ComputeNode): boolean {
     return node.hasRoom && (job.spec.isolation !== "process" || node.kind === "process") && node.serves(job.handler);
+  }
+
+  /** A node other than `busy` with a free slot now that may run `job` (a hedge), or null. */
+  spare(job: Job, busy: ComputeNode): ComputeNode | null {
+    const pool = this.#eligible(job, "room").filter((n) => n !== busy);
+    return pool.length === 0 ? null : (this.#balancer.pick(job, pool) as ComputeNode);
   }
 
   /** The run time to expect of `job`'s handler, for the pipelining budget. */

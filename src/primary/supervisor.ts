@@ -9,6 +9,7 @@ import { ComputeNode, NodeStartError } from "../nodes/compute-node.js";
 import type { CheckpointMsg, HandlerConfig, NodeKind, ResultMsg } from "../nodes/messages.js";
 import type { NodeListener } from "../nodes/compute-node.js";
 import { createProcessTransport } from "../nodes/process-transport.js";
+import { ThreadHost } from "../nodes/thread-host.js";
 import { createThreadTransport } from "../nodes/thread-transport.js";
 import type { ExitInfo } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
@@ -23,6 +24,8 @@ export class Supervisor {
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   #dispatcher: Dispatcher | null = null;
   #stopping = false;
+  /** The process hosting the thread nodes (threadHost "process"), or null. */
+  readonly #threadHost: ThreadHost | null;
   observer: ClusterObserver = {};
 
   /** The handlers a node started from now on loads (a reload replaces it). */
@@ -39,6 +42,7 @@ export class Supervisor {
       onCheckpoint: (node: ComputeNode, msg: CheckpointMsg) => this.#dispatcher?.onCheckpoint(node, msg),
       onExit: (node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null) => this.#onExit(node, info, lost, ran),
     };
+    this.#threadHost = options.threadHost === "process" ? new ThreadHost(log) : null;
     for (let i = 0; i < options.threads; i++) this.nodes.push(this.#make("thread"));
     for (let i = 0; i < options.processes; i++) this.nodes.push(this.#make("process"));
   }
@@ -51,16 +55,19 @@ export class Supervisor {
       kind,
       capacity: options.nodeConcurrency,
       memoryMb: options.nodeMemoryMb,
+      startTimeoutMs: options.nodeStartTimeoutMs,
       init: {
         handlers: this.#handlers.files,
         compiled: this.#handlers.compiled,
         logLevel: this.#log.level,
         maxCheckpointBytes: options.maxCheckpointBytes,
+        maxResultBytes: options.maxResultBytes,
         concurrency: options.nodeConcurrency,
       },
       versions: this.#handlers.versions,
-      transport: kind === "thread" ? createThreadTransport : createProcessTransport,
+      transport: kind === "thread" ? (this.#threadHost?.transport ?? createThreadTransport) : createProcessTransport,
       listener,
+      log: this.#log,
     });
   }
 
@@ -159,6 +166,8 @@ export class Supervisor {
     for (const timer of this.#restartTimers) clearTimeout(timer);
     this.#restartTimers.clear();
     await Promise.all(this.nodes.map((node) => node.stop(graceMs)));
+    // Threads given up on (blocked in native code) die with their host, now.
+    this.#threadHost?.close();
   }
 
   async #start(node: ComputeNode): Promise<Record<string, HandlerConfig>> {
@@ -172,11 +181,11 @@ export class Supervisor {
     // A node stopped on purpose may still hold attempts abandoned in the drain: the
     // dispatcher ends them (and their grace timers), without a crash or a restart.
     if (node.state === "stopped") {
-      if (lost.length > 0) this.#log.warn({ node: node.id, kind: node.kind, pid: node.pid, code: info.code, signal: info.signal, reason: info.reason, lost: lost.length }, "stopping node died: its requests run again elsewhere");
+      if (lost.length > 0) this.#log.warn({ node: node.id, kind: node.kind, pid: node.pid, code: info.code, signal: info.signal, reason: info.reason, toRetry: lost.length }, "stopping node died: its requests run again elsewhere");
       return void this.#dispatcher?.nodeLost(node, info, lost, ran);
     }
     this.#log.warn(
-      { node: node.id, kind: node.kind, pid: node.pid, threadId: node.threadId, code: info.code, signal: info.signal, reason: info.reason, lost: lost.length, crashes: node.crashes },
+      { node: node.id, kind: node.kind, pid: node.pid, threadId: node.threadId, code: info.code, signal: info.signal, reason: info.reason, toRetry: lost.length, crashes: node.crashes },
       "node crashed",
     );
     this.observer.nodeCrashed?.(node, info);

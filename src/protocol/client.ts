@@ -7,6 +7,12 @@
  * backpressure and checking what comes back. `Client` owns the requests: ids, the in-flight table, abort,
  * and turning replies into results or coded errors. A lost connection rejects what was
  * in flight on it and is replaced lazily by the next request.
+ *
+ * With `resubmit: true` every call carries an idempotency key (its own, or a random
+ * UUID), and a lost connection rejects nothing: the client reconnects with backoff (to
+ * the next of `hosts`, when given) and sends its unanswered calls again with their keys,
+ * until each call's deadline. The primary joins or replays them (DESIGN.md, "Idempotency
+ * keys and the journal"), so a call survives a restart of its primary.
  */
 import {
   CancelledError,
@@ -17,7 +23,9 @@ import {
   type WireError,
 } from "../errors.js";
 import type { Reply, ReplyMeta } from "./frames.js";
+import { randomUUID } from "node:crypto";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./address.js";
+import { type Address, Failover, parseAddress } from "./failover.js";
 import { Connection, type ConnectionOptions } from "./connection.js";
 import { int } from "../validate.js";
 
@@ -36,10 +44,21 @@ export interface ClientOptions {
    * inside the socket's data handler, so it must not throw.
    */
   onProtocolError?: (error: CrewError) => void;
+  /**
+   * Survive a lost connection: every call gets an idempotency key (unless given), and
+   * unanswered calls are sent again, with their keys, after reconnecting. Default false.
+   */
+  resubmit?: boolean;
+  /** Primaries to fail over between ("host:port" or { host, port }); overrides host and port. */
+  hosts?: Array<string | Address>;
+  /** With resubmit: how long a call without timeoutMs keeps being resent, ms. Default 60000. */
+  resubmitTimeoutMs?: number;
 }
 
 export interface RunOptions {
   key?: string;
+  /** DESIGN.md's idempotency key (1 to 256 characters): joins or replays the run with the same key. */
+  idempotencyKey?: string;
   timeoutMs?: number;
   priority?: number;
   signal?: AbortSignal;
@@ -57,12 +76,18 @@ export type ReplyError = CrewError & { meta?: ReplyMeta };
 
 interface FilledOptions extends ConnectionOptions {
   onProtocolError: ((error: CrewError) => void) | undefined;
+  resubmit: boolean;
+  addresses: Address[];
+  resubmitTimeoutMs: number;
 }
 
 interface Pending {
   resolve: (reply: Reply) => void;
   reject: (error: Error) => void;
   signal: AbortSignal | undefined;
+  /** With resubmit: the frame, sent again after a reconnect until `deadline` (performance.now() ms). */
+  line: string;
+  deadline: number;
 }
 
 /** The requests one signal can abort, and the single listener that aborts them. */
@@ -78,9 +103,12 @@ export class Client {
   #connection: Connection | undefined;
   #nextId = 1;
   #closed = false;
+  readonly #failover: Failover;
+  #reconnectTimer: NodeJS.Timeout | null = null;
 
   constructor(options: ClientOptions = {}) {
     this.#options = fillOptions(options);
+    this.#failover = new Failover(this.#options.addresses);
   }
 
   /** Opens the connection now; run, call and ping also open it on demand. */
@@ -94,19 +122,18 @@ export class Client {
    * `T` is the result's type as the caller knows it (not checked at run time).
    */
   async run<T = unknown>(handler: string, payload?: unknown, options: RunOptions = {}): Promise<T> {
-    const reply = await this.#request(runFrame(this.#nextId++, handler, payload, options), options.signal);
+    const reply = await this.#request(this.#runFrame(handler, payload, options), options.signal, options.timeoutMs);
     if (reply.ok) return reply.result as T;
     throw replyError(reply.error, reply.meta);
   }
 
   /** Like run, but an error reply is returned, not thrown: no exceptions on a load generator's hot path. */
   call(handler: string, payload?: unknown, options: RunOptions = {}): Promise<CallResult> {
-    const frame = runFrame(this.#nextId++, handler, payload, options);
-    return this.#request(frame, options.signal).then(toCallResult);
+    return this.#request(this.#runFrame(handler, payload, options), options.signal, options.timeoutMs).then(toCallResult);
   }
 
   async ping(): Promise<void> {
-    const reply = await this.#request({ op: "ping", id: this.#nextId++ }, undefined);
+    const reply = await this.#request({ op: "ping", id: this.#nextId++ }, undefined, undefined);
     if (!reply.ok) throw replyError(reply.error, reply.meta);
   }
 
@@ -117,10 +144,18 @@ export class Client {
   /** Ends the connection for good: in-flight requests reject, and later ones too. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#failPending(closedError());
     await this.#connection?.destroy(closedError());
   }
 
-  #request(frame: RunWireFrame | PingWireFrame, signal: AbortSignal | undefined): Promise<Reply> {
+  #runFrame(handler: string, payload: unknown, options: RunOptions): RunWireFrame {
+    const frame = runFrame(this.#nextId++, handler, payload, options);
+    if (this.#options.resubmit) frame.idempotencyKey ??= randomUUID();
+    return frame;
+  }
+
+  #request(frame: RunWireFrame | PingWireFrame, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<Reply> {
     if (this.#closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(cancelledError(signal));
     let line: string;
@@ -129,27 +164,33 @@ export class Client {
     } catch (err) {
       return Promise.reject(err); // a payload JSON cannot hold (BigInt, cycles): nothing is sent
     }
-    const connection = this.#connect();
+    // A resubmitting client waiting out its backoff sends the call with the others when it reconnects.
+    const connection = this.#reconnectTimer ? undefined : this.#connect();
     const { id } = frame;
     return new Promise<Reply>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, signal });
+      const deadline = performance.now() + (timeoutMs ?? this.#options.resubmitTimeoutMs);
+      this.#pending.set(id, { resolve, reject, signal, line, deadline });
       if (signal) this.#watch(signal, id);
-      connection.send(line);
+      connection?.send(line); // none while a resubmitting client waits to reconnect: sent then
     });
   }
 
   /** The current connection, or a new one: a lost connection is only replaced when needed. */
   #connect(): Connection {
     if (this.#connection) return this.#connection;
-    const connection = new Connection(this.#options, {
+    const address = this.#failover.current();
+    const connection = new Connection({ ...this.#options, ...address }, {
       reply: (reply) => this.#settle(reply),
       lost: (error) => this.#lost(connection, error),
     });
     this.#connection = connection;
+    if (this.#options.resubmit) connection.opened.then(() => this.#failover.opened(), () => {});
     return connection;
   }
 
   #settle(reply: Reply): void {
+    // A draining primary's E_SHUTTING_DOWN: its connection closes next, and the call is sent again.
+    if (this.#options.resubmit && !reply.ok && reply.error.code === "E_SHUTTING_DOWN" && typeof reply.id === "number") return;
     if (typeof reply.id === "number") {
       // Nothing pending: the late answer to a request the caller already aborted.
       this.#take(reply.id)?.resolve(reply);
@@ -209,6 +250,27 @@ export class Client {
   #lost(connection: Connection, error: CrewError): void {
     if (this.#connection !== connection) return;
     this.#connection = undefined;
+    if (this.#options.resubmit && !this.#closed && !connection.violated) return this.#reconnectLater(error);
+    this.#failPending(error);
+  }
+
+  /** Resubmit: calls past their deadline fail; the others wait for the next connection. */
+  #reconnectLater(error: CrewError): void {
+    const now = performance.now();
+    for (const [id, p] of this.#pending) {
+      if (p.deadline <= now) this.#take(id)?.reject(new ConnectionError(`gave up resending the call: its deadline passed (${error.message})`, { cause: error }));
+    }
+    if (this.#pending.size === 0) return; // the next call connects
+    const delay = this.#failover.failed();
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      if (this.#closed || this.#connection) return;
+      const connection = this.#connect();
+      for (const p of this.#pending.values()) connection.send(p.line);
+    }, delay);
+  }
+
+  #failPending(error: CrewError): void {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const [signal, watch] of this.#watches) signal.removeEventListener("abort", watch.onAbort);
@@ -217,12 +279,12 @@ export class Client {
   }
 }
 
-type RunWireFrame = { id: number; handler: string; payload: unknown } & Pick<RunOptions, "key" | "timeoutMs" | "priority">;
+type RunWireFrame = { id: number; handler: string; payload: unknown } & Pick<RunOptions, "key" | "idempotencyKey" | "timeoutMs" | "priority">;
 type PingWireFrame = { op: "ping"; id: number };
 
 function runFrame(id: number, handler: string, payload: unknown, options: RunOptions): RunWireFrame {
   // Undefined fields vanish in JSON.stringify, so absent options never reach the wire.
-  return { id, handler, payload, key: options.key, timeoutMs: options.timeoutMs, priority: options.priority };
+  return { id, handler, payload, key: options.key, idempotencyKey: options.idempotencyKey, timeoutMs: options.timeoutMs, priority: options.priority };
 }
 
 function toCallResult(reply: Reply): CallResult {
@@ -255,7 +317,12 @@ function fillOptions(options: ClientOptions): FilledOptions {
     maxFrameBytes: options.maxFrameBytes ?? 64 * 1024 * 1024,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     onProtocolError: options.onProtocolError,
+    resubmit: options.resubmit === true,
+    addresses: [],
+    resubmitTimeoutMs: options.resubmitTimeoutMs ?? 60_000,
   };
+  filled.addresses = options.hosts?.length ? options.hosts.map((h, i) => parseAddress(h, `options.hosts[${i}]`)) : [{ host: filled.host, port: filled.port }];
+  int(filled.resubmitTimeoutMs, "options.resubmitTimeoutMs", 1, 2 ** 31 - 1);
   if (typeof filled.host !== "string" || filled.host === "") {
     throw new InvalidOptionError("options.host must be a non-empty string");
   }

@@ -31,6 +31,8 @@ export class Connection {
   #flushScheduled = false;
   #writable = false; // false while connecting and while the socket waits for 'drain'
   #open = false;
+  /** The server broke the protocol (not a reply frame, one too large): not worth reconnecting to. */
+  violated = false;
   #lost: CrewError | undefined;
   #resolveOpened!: () => void;
   #rejectOpened!: (error: Error) => void;
@@ -54,6 +56,7 @@ export class Connection {
     socket.once("connect", () => this.#onConnect());
     socket.on("data", (chunk: Buffer) => {
       if (!this.#splitter.push(chunk)) {
+        this.violated = true;
         this.destroy(new ConnectionError(`${this.#address} sent a reply over maxFrameBytes (${options.maxFrameBytes})`));
       }
     });
@@ -118,6 +121,7 @@ export class Connection {
     if (!isReply(value)) {
       // An HTTP server answers NDJSON with "HTTP/1.1 400 Bad Request": say which port this is.
       const http = line.startsWith("HTTP/") ? ": it answered HTTP, so that is an HTTP port (crew's HTTP front?), not the cluster's TCP port" : "";
+      this.violated = true;
       this.destroy(new ConnectionError(`${this.#address} sent a line that is not a reply frame${http}`));
       return;
     }

@@ -30,6 +30,8 @@ import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
+import { onPeerEnd, socketCancels } from "./http-connection.js";
+import { grown } from "./ndjson.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
 /** A client has this long to send its headers, and this long for the whole request. */
@@ -37,6 +39,7 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** An idle keep-alive connection is closed after this. */
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+const TIMEOUT_CHECK_MS = 1_000;
 /**
  * After a 413 the rest of the body is read and dropped (closing at once would reset the
  * connection and could destroy the 413 before the client reads it), but only this long
@@ -100,10 +103,17 @@ class HttpReceiver implements Front {
         headersTimeout: HEADERS_TIMEOUT_MS,
         requestTimeout: REQUEST_TIMEOUT_MS,
         keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+        // Node checks the two timeouts above on this interval (default 30 s, which made
+        // them ~30 s and ~50 s): checked every second, they are what they say.
+        connectionsCheckingInterval: TIMEOUT_CHECK_MS,
       },
       (req, res) => this.#route(req, res),
     );
-    this.#server.maxConnections = 10_000;
+    this.#server.maxConnections = cluster.options.maxConnections;
+    // A client that half-closes after its request (shutdown(SHUT_WR)) still gets its
+    // responses, and the socket closes after the last one (Node's default aborts them).
+    (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    this.#server.on("connection", (socket: Socket) => socket.on("end", () => onPeerEnd(socket)));
     // With a listener here Node no longer answers `Expect: 100-continue` itself: a body
     // that is too large by its Content-Length is refused before the client sends it.
     this.#server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
@@ -129,14 +139,27 @@ class HttpReceiver implements Front {
     });
   }
 
-  /** Stops accepting; idle keep-alive connections close, busy ones finish their request. */
-  stopAccepting(): void {
-    if (this.#server.listening) this.#server.close();
-  }
+  /**
+   * The drain begins: the HTTP front keeps listening, so load balancers and operators
+   * still get /healthz (503), /v1/status and /metrics; new runs answer E_SHUTTING_DOWN.
+   */
+  stopAccepting(): void {}
 
-  destroyConnections(): void {
+  /** Stops listening; idle connections close, busy ones after their response (cut after LINGER_MS). */
+  destroyConnections(): Promise<void> {
     this.#dashboard.close();
-    this.#server.closeAllConnections();
+    if (!this.#server.listening) {
+      this.#server.closeAllConnections();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#server.closeAllConnections(), LINGER_MS);
+      this.#server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.#server.closeIdleConnections();
+    });
   }
 
   #route(req: IncomingMessage, res: ServerResponse): void {
@@ -196,11 +219,17 @@ class HttpReceiver implements Front {
     const untyped = contentTypeRefusal(req);
     if (untyped) return this.#refuse(res, handler, untyped);
     if (declaredLength(req) > this.#maxBody) return this.#tooLarge(res, handler, req);
-    const chunks: Buffer[] = [];
+    // One growing buffer, not a list of chunks: a chunked body sent a byte at a time
+    // would otherwise cost a Buffer object per byte, each pinning the socket's read buffer.
+    let body: Buffer = Buffer.alloc(0);
     let size = 0;
     const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size <= this.#maxBody) return void chunks.push(chunk);
+      if (size + chunk.length <= this.#maxBody) {
+        if (body.length < size + chunk.length) body = grown(body, 0, size, size + chunk.length);
+        chunk.copy(body, size);
+        size += chunk.length;
+        return;
+      }
       req.off("data", onData);
       req.off("end", onEnd);
       this.#tooLarge(res, handler, req);
@@ -209,7 +238,7 @@ class HttpReceiver implements Front {
       // The payload stays JSON text, checked but never built here: the node parses it.
       let payloadJson: string | undefined;
       if (size > 0) {
-        payloadJson = Buffer.concat(chunks, size).toString("utf8");
+        payloadJson = body.toString("utf8", 0, size);
         try {
           checkJson(payloadJson);
         } catch (err) {
@@ -230,7 +259,7 @@ class HttpReceiver implements Front {
     // server resumes a paused socket whenever a body is read, so past the cap a pipelined
     // request is refused rather than left unread.
     const cap = this.#cluster.options.maxConnectionInflight;
-    if (socketCancels(res.req.socket).size >= cap) {
+    if (socketCancels(res.req.socket, this.#cluster.log).size >= cap) {
       return this.#refuse(res, request.handler, new OverloadedError(`${cap} requests already in flight on this connection`));
     }
     let answered = false;
@@ -245,10 +274,11 @@ class HttpReceiver implements Front {
     const cancel = (): void => {
       if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
     };
-    const outstanding = socketCancels(res.req.socket);
+    const outstanding = socketCancels(res.req.socket, this.#cluster.log);
     outstanding.add(cancel);
     res.once("close", () => {
       outstanding.delete(cancel);
+      if (!answered) this.#cluster.log.debug({ remote: res.req.socket.remoteAddress, requestId: job.requestId }, "client disconnected: cancelling its requests");
       cancel();
     });
   }
@@ -259,13 +289,30 @@ class HttpReceiver implements Front {
     sendError(res, error, headers);
   }
 
-  /** 413, then the rest of the body is dropped for a bounded time and size, so the client can read the answer. */
+  /**
+   * 413, then the rest of the body is read and dropped, so the client can read the
+   * answer: a body that ends within a bounded time and size keeps the connection; past
+   * either, the 413 is followed by FIN (never a reset while the client still sends,
+   * which could destroy the 413 unread), and the connection is cut LINGER_MS later.
+   */
   #tooLarge(res: ServerResponse, handler: string, req: IncomingMessage): void {
     this.#refuse(res, handler, new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes`));
     if (req.complete) return;
     let dropped = 0;
     const most = Math.max(this.#maxBody, LINGER_MIN_BYTES);
-    const cut = (): void => void req.socket.destroy();
+    const socket = req.socket;
+    let cutting = false;
+    const cut = (): void => {
+      if (cutting) return;
+      cutting = true;
+      clearTimeout(timer);
+      const end = (): void => {
+        socket.end();
+        setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      };
+      if (res.writableFinished) end();
+      else res.once("finish", end);
+    };
     const timer = setTimeout(cut, LINGER_MS);
     req.on("data", (chunk: Buffer) => {
       dropped += chunk.length;
@@ -363,24 +410,4 @@ function send(res: ServerResponse, status: number, body: string, type = JSON_TYP
   if (res.headersSent || res.destroyed) return; // the client left, or a 413 already answered
   res.writeHead(status, { ...headers, "content-type": type, "content-length": Buffer.byteLength(body) });
   res.end(body);
-}
-
-const cancelsBySocket = new WeakMap<Socket, Set<() => void>>();
-
-/**
- * The cancels of a connection's unanswered requests, run by one 'close' listener per
- * socket; its size is the connection's in-flight count.
- */
-function socketCancels(socket: Socket): Set<() => void> {
-  let cancels = cancelsBySocket.get(socket);
-  if (!cancels) {
-    const set = new Set<() => void>();
-    cancelsBySocket.set(socket, set);
-    socket.once("close", () => {
-      for (const cancel of set) cancel();
-      set.clear();
-    });
-    cancels = set;
-  }
-  return cancels;
 }

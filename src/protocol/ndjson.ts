@@ -20,11 +20,24 @@ const MIN_CAPACITY = 256;
 /** An emptied buffer larger than this is released, so an idle connection holds nothing. */
 const KEEP_CAPACITY = 16 * 1024;
 
+/**
+ * A buffer of at least `need` bytes (capacity doubling from MIN_CAPACITY) holding
+ * from[start, end) at its start: bytes that arrive in small pieces cost about their
+ * size, where a list of the pieces would cost a Buffer object (~80 bytes) each.
+ */
+export function grown(from: Buffer, start: number, end: number, need: number): Buffer {
+  let capacity = Math.max(MIN_CAPACITY, from.length);
+  while (capacity < need) capacity *= 2;
+  const out = Buffer.allocUnsafe(capacity);
+  from.copy(out, 0, start, end);
+  return out;
+}
+
 export class LineSplitter {
   readonly #maxFrameBytes: number;
   readonly #onLine: FrameSink;
   /** Bytes not yet split are #buf[#start, #end); [#start, #scanned) is known to hold no newline. */
-  #buf = EMPTY;
+  #buf: Buffer = EMPTY;
   #start = 0;
   #end = 0;
   #scanned = 0;
@@ -133,11 +146,7 @@ export class LineSplitter {
       if (need <= this.#buf.length) {
         this.#buf.copyWithin(0, this.#start, this.#end);
       } else {
-        let capacity = Math.max(MIN_CAPACITY, this.#buf.length);
-        while (capacity < need) capacity *= 2;
-        const grown = Buffer.allocUnsafe(capacity);
-        this.#buf.copy(grown, 0, this.#start, this.#end);
-        this.#buf = grown;
+        this.#buf = grown(this.#buf, this.#start, this.#end, need);
       }
       this.#scanned -= this.#start;
       this.#start = 0;

@@ -1,13 +1,20 @@
 /**
- * Group commit: the journal's writes queue up during one turn of the event loop and go
- * to SQLite in one transaction at its end (setImmediate), or as soon as MAX_BATCH are
- * waiting. One transaction per statement costs 25–30 µs of CPU per request here, one per
- * batch about 5 µs (issue 11's measurement); under load a turn holds many requests'
- * writes, and when idle a write waits for no timer. Writes commit in the order they
+ * Group commit: the journal's writes queue up for COMMIT_WINDOW_MS and go to SQLite in
+ * one transaction, or as soon as MAX_BATCH are waiting. One transaction per statement
+ * costs 25–30 µs of CPU per request here, one per batch about 5 µs (issue 11's
+ * measurement). Writes commit in the order they
  * were queued, so a request's row always commits with or before its reply.
  */
 import type { Logger } from "pino";
 import type { Database } from "./journal-file.js";
+
+/**
+ * How long a batch gathers writes, ms. Measured here (keyed echo, 256 in flight, in
+ * process): 1 ms gives 15–30% more throughput than committing at the end of each
+ * event-loop turn, since every commit writes whole 4 KiB pages to the WAL and fewer,
+ * fuller commits write fewer of them; it adds at most 1 ms to a keyed reply.
+ */
+const COMMIT_WINDOW_MS = 1;
 
 /** Writes that close a transaction early, so one batch never holds the event loop long. */
 const MAX_BATCH = 512;
@@ -50,7 +57,7 @@ export class GroupCommit {
     if (this.#batch.writes.length >= MAX_BATCH) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(this.#onImmediate);
+      setTimeout(this.#onImmediate, COMMIT_WINDOW_MS);
     }
   }
 

@@ -33,6 +33,14 @@ interface Row {
   expires_at: number | null;
 }
 
+/** A request's row while its INSERT waits in the batch: later writes of the same batch fold into it. */
+interface PendingRow {
+  attempts: number;
+  checkpoint: string | null;
+  reply: string | null;
+  expiresAt: number | null;
+}
+
 export interface JournalLimits extends KeyTableLimits {
   sync: "normal" | "full";
 }
@@ -45,6 +53,8 @@ export class JournalStore implements RequestStore {
   readonly #commits: GroupCommit;
   readonly #log: Logger;
   readonly #sql;
+  /** Rows inserted in the batch not yet committed: an echo's insert, attempt and reply become one write. */
+  readonly #pending = new Map<string, PendingRow>();
   #sweeper: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -61,7 +71,7 @@ export class JournalStore implements RequestStore {
     this.#log = log;
     this.#sql = {
       insert: db.prepare(
-        "INSERT OR REPLACE INTO requests (key, request_id, handler, payload, fingerprint, priority, timeout_ms, deadline, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO requests (key, request_id, handler, payload, fingerprint, priority, timeout_ms, deadline, accepted_at, attempts, checkpoint, reply, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       attempt: db.prepare("UPDATE requests SET attempts = ? WHERE key = ?"),
       checkpoint: db.prepare("UPDATE requests SET checkpoint = ? WHERE key = ?"),
@@ -107,20 +117,27 @@ export class JournalStore implements RequestStore {
       const s = this.#sql.insert;
       const { idempotencyKey, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline } = req;
       const accepted = Date.now();
-      this.#commits.add(() => s.run(idempotencyKey, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline, accepted));
+      const row: PendingRow = { attempts: 0, checkpoint: null, reply: null, expiresAt: null };
+      this.#pending.set(idempotencyKey, row);
+      this.#commits.add(() => {
+        if (this.#pending.get(idempotencyKey) === row) this.#pending.delete(idempotencyKey);
+        s.run(idempotencyKey, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline, accepted, row.attempts, row.checkpoint, row.reply, row.expiresAt);
+      });
     }
     return result;
   }
 
   attemptStarted(key: string, attempt: number): number {
-    const s = this.#sql.attempt;
-    this.#commits.add(() => s.run(attempt, key));
+    const row = this.#pending.get(key);
+    if (row) row.attempts = attempt;
+    else this.#commits.add(() => this.#sql.attempt.run(attempt, key));
     return attempt;
   }
 
   checkpoint(key: string, _fence: string | number, json: string): Promise<boolean> {
-    const s = this.#sql.checkpoint;
-    this.#commits.add(() => s.run(json, key));
+    const row = this.#pending.get(key);
+    if (row) row.checkpoint = json;
+    else this.#commits.add(() => this.#sql.checkpoint.run(json, key));
     return this.#commits.committed();
   }
 
@@ -128,16 +145,17 @@ export class JournalStore implements RequestStore {
     const now = Date.now();
     const expiresAt = now + this.#table.limits.ttlMs;
     this.#table.finish(key, reply, now, false, expiresAt);
-    const s = this.#sql.finish;
     const text = JSON.stringify(reply);
-    this.#commits.add(() => s.run(text, expiresAt, key));
+    const row = this.#pending.get(key);
+    if (row) Object.assign(row, { reply: text, expiresAt, checkpoint: null });
+    else this.#commits.add(() => this.#sql.finish.run(text, expiresAt, key));
     return this.#commits.committed();
   }
 
   release(key: string): void {
     this.#table.release(key);
-    const s = this.#sql.remove;
-    this.#commits.add(() => s.run(key));
+    this.#pending.delete(key); // its INSERT still runs, and this DELETE after it
+    this.#commits.add(() => this.#sql.remove.run(key));
   }
 
   status(): StoreStatus {

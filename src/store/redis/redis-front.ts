@@ -158,7 +158,7 @@ export class RedisFront implements RequestSink {
     const stored: StoredReply = { ok: false, error: error.toJSON(), meta: { ...job.meta(), host: this.#d.host } };
     this.#d.queue.finish(job.requestId, null, stored, false).then(
       (res) => {
-        if (res === "refused") return; // the result won: deliver() answers
+        if (res === "already") return; // the result won: deliver() answers
         this.#waiting.delete(job.requestId);
         for (const j of shared) this.#answer(j, fail(j, error));
       },

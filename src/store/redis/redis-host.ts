@@ -23,6 +23,7 @@ export interface RedisHostOptions {
   hostTimeoutMs: number;
   resultTtlMs: number;
   maxQueue: number;
+  nodePipeline: number;
 }
 
 /** A host as `/v1/status` lists it: its nodes as its last heartbeat told. */
@@ -50,7 +51,7 @@ export class RedisHost {
     this.#queue = new SharedQueue(conns.cmd, keys, host, { maxQueue: options.maxQueue, resultTtlMs: options.resultTtlMs });
     const connected = () => conns.cmd.status === "ready";
     this.front = new RedisFront({ queue: this.#queue, registry: deps.registry, host, connected, observer: () => deps.dispatcher.observer, log: deps.log });
-    this.#worker = new RedisWorker({ queue: this.#queue, dispatcher: deps.dispatcher, nodes: deps.nodes, registry: deps.registry, host, hostTimeoutMs: options.hostTimeoutMs, connected, log: deps.log });
+    this.#worker = new RedisWorker({ queue: this.#queue, dispatcher: deps.dispatcher, nodes: deps.nodes, registry: deps.registry, host, hostTimeoutMs: options.hostTimeoutMs, nodePipeline: options.nodePipeline, connected, log: deps.log });
     this.#channels = new HostChannels(conns, keys, host, {
       reply: (id, reply) => this.front.deliver(id, reply),
       work: () => this.#worker.pump(),

@@ -26,12 +26,16 @@ export interface RedisWorkerDeps {
   registry: HandlerRegistry;
   host: string;
   hostTimeoutMs: number;
+  /** Short requests a node may hold ahead (--node-pipeline): how many more a host may pull while its requests are short. */
+  nodePipeline: number;
   connected: () => boolean;
   log: Logger;
 }
 
 interface Held {
   claim: Claimed;
+  /** performance.now() at the claim, for the run-time average that decides prefetching. */
+  claimedAt: number;
   job: Job | null;
   /** Set once another host took it, or it was answered elsewhere: nothing of it is written any more. */
   lost: boolean;
@@ -44,6 +48,9 @@ interface Held {
 /** Outcomes that mean "this host let go", not the request's answer: another host will run it. */
 const LET_GO = new Set(["E_SHUTTING_DOWN", "E_OVERLOADED", "E_NO_NODE"]);
 
+/** Claim-to-answer time (moving average) under which a host pulls ahead, ms. */
+const PREFETCH_BELOW_MS = 5;
+
 export class RedisWorker {
   readonly #d: RedisWorkerDeps;
   readonly #held = new Map<string, Held>();
@@ -53,6 +60,8 @@ export class RedisWorker {
   #again = false;
   #stopped = false;
   #pullsStopped = false;
+  /** Moving average of claim-to-answer time, ms; starts high, so nothing is pulled ahead until requests prove short. */
+  #avgMs = Infinity;
   /** When the connection last became ready: takeovers wait one host timeout after it, so live hosts can heartbeat first. */
   #readySince = performance.now();
 
@@ -94,10 +103,17 @@ export class RedisWorker {
     if (this.#timer) clearTimeout(this.#timer);
   }
 
-  /** Free slots on this host's nodes that are up, minus what it already holds. */
+  /**
+   * Free slots on this host's nodes that are up, minus what it already holds. While the
+   * requests it answers take under PREFETCH_BELOW_MS from claim to answer, each node also
+   * counts its --node-pipeline: a Redis round trip per request and slot would cap echo
+   * at a few thousand a second, while a long job must never wait here behind another
+   * when a host elsewhere is idle.
+   */
   room(): number {
     let slots = 0;
-    for (const node of this.#d.nodes) if (node.state === "up") slots += node.capacity;
+    const ahead = this.#avgMs < PREFETCH_BELOW_MS ? this.#d.nodePipeline : 0;
+    for (const node of this.#d.nodes) if (node.state === "up") slots += node.capacity + ahead;
     return slots - this.#held.size;
   }
 
@@ -137,7 +153,7 @@ export class RedisWorker {
   }
 
   #run(claim: Claimed): void {
-    const held: Held = { claim, job: null, lost: false, reply: null, checkpoints: Promise.resolve() };
+    const held: Held = { claim, claimedAt: performance.now(), job: null, lost: false, reply: null, checkpoints: Promise.resolve() };
     this.#held.set(claim.requestId, held);
     const spec = this.#d.registry.get(claim.handler);
     const refuse = (error: CrewError) => this.#answer(held, { ok: false, error, meta: { node: null, attempts: claim.attempt - 1, ms: 0 } });
@@ -196,6 +212,8 @@ export class RedisWorker {
       this.#held.delete(held.claim.requestId);
       return;
     }
+    const took = performance.now() - held.claimedAt;
+    this.#avgMs = this.#avgMs === Infinity ? took : this.#avgMs * 0.9 + took * 0.1;
     const meta = { ...outcome.meta, host: this.#d.host };
     held.reply = outcome.ok ? { ok: true, json: outcome.json, meta } : { ok: false, error: outcome.error.toJSON(), meta };
     void this.#send(held);
@@ -207,7 +225,8 @@ export class RedisWorker {
     try {
       await held.checkpoints;
       const res = await this.#d.queue.finish(held.claim.requestId, held.claim.fence, reply, held.claim.idempotencyKey !== null);
-      if (res !== "answered") this.#d.log.warn({ requestId: held.claim.requestId, host: this.#d.host, res }, "result refused: another host holds the request (fenced)");
+      if (res === "fenced") this.#d.log.warn({ requestId: held.claim.requestId, host: this.#d.host }, "result refused: another host holds the request (fenced)");
+      else if (res !== "answered") this.#d.log.debug({ requestId: held.claim.requestId, host: this.#d.host, res }, "result not needed: answered already (cancel, deadline) or expired");
       held.reply = null;
       this.#held.delete(held.claim.requestId);
       this.pump();

@@ -168,7 +168,7 @@ local fence, reply, keep, cap, prefix, me, rid = unpack(ARGV)
 local v = redis.call('HMGET', KEYS[1], 'f', 'done', 's', 'e', 'to', 'own')
 if not v[1] then return -1 end
 if v[2] then return 0 end
-if fence ~= '' and v[1] ~= fence then return 0 end
+if fence ~= '' and v[1] ~= fence then return -2 end
 redis.call('HSET', KEYS[1], 'done', '1', 'res', reply)
 redis.call('HDEL', KEYS[1], 'ck')
 if v[4] then

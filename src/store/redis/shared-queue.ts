@@ -49,8 +49,8 @@ export interface Claimed {
   previousHolder: string | null;
 }
 
-/** How a finish went: answered now, refused (answered already, or fenced), or no such request. */
-export type FinishResult = "answered" | "refused" | "gone";
+/** How a finish went: answered now, answered already (by another writer), fenced (another claim holds it), or no such request. */
+export type FinishResult = "answered" | "already" | "fenced" | "gone";
 
 /** What the heartbeat refreshes: an attempt this host runs. */
 export interface Held {
@@ -157,7 +157,7 @@ export class SharedQueue {
     const out = await runScript(this.#redis, FINISH, [this.#keys.request(requestId)], [
       fence ?? "", JSON.stringify(reply), keep, this.#options.replyCap, this.#keys.prefix, this.#host, requestId,
     ]);
-    return out === 1 ? "answered" : out === 0 ? "refused" : "gone";
+    return out === 1 ? "answered" : out === 0 ? "already" : out === -2 ? "fenced" : "gone";
   }
 
   /** The hosts heartbeating now, with the info each last sent. */

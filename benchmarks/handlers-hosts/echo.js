@@ -1,0 +1,2 @@
+// The examples' echo.
+export { default } from "../../workers/echo.js";

@@ -1,0 +1,3 @@
+// The same handler, hedged after its running p95.
+export { default } from "../lib/tail.js";
+export const config = { hedgeAfterMs: "p95" };

@@ -1,0 +1,2 @@
+// The slow-tail handler, not hedged (the baseline).
+export { default } from "../lib/tail.js";

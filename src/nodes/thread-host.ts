@@ -1,0 +1,135 @@
+/**
+ * Thread nodes hosted outside the primary: one child process (node-runtime/host-entry.js)
+ * runs every thread node's piscina thread, so a V8 out-of-memory abort in a thread, which
+ * resourceLimits do not prevent for every allocation shape (nodejs/node#47224), ends that
+ * process and never the primary. Its thread nodes then die together, each through the
+ * one crash path, and their restarts start a new host. The transports it gives out are
+ * plain NodeTransports: ComputeNode and the dispatcher never learn where a thread lives.
+ *
+ * Cost: every message crosses one more hop (JSON over IPC to the host, then a MessagePort),
+ * and the host is a process of its own (~40 MB RSS before any handler); see
+ * docs/recovery.md for the figures. A thread blocked in native code (execSync) no longer
+ * delays the primary's exit: the host's process group is SIGKILLed at stop.
+ */
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import { forkNodeProcess, type NodeProcess, onEnded, processExit } from "./child.js";
+import type { FromHost, ToHost } from "./host-messages.js";
+import type { FromNode, ToNode } from "./messages.js";
+import type { ExitInfo, NodeTransport, TransportEvents, TransportFactory, TransportOptions } from "./transport.js";
+
+const ENTRY = fileURLToPath(new URL("../node-runtime/host-entry.js", import.meta.url));
+
+interface Hosted {
+  events: TransportEvents;
+  threadId: number | null;
+  ran: number[] | null;
+  exited: boolean;
+}
+
+/** One life of the host process and the nodes in it. */
+class HostProcess {
+  readonly nodes = new Map<number, Hosted>();
+  readonly #proc: NodeProcess;
+  #dead = false;
+
+  constructor(log: Logger, onDead: (host: HostProcess) => void) {
+    // Raw output (V8's report) cannot be told apart by thread: it names the host.
+    this.#proc = forkNodeProcess(ENTRY, { env: process.env, execArgv: [], log, source: { host: "threads" } });
+    const { child } = this.#proc;
+    child.on("message", (batch: FromHost[]) => {
+      for (const msg of batch) this.#receive(msg);
+    });
+    onEnded(this.#proc, (code, signal) => {
+      this.#dead = true;
+      onDead(this);
+      const cause = processExit(code, signal, this.#proc.output, false);
+      for (const [k, node] of this.nodes) this.#exit(k, node, { ...cause, reason: `thread host ${cause.reason}` });
+    });
+    child.on("error", () => this.#proc.kill());
+    child.on("disconnect", () => this.#proc.kill());
+  }
+
+  get pid(): number {
+    return this.#proc.child.pid ?? -1;
+  }
+
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  /**
+   * Sends now: ComputeNode already batches a node's messages per turn, and a payload that
+   * cannot be serialised must throw here, so only its request fails (ComputeNode#postAlone).
+   */
+  send(msg: ToHost): void {
+    if (!this.#dead && this.#proc.child.connected) this.#proc.child.send([msg]);
+  }
+
+  kill(): void {
+    this.#proc.kill();
+  }
+
+  #receive(msg: FromHost): void {
+    const node = this.nodes.get(msg.k);
+    if (!node || node.exited) return;
+    if (msg.t === "msgs") {
+      if (msg.threadId !== undefined) node.threadId = msg.threadId;
+      node.events.onMessages(msg.msgs as FromNode[]);
+    } else {
+      node.ran = msg.ran;
+      this.#exit(msg.k, node, msg.info);
+    }
+  }
+
+  #exit(k: number, node: Hosted, info: ExitInfo): void {
+    if (node.exited) return;
+    node.exited = true;
+    this.nodes.delete(k);
+    node.events.onExit(info);
+  }
+}
+
+/** Hands out thread-node transports living in one host process, started when first needed. */
+export class ThreadHost {
+  readonly #log: Logger;
+  #host: HostProcess | null = null;
+  #nextKey = 1;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  readonly transport: TransportFactory = ({ init, memoryMb, events }: TransportOptions): NodeTransport => {
+    this.#host ??= new HostProcess(this.#log, (dead) => {
+      if (this.#host === dead) this.#host = null;
+    });
+    const host = this.#host;
+    const k = this.#nextKey++;
+    const node: Hosted = { events, threadId: null, ran: null, exited: false };
+    host.nodes.set(k, node);
+    host.send({ t: "open", k, init, memoryMb });
+    return {
+      kind: "thread",
+      get pid() {
+        return host.pid;
+      },
+      get threadId() {
+        return node.threadId;
+      },
+      post(msgs: ToNode[]) {
+        if (!node.exited) host.send({ t: "post", k, msgs });
+      },
+      kill() {
+        if (!node.exited) host.send({ t: "kill", k });
+      },
+      runningNow: () => node.ran,
+    };
+  };
+
+  /** Ends the host process and everything it started, at once (after the nodes were stopped). */
+  close(): void {
+    this.#host?.kill();
+    this.#host = null;
+  }
+}
