@@ -5,7 +5,8 @@
  * first, that node (the primary takes it back). Each race is repeated many times; every
  * round asserts that each request ran exactly once (a run counter in shared memory that
  * the handler increments, the side channel) and answered exactly once, and that nothing
- * is left in flight. Process nodes hold nothing ahead for long jobs.
+ * is left in flight. Process nodes (and thread nodes hosted in a child process, the
+ * default threadHost) hold nothing ahead for long jobs.
  */
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -72,7 +73,9 @@ describe("lookahead on two thread nodes", () => {
   beforeAll(async () => {
     // Pipelining off: the held request, measured short after a few rounds, would otherwise
     // be pipelined (sent ahead without a hand-over) when it arrives within 1 ms of the others.
-    cluster = await createCluster({ handlers: HANDLERS, threads: 2, nodePipeline: 0, logLevel: "silent", restartBackoffMs: 1, restartBackoffMaxMs: 5 });
+    // threadHost "primary": the threads share memory with the primary, which the hand-over
+    // needs (hosted in a child process, thread nodes get no lookahead, like process nodes).
+    cluster = await createCluster({ handlers: HANDLERS, threads: 2, threadHost: "primary", nodePipeline: 0, logLevel: "silent", restartBackoffMs: 1, restartBackoffMaxMs: 5 });
     cluster.observe({
       attemptStarted: (job, node) => {
         const list = started.get(key(job.payload)) ?? [];
@@ -217,9 +220,12 @@ describe("lookahead on two thread nodes", () => {
   });
 });
 
-describe("lookahead and process nodes", () => {
-  it("a busy process node holds nothing ahead for a long job: the request waits in the primary's queue", async () => {
-    const t = await startCluster({ processes: 1 });
+describe.each([
+  { kind: "a process node", options: { processes: 1 } },
+  { kind: "a thread node hosted in a child process", options: { threads: 1, threadHost: "process" as const } },
+])("lookahead and $kind", ({ options }) => {
+  it("a busy node that shares no memory with the primary holds nothing ahead: the request waits in the primary's queue", async () => {
+    const t = await startCluster(options);
     const gate = await Gate.open();
     try {
       const first = t.cluster.call("gate", { port: gate.port });

@@ -13,7 +13,10 @@
  *
  * Process nodes get no lookahead for long jobs: fork IPC shares no memory, and a
  * take-back by message would wait for the child's event loop, which the long job blocks;
- * short jobs still pipeline to them (placement.ts).
+ * short jobs still pipeline to them (placement.ts). Thread nodes hosted in a child
+ * process (threadHost "process", the default) share no memory with the primary either,
+ * and get none for now: their host could do the swap on the primary's behalf, at the
+ * cost of an asynchronous take-back (not built). With threadHost "primary" they do.
  */
 import type { ComputeNode } from "../nodes/compute-node.js";
 import type { Attempt, Job } from "./job.js";
