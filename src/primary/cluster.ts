@@ -404,15 +404,10 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   return new Cluster(options, log, supervisor, dispatcher, registry, { reloader, scaler, requests, redis });
 }
 
-/** --redis: this primary becomes one host of the cluster sharing that Redis. */
+/** --redis: joins the hosts sharing that Redis; the nodes stop if it cannot. */
 async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
-  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline } = options;
   try {
-    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline }, deps);
-    const observer = deps.dispatcher.observer;
-    const restarted = observer.nodeRestarted;
-    observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());
-    return host;
+    return await RedisHost.join(options, deps);
   } catch (err) {
     await supervisor.stop(0);
     throw err;
