@@ -30,7 +30,7 @@ import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
-import { onPeerEnd, socketCancels } from "./http-connection.js";
+import { clientOf, HttpClient, onPeerEnd } from "./http-connection.js";
 import { grown } from "./ndjson.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
@@ -259,9 +259,11 @@ class HttpReceiver implements Front {
     // server resumes a paused socket whenever a body is read, so past the cap a pipelined
     // request is refused rather than left unread.
     const cap = this.#cluster.options.maxConnectionInflight;
-    if (socketCancels(res.req.socket, this.#cluster.log).size >= cap) {
+    const client = clientOf(res.req.socket, this.#cluster.log, () => this.#newClient());
+    if (client.inflight >= cap) {
       return this.#refuse(res, request.handler, new OverloadedError(`${cap} requests already in flight on this connection`));
     }
+    if (this.#cluster.queueFull) this.#cluster.shares.makeRoom(client);
     let answered = false;
     const job: Job | null = this.#cluster.submit(request, (outcome) => {
       answered = true;
@@ -274,13 +276,17 @@ class HttpReceiver implements Front {
     const cancel = (): void => {
       if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
     };
-    const outstanding = socketCancels(res.req.socket, this.#cluster.log);
-    outstanding.add(cancel);
+    client.add(job, cancel);
     res.once("close", () => {
-      outstanding.delete(cancel);
+      client.remove(job);
       if (!answered) this.#cluster.log.debug({ remote: res.req.socket.remoteAddress, requestId: job.requestId }, "client disconnected: cancelling its requests");
       cancel();
     });
+  }
+
+  #newClient(): HttpClient {
+    const shed = (job: Job): boolean => this.#cluster.shed(job, new OverloadedError("queue full, and this connection holds more than its share of it: retry later"));
+    return new HttpClient(this.#cluster.shares, shed);
   }
 
   /** A run request refused before it reached the dispatcher: counted, answered, never queued. */
