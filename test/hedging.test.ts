@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Cluster, createCluster } from "crew";
+import { formatStatus } from "../dist/commands/status-format.js";
 
 const HANDLERS = fileURLToPath(new URL("./fixtures/hedge", import.meta.url));
 let cluster: Cluster;
@@ -58,6 +59,7 @@ describe("hedged requests", () => {
     expect(after.hedgeWins - before.hedgeWins).toBe(1);
     expect(after).toMatchObject({ completed: 101, failed: 0 });
     expect(after.hedges).toBeLessThanOrEqual(1 + 101 * 0.05); // the budget
+    expect(formatStatus(await cluster.status())).toContain(`${after.hedges} hedges (${after.hedgeWins} won)`);
   });
 
   it("a hedge loses when the first attempt answers first; the hedge is aborted; metrics count both", async () => {

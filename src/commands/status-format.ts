@@ -45,7 +45,7 @@ export function formatStatus(status: ClusterStatus): string {
     "",
     `queue      ${status.queue.length} waiting (max ${status.queue.max})`,
     `requests   ${q.active} active · ${q.accepted} accepted · ${q.completed} completed · ${q.failed} failed · ${q.refused} refused`,
-    `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored`,
+    `recovery   ${q.retries} retries · ${q.checkpoints} checkpoints stored${q.hedges ? ` · ${q.hedges} hedges (${q.hedgeWins} won)` : ""}`,
     `cluster    balancer ${status.balancer} · up ${duration(status.uptimeMs)}${status.draining ? " · DRAINING" : ""}`,
     ...scalingLine(status.scaling),
     ...(status.store ? [storeLine(status.store)] : []),

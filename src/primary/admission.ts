@@ -80,3 +80,29 @@ export function heapNearLimit(now = performance.now()): boolean {
   }
   return near;
 }
+
+/**
+ * Thins out a warning repeated under attack (a refused connection, a refused request):
+ * one line per `ms` at most, which says how many were left out since the last.
+ */
+export class Throttle {
+  readonly #ms: number;
+  #last = -Infinity;
+  #skipped = 0;
+
+  constructor(ms = 1000) {
+    this.#ms = ms;
+  }
+
+  /** The number skipped since the last line when this one may be logged; -1 when it is skipped. */
+  take(now = performance.now()): number {
+    if (now - this.#last < this.#ms) {
+      this.#skipped++;
+      return -1;
+    }
+    this.#last = now;
+    const skipped = this.#skipped;
+    this.#skipped = 0;
+    return skipped;
+  }
+}

@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
+import { BadRequestError, type CrewError, errorFromWire, ShuttingDownError } from "../errors.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
@@ -214,6 +214,16 @@ export class Cluster {
   /** The caller is gone (connection closed): cancels the request unless it has an idempotency key. */
   hangUp(job: Job): void {
     this.#sink.hangUp(job);
+  }
+
+  /** Whether a request that cannot start at once would be refused E_OVERLOADED (fair sharing, see ClientShares). */
+  get queueFull(): boolean {
+    return this.#sink.queueFull;
+  }
+
+  /** Answers a waiting request E_OVERLOADED to make room in a full queue; false when it is not waiting. */
+  shed(job: Job, error: CrewError): boolean {
+    return this.#sink.shed(job, error);
   }
 
   /** The idempotency keys' counters and the store's, for the metrics. */

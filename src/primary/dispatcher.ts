@@ -22,7 +22,7 @@ import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
-import { heapNearLimit } from "./admission.js";
+import { heapNearLimit, Throttle } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Hedger } from "./hedger.js";
 import { Placement } from "./placement.js";
@@ -89,6 +89,7 @@ export class Dispatcher {
   /** Attempts abandoned (deadline, cancel) while held in a node, not yet in a slot. */
   #heldAbandoned = 0;
   #idle: Array<() => void> = [];
+  readonly #heapWarnings = new Throttle();
   /** hurryDrain() was called: a drain that starts later does not wait either. */
   #hurried = false;
   readonly stats: DispatchStats = { accepted: 0, refused: 0, completed: 0, failed: 0, retries: 0, checkpoints: 0 };
@@ -150,7 +151,8 @@ export class Dispatcher {
       return this.#refuse(req.handler, done, new NoNodeError(`handler ${spec.name} needs a process node and the cluster has none`));
     }
     if (heapNearLimit()) {
-      this.#log.warn({ handler: req.handler }, "primary heap near its limit: refusing new work");
+      const skipped = this.#heapWarnings.take();
+      if (skipped >= 0) this.#log.warn({ handler: req.handler, alsoRefused: skipped }, "primary heap near its limit: refusing new work");
       return this.#refuse(req.handler, done, new OverloadedError("the primary's memory is near its limit: retry later"));
     }
     const bytes = req.bytes ?? 0;

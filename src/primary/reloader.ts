@@ -89,15 +89,19 @@ export class Reloader {
       throw err;
     }
     this.#supervisor.useHandlers(set);
-    const olds = this.#supervisor.nodes.filter((n) => n.state !== "stopping" && n.state !== "stopped");
     const replaced: ReloadResult["replaced"] = [];
     const retiring: Array<Promise<void>> = [];
+    const fresh = new Set<ComputeNode>();
+    // Every node taking work that does not run the new set, one at a time; a node the
+    // scaler added meanwhile (it was starting with the old set) is found on the next look.
+    const nextOld = () => this.#supervisor.nodes.find((n) => n.state !== "stopping" && n.state !== "stopped" && !fresh.has(n));
     try {
-      for (const old of olds) {
-        const fresh = await this.#supervisor.add(old.kind);
+      for (let old = nextOld(); old; old = nextOld()) {
+        const added = await this.#supervisor.add(old.kind);
+        fresh.add(added);
         if (replaced.length === 0) this.#registry.offer(set, configs);
-        replaced.push({ from: old.id, to: fresh.id });
-        log.info({ reason, from: old.id, to: fresh.id, kind: old.kind }, "reload: node replaced");
+        replaced.push({ from: old.id, to: added.id });
+        log.info({ reason, from: old.id, to: added.id, kind: old.kind }, "reload: node replaced");
         retiring.push(this.#supervisor.retire(old, "reload"));
       }
     } catch (err) {

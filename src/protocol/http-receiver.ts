@@ -14,7 +14,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import type { Logger } from "pino";
 import {
   BadRequestError,
   type CrewError,
@@ -31,6 +30,7 @@ import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
+import { clientOf, HttpClient, onPeerEnd } from "./http-connection.js";
 import { grown } from "./ndjson.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
@@ -40,8 +40,6 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /** An idle keep-alive connection is closed after this. */
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const TIMEOUT_CHECK_MS = 1_000;
-/** After a client's FIN, a pending response is probed with 102 Processing now and after these delays (see onPeerEnd). */
-const PROBE_AGAIN_MS = [100, 1_000];
 /**
  * After a 413 the rest of the body is read and dropped (closing at once would reset the
  * connection and could destroy the 413 before the client reads it), but only this long
@@ -261,9 +259,11 @@ class HttpReceiver implements Front {
     // server resumes a paused socket whenever a body is read, so past the cap a pipelined
     // request is refused rather than left unread.
     const cap = this.#cluster.options.maxConnectionInflight;
-    if (socketCancels(res.req.socket, this.#cluster.log).size >= cap) {
+    const client = clientOf(res.req.socket, this.#cluster.log, () => this.#newClient());
+    if (client.inflight >= cap) {
       return this.#refuse(res, request.handler, new OverloadedError(`${cap} requests already in flight on this connection`));
     }
+    if (this.#cluster.queueFull) this.#cluster.shares.makeRoom(client);
     let answered = false;
     const job: Job | null = this.#cluster.submit(request, (outcome) => {
       answered = true;
@@ -276,13 +276,17 @@ class HttpReceiver implements Front {
     const cancel = (): void => {
       if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
     };
-    const outstanding = socketCancels(res.req.socket, this.#cluster.log);
-    outstanding.add(cancel);
+    client.add(job, cancel);
     res.once("close", () => {
-      outstanding.delete(cancel);
+      client.remove(job);
       if (!answered) this.#cluster.log.debug({ remote: res.req.socket.remoteAddress, requestId: job.requestId }, "client disconnected: cancelling its requests");
       cancel();
     });
+  }
+
+  #newClient(): HttpClient {
+    const shed = (job: Job): boolean => this.#cluster.shed(job, new OverloadedError("queue full, and this connection holds more than its share of it: retry later"));
+    return new HttpClient(this.#cluster.shares, shed);
   }
 
   /** A run request refused before it reached the dispatcher: counted, answered, never queued. */
@@ -412,45 +416,4 @@ function send(res: ServerResponse, status: number, body: string, type = JSON_TYP
   if (res.headersSent || res.destroyed) return; // the client left, or a 413 already answered
   res.writeHead(status, { ...headers, "content-type": type, "content-length": Buffer.byteLength(body) });
   res.end(body);
-}
-
-/**
- * The client sent FIN. On the wire a half-close and a hang-up look the same: a response
- * still to come gets a `102 Processing` first (every HTTP/1.1 client must skip 1xx), so
- * a client that has really gone answers with a reset, which closes the socket and
- * cancels its requests; one that half-closed waits for its responses. A response
- * already streaming (SSE) cannot take a 1xx: its viewer has left, and the socket goes.
- */
-function onPeerEnd(socket: Socket): void {
-  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (!current) return; // idle: Node ends the socket
-  if (current.headersSent) return void socket.destroy();
-  // The reset comes back after the first write, and only a later write sees it: probe
-  // again after a round trip on a fast link, and after one on a slow one.
-  const probe = (): void => {
-    if (!socket.destroyed && !current.headersSent) current.writeProcessing();
-  };
-  probe();
-  for (const ms of PROBE_AGAIN_MS) setTimeout(probe, ms).unref();
-}
-
-const cancelsBySocket = new WeakMap<Socket, Set<() => void>>();
-
-/**
- * The cancels of a connection's unanswered requests, run by one 'close' listener per
- * socket; its size is the connection's in-flight count.
- */
-function socketCancels(socket: Socket, log: Logger): Set<() => void> {
-  let cancels = cancelsBySocket.get(socket);
-  if (!cancels) {
-    const set = new Set<() => void>();
-    cancelsBySocket.set(socket, set);
-    socket.once("close", () => {
-      if (set.size > 0) log.debug({ remote: socket.remoteAddress, cancelled: set.size }, "client disconnected: cancelling its requests");
-      for (const cancel of set) cancel();
-      set.clear();
-    });
-    cancels = set;
-  }
-  return cancels;
 }

@@ -17,7 +17,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
 import { type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
-import type { ClientShares, ShareHolder } from "../primary/admission.js";
+import { type ClientShares, type ShareHolder, Throttle } from "../primary/admission.js";
 import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
@@ -76,9 +76,12 @@ export class TcpReceiver {
   }
 }
 
+const refusedConnections = new Throttle();
+
 /** One connection over the cap: told why, then ended. */
 function refuseConnection(socket: Socket, max: number, log: Logger): void {
-  log.warn({ remote: socket.remoteAddress, maxConnections: max }, "connection refused: too many connections");
+  const skipped = refusedConnections.take();
+  if (skipped >= 0) log.warn({ remote: socket.remoteAddress, maxConnections: max, alsoRefused: skipped }, "connection refused: too many connections");
   socket.on("error", () => {});
   endAfter(socket, encodeError(null, new OverloadedError(`over ${max} connections: retry later`)));
 }
