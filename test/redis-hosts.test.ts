@@ -131,9 +131,14 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     await start("w", 1);
     const first = await client(a);
     const frame = { handler: "steps", payload: { steps: 6, ms: 50 }, idempotencyKey: "job-7" };
-    void first.request({ id: 1, ...frame });
+    // Its accepting host dies before it answers: that connection can only end without a reply.
+    const lost = first.request({ id: 1, ...frame }).then(
+      () => "answered",
+      (err: Error) => err.message,
+    );
     await runningWithCheckpoint(1);
     await a.kill();
+    expect(await lost).toMatch(/connection closed before the reply to 1/);
     const again = await client(b);
     const reply = await again.request({ id: 2, ...frame });
     expect(reply).toMatchObject({ ok: true, result: { done: 6, attempt: 1 }, meta: { host: "w" } });

@@ -9,10 +9,10 @@
  *   GET  /v1/requests         cluster.requests() as JSON (?limit=N: the N oldest)
  *   GET  /metrics             Prometheus text
  *   GET  /, /v1/events        the dashboard and its live stream (src/dashboard/)
- *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with x-crew-admin-token
+ *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with the admin token (Bearer)
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import {
   BadRequestError,
@@ -61,8 +61,17 @@ export async function startHttpFront(cluster: Cluster, options: ListenOptions): 
 }
 
 /**
+ * The admin token a request presents: `Authorization: Bearer TOKEN` (DESIGN.md), or the
+ * older `x-crew-admin-token: TOKEN` header; undefined when it sends neither.
+ */
+export function presentedAdminToken(headers: IncomingHttpHeaders): string | string[] | undefined {
+  const bearer = /^Bearer +(\S+)$/i.exec(headers.authorization ?? "");
+  return bearer ? bearer[1] : headers["x-crew-admin-token"];
+}
+
+/**
  * Whether a peer may use the admin endpoints: loopback peers always; others only with an
- * admin token configured and sent in x-crew-admin-token (compared in constant time).
+ * admin token configured and presented (presentedAdminToken), compared in constant time.
  */
 export function adminAllowed(remoteAddress: string | undefined, token: string | undefined, header: string | string[] | undefined): boolean {
   if (isLoopback(remoteAddress)) return true;
@@ -351,8 +360,8 @@ class HttpReceiver implements Front {
 
   /** Whether `req` may use an admin endpoint; answers E_FORBIDDEN when not. */
   #admin(req: IncomingMessage, res: ServerResponse): boolean {
-    if (adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) return true;
-    sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or x-crew-admin-token"));
+    if (adminAllowed(req.socket.remoteAddress, this.#adminToken, presentedAdminToken(req.headers))) return true;
+    sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or the admin token (Authorization: Bearer TOKEN)"));
     return false;
   }
 
