@@ -53,6 +53,8 @@ export interface RunMsg {
   attempt: number;
   /** The last checkpoint as JSON text, or null on a fresh start. */
   resumeFrom: string | null;
+  /** The request's idempotency key, when it has one. */
+  idempotencyKey?: string | undefined;
 }
 export interface AbortMsg {
   t: "abort";
