@@ -86,6 +86,22 @@ describe("a chunked body that never ends", () => {
   });
 });
 
+describe("the queue's fair sharing", () => {
+  it("lets a normal HTTP client in while greedy pipelining connections fill the queue", async () => {
+    const { cluster, port } = await start({ maxQueue: 20, nodePipeline: 0 });
+    const greedy = [0, 1, 2].map(() => raw(port));
+    for (const g of greedy) g.socket.write(post("/v1/run/sleep", '{"ms":50}').repeat(15));
+    while (!(cluster.queueLength >= 20)) await new Promise((r) => setImmediate(r));
+    const res = await fetch(`http://127.0.0.1:${port}/v1/run/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: '"normal"' });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { result: string }).result).toBe("normal");
+    for (const g of greedy) g.socket.end();
+    await Promise.all(greedy.map((g) => g.closed));
+    const text = greedy.map((g) => g.text()).join("");
+    expect(text).toContain("more than its share");
+  });
+});
+
 describe("while the cluster drains", () => {
   it("keeps answering /healthz (503), /v1/status and /metrics on new connections; runs answer E_SHUTTING_DOWN", async () => {
     const { cluster, port } = await start();

@@ -3,7 +3,7 @@ import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster, type Cluster } from "crew";
 import { waitFor, watch } from "./helpers/cluster-events.js";
-import { adminAllowed } from "../dist/protocol/http-receiver.js";
+import { adminAllowed, presentedAdminToken } from "../dist/protocol/http-receiver.js";
 
 const LIMIT = 4096;
 let cluster: Cluster;
@@ -266,6 +266,17 @@ describe("POST /v1/nodes/:id/kill", () => {
     ["an unknown peer address", undefined, "s3cret", "nope", false],
   ])("adminAllowed: %s → %s", (_what, address, token, header, allowed) => {
     expect(adminAllowed(address, token, header)).toBe(allowed);
+  });
+
+  it.each([
+    ["Authorization: Bearer (DESIGN.md)", { authorization: "Bearer s3cret" }, "s3cret"],
+    ["the scheme in any case", { authorization: "bearer s3cret" }, "s3cret"],
+    ["Bearer wins over the older header", { authorization: "Bearer s3cret", "x-crew-admin-token": "other" }, "s3cret"],
+    ["the older x-crew-admin-token header", { "x-crew-admin-token": "s3cret" }, "s3cret"],
+    ["another scheme is no token", { authorization: "Basic czNjcmV0" }, undefined],
+    ["neither header", {}, undefined],
+  ])("presentedAdminToken: %s", (_what, headers, token) => {
+    expect(presentedAdminToken(headers)).toBe(token);
   });
 });
 

@@ -103,6 +103,28 @@ describe("idempotency keys", () => {
     await b.close();
   });
 
+  it("an HTTP client that hangs up does not cancel a keyed request either", async () => {
+    const payload = { port: gate.port, n: 4 };
+    const abort = new AbortController();
+    const gone = fetch(`http://127.0.0.1:${httpPort}/v1/run/gate`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": "http-back" },
+      body: JSON.stringify(payload),
+      signal: abort.signal,
+    }).catch((err: unknown) => err);
+    const arrival = await gate.arrival();
+    abort.abort();
+    expect(await gone).toBeInstanceOf(Error);
+    const joinedBefore = (await t.cluster.status()).store.joined;
+    expect((await t.cluster.status()).store.open).toBe(1); // still running after the hang-up
+    const back = post("http-back", payload);
+    await expect.poll(async () => (await t.cluster.status()).store.joined).toBe(joinedBefore + 1);
+    arrival.open("after the hang-up");
+    const reply = await back;
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ result: { said: "after the hang-up", attempt: 1 }, meta: { attempts: 1 } });
+  });
+
   it("an explicit cancel cancels a keyed request, and frees its key", async () => {
     const payload = { port: gate.port, n: 3 };
     const a = await NdjsonSocket.connect(port);

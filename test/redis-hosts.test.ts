@@ -8,6 +8,7 @@
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { formatStatus } from "../dist/commands/status.js";
+import { Client } from "../dist/protocol/client.js";
 import { CrewHost } from "./helpers/crew-host.js";
 import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { REDIS_SKIP, RedisServer } from "./helpers/redis-server.js";
@@ -130,15 +131,36 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     await start("w", 1);
     const first = await client(a);
     const frame = { handler: "steps", payload: { steps: 6, ms: 50 }, idempotencyKey: "job-7" };
-    void first.request({ id: 1, ...frame });
+    // Its accepting host dies before it answers: that connection can only end without a reply.
+    const lost = first.request({ id: 1, ...frame }).then(
+      () => "answered",
+      (err: Error) => err.message,
+    );
     await runningWithCheckpoint(1);
     await a.kill();
+    expect(await lost).toMatch(/connection closed before the reply to 1/);
     const again = await client(b);
     const reply = await again.request({ id: 2, ...frame });
     expect(reply).toMatchObject({ ok: true, result: { done: 6, attempt: 1 }, meta: { host: "w" } });
     const replay = await again.request({ id: 3, ...frame });
     expect(replay).toMatchObject({ ok: true, result: { done: 6 }, meta: { replayed: true } });
     expect(await again.request({ id: 4, ...frame, payload: { steps: 1, ms: 1 } })).toMatchObject({ ok: false, error: { code: "E_IDEMPOTENCY_CONFLICT" } });
+  });
+
+  it("Client({ resubmit: true }) with a list of hosts: its host is SIGKILLed, it fails over to another and gets the one reply", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 0);
+    await start("w", 1);
+    const client = new Client({ resubmit: true, hosts: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`] });
+    try {
+      const call = client.call("steps", { steps: 6, ms: 50 });
+      await runningWithCheckpoint(1);
+      await a.kill();
+      expect(await call).toMatchObject({ ok: true, result: { done: 6 }, meta: { host: "w" } });
+    } finally {
+      await client.close();
+    }
   });
 
   it("a cancel on the accepting host aborts the attempt running on another host", async () => {

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const CREW = fileURLToPath(new URL("../../bin/crew.js", import.meta.url));
-export const HOST_HANDLERS = fileURLToPath(new URL("../handlers-hosts", import.meta.url));
+// The same handlers as the several-hosts tests: an echo and a checkpointing job.
+export const HOST_HANDLERS = fileURLToPath(new URL("../../test/fixtures/hosts", import.meta.url));
 
 export const redisInstalled = () => spawnSync("redis-server", ["--version"]).status === 0;
 

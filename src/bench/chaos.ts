@@ -18,7 +18,7 @@ export interface ChaosOptions {
   host: string;
   httpPort: number;
   killEveryMs: number;
-  /** Sent as x-crew-admin-token: needed when the cluster is not on loopback. */
+  /** Sent as `Authorization: Bearer`: needed when the cluster is not on loopback. */
   adminToken?: string;
   random?: () => number;
 }
@@ -48,7 +48,7 @@ export class Chaos {
   constructor(options: ChaosOptions) {
     this.#options = options;
     this.#base = `http://${hostPort(options.host, options.httpPort)}`;
-    this.#headers = options.adminToken ? { "x-crew-admin-token": options.adminToken } : {};
+    this.#headers = options.adminToken ? { authorization: `Bearer ${options.adminToken}` } : {};
   }
 
   /** Fails with a clear message when the HTTP front cannot be reached, before any load is sent. */

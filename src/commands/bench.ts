@@ -45,7 +45,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option("requests", numberOption("requests", "Send exactly this many requests instead of --duration"))
       .conflicts("duration", "requests")
       .option("chaos", { type: "string", describe: "Kill a random node on an interval while loading: kill-every=500ms" })
-      .option("admin-token", { type: "string", describe: "Admin token of the cluster (header x-crew-admin-token), for --chaos off loopback" })
+      .option("admin-token", { type: "string", describe: "Admin token of the cluster (sent as Authorization: Bearer), for --chaos off loopback" })
       .option("json", { type: "string", describe: "Also write the report to this file as JSON" })
       .option("resubmit", { type: "boolean", default: false, describe: "Key every request and resend unanswered ones after a lost connection (survives a primary restart)" }) as unknown as Argv<BenchArgs>,
   // The load generator's checks name its options (connections, duration): say the flags.

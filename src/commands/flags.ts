@@ -80,7 +80,7 @@ export const START_FLAGS = {
   restartBackoffMaxMs: { kind: "number", describe: "Cap of that delay, which doubles per death in a row" },
   drainTimeoutMs: { kind: "number", describe: "How long SIGINT/SIGTERM wait for in-flight work" },
   killGraceMs: { kind: "number", describe: "How long a handler may run past its deadline before its node is killed" },
-  adminToken: { kind: "string", to: "listen", describe: "Allows the admin endpoints from other hosts than loopback (header x-crew-admin-token)" },
+  adminToken: { kind: "string", to: "listen", describe: "Allows the admin endpoints from other hosts than loopback (Authorization: Bearer TOKEN)" },
   maxConnections: { kind: "number", describe: "Open connections per front (TCP, HTTP); one more is refused E_OVERLOADED" },
   idleConnectionMs: { kind: "number", describe: "Close a connection idle (nothing in flight, nothing sent) this long (0: never)" },
   maxUnsentReplyBytes: { kind: "number", describe: "Unread reply bytes per connection before its waiting requests are held" },

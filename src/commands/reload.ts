@@ -26,7 +26,7 @@ export const reloadCommand: CommandModule<object, ReloadArgs> = {
     const { host, httpPort } = clusterAddress(args);
     const url = `http://${hostPort(host, httpPort)}/v1/reload`;
     const headers: Record<string, string> = {};
-    if (args.adminToken) headers["x-crew-admin-token"] = args.adminToken;
+    if (args.adminToken) headers.authorization = `Bearer ${args.adminToken}`;
     let res: Response;
     try {
       // No timeout: a reload lasts as long as the old nodes take to finish what they hold.

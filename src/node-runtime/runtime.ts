@@ -148,6 +148,7 @@ export class NodeRuntime {
     let child: Logger | undefined;
     return {
       requestId: msg.requestId,
+      idempotencyKey: msg.idempotencyKey,
       attempt: msg.attempt,
       resumeFrom: msg.resumeFrom === null ? undefined : JSON.parse(msg.resumeFrom),
       get signal() {

@@ -58,6 +58,8 @@ export interface RunMsg {
    * before it starts this attempt, as the primary may have taken it back (lookahead.ts).
    */
   held?: true;
+  /** The request's idempotency key, when it has one. */
+  idempotencyKey?: string | undefined;
 }
 export interface AbortMsg {
   t: "abort";

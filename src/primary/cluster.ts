@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { BadRequestError, errorFromWire, ShuttingDownError } from "../errors.js";
+import { BadRequestError, type CrewError, errorFromWire, ShuttingDownError } from "../errors.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
@@ -216,6 +216,16 @@ export class Cluster {
     this.#sink.hangUp(job);
   }
 
+  /** Whether a request that cannot start at once would be refused E_OVERLOADED (fair sharing, see ClientShares). */
+  get queueFull(): boolean {
+    return this.#sink.queueFull;
+  }
+
+  /** Answers a waiting request E_OVERLOADED to make room in a full queue; false when it is not waiting. */
+  shed(job: Job, error: CrewError): boolean {
+    return this.#sink.shed(job, error);
+  }
+
   /** The idempotency keys' counters and the store's, for the metrics. */
   storeMetrics(): { stats: KeyedStats; counters: StoreCounters } {
     return { stats: this.#requests.stats, counters: this.#requests.store.counters };
@@ -404,15 +414,10 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   return new Cluster(options, log, supervisor, dispatcher, registry, { reloader, scaler, requests, redis });
 }
 
-/** --redis: this primary becomes one host of the cluster sharing that Redis. */
+/** --redis: joins the hosts sharing that Redis; the nodes stop if it cannot. */
 async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
-  const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline } = options;
   try {
-    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline }, deps);
-    const observer = deps.dispatcher.observer;
-    const restarted = observer.nodeRestarted;
-    observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());
-    return host;
+    return await RedisHost.join(options, deps);
   } catch (err) {
     await supervisor.stop(0);
     throw err;

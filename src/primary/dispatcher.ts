@@ -21,6 +21,7 @@ import type { ExitInfo } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
+import { newRequestId } from "./request-id.js";
 import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
 import { heapNearLimit, Throttle } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
@@ -41,6 +42,8 @@ export interface SubmitRequest {
   bytes?: number;
   /** DESIGN.md's idempotency key (src/store/keyed.ts handles joins and replays before this). */
   idempotencyKey?: string | undefined;
+  /** The id of a request that resumes (journal restart, Redis takeover); new requests get one. */
+  requestId?: string | undefined;
   /** Where a keyed request's attempts and checkpoints are kept. */
   durable?: Durability | undefined;
   /**
@@ -164,7 +167,8 @@ export class Dispatcher {
     }
     const priority = req.priority ?? 0;
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
-    const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
+    this.#nextRequest++;
+    const job = new Job(req.requestId ?? newRequestId(), spec, req.payload, req.key, priority, timeoutMs, done);
     job.bytes = bytes;
     job.idempotencyKey = req.idempotencyKey;
     job.durable = req.durable ?? null;
@@ -390,6 +394,7 @@ export class Dispatcher {
       payloadJson: job.payloadJson,
       attempt: job.attempts,
       resumeFrom: job.checkpoint,
+      idempotencyKey: job.idempotencyKey,
     };
     if (held) msg.held = true;
     attempt.node.run(msg);

@@ -102,7 +102,7 @@ export class Job implements Queued {
   }
 
   meta(): ReplyMeta {
-    const meta: ReplyMeta = { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    const meta: ReplyMeta = { requestId: this.requestId, node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
     if (this.version !== undefined) meta.version = this.version;
     return meta;
   }

@@ -17,43 +17,17 @@
 import {
   CancelledError,
   ConnectionError,
-  InvalidOptionError,
   errorFromWire,
   type CrewError,
   type WireError,
 } from "../errors.js";
 import type { Reply, ReplyMeta } from "./frames.js";
 import { randomUUID } from "node:crypto";
-import { DEFAULT_HOST, DEFAULT_PORT } from "./address.js";
-import { type Address, Failover, parseAddress } from "./failover.js";
-import { Connection, type ConnectionOptions } from "./connection.js";
-import { int } from "../validate.js";
+import { type ClientOptions, fillOptions, type FilledOptions } from "./client-options.js";
+import { Failover } from "./failover.js";
+import { Connection } from "./connection.js";
 
-export interface ClientOptions {
-  /** Default 127.0.0.1. */
-  host?: string;
-  /** Default 7070. */
-  port?: number;
-  /** Longest reply line accepted; a longer one drops the connection. Default 64 MiB. */
-  maxFrameBytes?: number;
-  /** Default 5000. */
-  connectTimeoutMs?: number;
-  /**
-   * Called with the server's E_BAD_REQUEST when it answers with `id: null` (it could not
-   * read one of our frames, so no request can be blamed). Ignored when absent. It runs
-   * inside the socket's data handler, so it must not throw.
-   */
-  onProtocolError?: (error: CrewError) => void;
-  /**
-   * Survive a lost connection: every call gets an idempotency key (unless given), and
-   * unanswered calls are sent again, with their keys, after reconnecting. Default false.
-   */
-  resubmit?: boolean;
-  /** Primaries to fail over between ("host:port" or { host, port }); overrides host and port. */
-  hosts?: Array<string | Address>;
-  /** With resubmit: how long a call without timeoutMs keeps being resent, ms. Default 60000. */
-  resubmitTimeoutMs?: number;
-}
+export type { ClientOptions } from "./client-options.js";
 
 export interface RunOptions {
   key?: string;
@@ -73,13 +47,6 @@ export interface CallResult {
 
 /** What `run` rejects with for an error reply: the coded class, plus the reply's meta. */
 export type ReplyError = CrewError & { meta?: ReplyMeta };
-
-interface FilledOptions extends ConnectionOptions {
-  onProtocolError: ((error: CrewError) => void) | undefined;
-  resubmit: boolean;
-  addresses: Address[];
-  resubmitTimeoutMs: number;
-}
 
 interface Pending {
   resolve: (reply: Reply) => void;
@@ -105,6 +72,8 @@ export class Client {
   #closed = false;
   readonly #failover: Failover;
   #reconnectTimer: NodeJS.Timeout | null = null;
+  /** The primary refused a frame of this connection as too large (id null), and closes it next. */
+  #tooLarge: { connection: Connection; error: CrewError } | undefined;
 
   constructor(options: ClientOptions = {}) {
     this.#options = fillOptions(options);
@@ -195,7 +164,9 @@ export class Client {
       // Nothing pending: the late answer to a request the caller already aborted.
       this.#take(reply.id)?.resolve(reply);
     } else if (reply.id === null && !reply.ok) {
-      this.#options.onProtocolError?.(errorFromWire(reply.error));
+      const error = errorFromWire(reply.error);
+      if (error.code === "E_FRAME_TOO_LARGE" && this.#connection) this.#tooLarge = { connection: this.#connection, error };
+      this.#options.onProtocolError?.(error);
     } // a string id is none of ours: this client only sends numbers
   }
 
@@ -250,8 +221,22 @@ export class Client {
   #lost(connection: Connection, error: CrewError): void {
     if (this.#connection !== connection) return;
     this.#connection = undefined;
+    if (this.#tooLarge?.connection === connection) this.#refuseLargest(this.#tooLarge.error);
     if (this.#options.resubmit && !this.#closed && !connection.violated) return this.#reconnectLater(error);
     this.#failPending(error);
+  }
+
+  /**
+   * The primary refused a frame as too large and closed the connection: that frame is the
+   * longest one still unanswered (every frame it accepted is within its limit, the refused
+   * one is over it), so that call fails with the refusal, not sent again forever (resubmit)
+   * or failed as a lost connection.
+   */
+  #refuseLargest(error: CrewError): void {
+    this.#tooLarge = undefined;
+    let largest: [number, Pending] | undefined;
+    for (const entry of this.#pending) if (!largest || entry[1].line.length > largest[1].line.length) largest = entry;
+    if (largest) this.#take(largest[0])?.reject(error);
   }
 
   /** Resubmit: calls past their deadline fail; the others wait for the next connection. */
@@ -308,26 +293,4 @@ function cancelledError(signal: AbortSignal): CrewError {
 
 function closedError(): CrewError {
   return new ConnectionError("the client is closed");
-}
-
-function fillOptions(options: ClientOptions): FilledOptions {
-  const filled: FilledOptions = {
-    host: options.host ?? DEFAULT_HOST,
-    port: options.port ?? DEFAULT_PORT,
-    maxFrameBytes: options.maxFrameBytes ?? 64 * 1024 * 1024,
-    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
-    onProtocolError: options.onProtocolError,
-    resubmit: options.resubmit === true,
-    addresses: [],
-    resubmitTimeoutMs: options.resubmitTimeoutMs ?? 60_000,
-  };
-  filled.addresses = options.hosts?.length ? options.hosts.map((h, i) => parseAddress(h, `options.hosts[${i}]`)) : [{ host: filled.host, port: filled.port }];
-  int(filled.resubmitTimeoutMs, "options.resubmitTimeoutMs", 1, 2 ** 31 - 1);
-  if (typeof filled.host !== "string" || filled.host === "") {
-    throw new InvalidOptionError("options.host must be a non-empty string");
-  }
-  int(filled.port, "options.port", 1, 65535);
-  int(filled.maxFrameBytes, "options.maxFrameBytes", 1, Number.MAX_SAFE_INTEGER);
-  int(filled.connectTimeoutMs, "options.connectTimeoutMs", 1, 2 ** 31 - 1);
-  return filled;
 }

@@ -1,10 +1,12 @@
 /**
  * What the HTTP front tracks per connection, beside Node's own: a client's FIN (a
- * half-close or a hang-up) and the cancels of its unanswered requests.
+ * half-close or a hang-up) and its unanswered requests, with their cancels.
  */
 import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
+import type { ClientShares, ShareHolder } from "../primary/admission.js";
+import type { Job } from "../primary/job.js";
 
 /** After a client's FIN, a pending response is probed with 102 Processing now and after these delays (see onPeerEnd). */
 const PROBE_AGAIN_MS = [100, 1_000];
@@ -29,23 +31,62 @@ export function onPeerEnd(socket: Socket): void {
   for (const ms of PROBE_AGAIN_MS) setTimeout(probe, ms).unref();
 }
 
-const cancelsBySocket = new WeakMap<Socket, Set<() => void>>();
-
 /**
- * The cancels of a connection's unanswered requests, run by one 'close' listener per
- * socket; its size is the connection's in-flight count.
+ * One HTTP connection's unanswered requests and their cancels, run by one 'close'
+ * listener per socket; a client of the queue's fair sharing (see ClientShares).
  */
-export function socketCancels(socket: Socket, log: Logger): Set<() => void> {
-  let cancels = cancelsBySocket.get(socket);
-  if (!cancels) {
-    const set = new Set<() => void>();
-    cancelsBySocket.set(socket, set);
-    socket.once("close", () => {
-      if (set.size > 0) log.debug({ remote: socket.remoteAddress, cancelled: set.size }, "client disconnected: cancelling its requests");
-      for (const cancel of set) cancel();
-      set.clear();
-    });
-    cancels = set;
+export class HttpClient implements ShareHolder {
+  readonly #cancels = new Map<Job, () => void>();
+  readonly #shares: ClientShares;
+  readonly #shed: (job: Job) => boolean;
+
+  constructor(shares: ClientShares, shed: (job: Job) => boolean) {
+    this.#shares = shares;
+    this.#shed = shed;
   }
-  return cancels;
+
+  get inflight(): number {
+    return this.#cancels.size;
+  }
+
+  add(job: Job, cancel: () => void): void {
+    if (this.#cancels.size === 0) this.#shares.started(this);
+    this.#cancels.set(job, cancel);
+  }
+
+  remove(job: Job): void {
+    if (this.#cancels.delete(job) && this.#cancels.size === 0) this.#shares.stopped(this);
+  }
+
+  /** Gives up the newest of its requests still waiting, to a client under its share of a full queue. */
+  evictOne(): boolean {
+    let newest: Job | null = null;
+    for (const job of this.#cancels.keys()) if (job.state === "queued" || job.state === "held") newest = job;
+    return newest !== null && this.#shed(newest);
+  }
+
+  /** The socket closed: every request still unanswered is cancelled. */
+  closed(): number {
+    const cancels = [...this.#cancels.values()];
+    for (const job of [...this.#cancels.keys()]) this.remove(job);
+    for (const cancel of cancels) cancel();
+    return cancels.length;
+  }
+}
+
+const clients = new WeakMap<Socket, HttpClient>();
+
+/** The HttpClient of a socket, made on first use with `make`. */
+export function clientOf(socket: Socket, log: Logger, make: () => HttpClient): HttpClient {
+  let client = clients.get(socket);
+  if (!client) {
+    const made = make();
+    clients.set(socket, made);
+    socket.once("close", () => {
+      const cancelled = made.closed();
+      if (cancelled > 0) log.debug({ remote: socket.remoteAddress, cancelled }, "client disconnected: cancelling its requests");
+    });
+    client = made;
+  }
+  return client;
 }

@@ -9,10 +9,10 @@
  *   GET  /v1/requests         cluster.requests() as JSON (?limit=N: the N oldest)
  *   GET  /metrics             Prometheus text
  *   GET  /, /v1/events        the dashboard and its live stream (src/dashboard/)
- *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with x-crew-admin-token
+ *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with the admin token (Bearer)
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import {
   BadRequestError,
@@ -30,7 +30,7 @@ import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
-import { onPeerEnd, socketCancels } from "./http-connection.js";
+import { clientOf, HttpClient, onPeerEnd } from "./http-connection.js";
 import { grown } from "./ndjson.js";
 import { browserRefusal, contentTypeRefusal, type GuardOptions } from "./http-guard.js";
 
@@ -61,8 +61,17 @@ export async function startHttpFront(cluster: Cluster, options: ListenOptions): 
 }
 
 /**
+ * The admin token a request presents: `Authorization: Bearer TOKEN` (DESIGN.md), or the
+ * older `x-crew-admin-token: TOKEN` header; undefined when it sends neither.
+ */
+export function presentedAdminToken(headers: IncomingHttpHeaders): string | string[] | undefined {
+  const bearer = /^Bearer +(\S+)$/i.exec(headers.authorization ?? "");
+  return bearer ? bearer[1] : headers["x-crew-admin-token"];
+}
+
+/**
  * Whether a peer may use the admin endpoints: loopback peers always; others only with an
- * admin token configured and sent in x-crew-admin-token (compared in constant time).
+ * admin token configured and presented (presentedAdminToken), compared in constant time.
  */
 export function adminAllowed(remoteAddress: string | undefined, token: string | undefined, header: string | string[] | undefined): boolean {
   if (isLoopback(remoteAddress)) return true;
@@ -259,9 +268,11 @@ class HttpReceiver implements Front {
     // server resumes a paused socket whenever a body is read, so past the cap a pipelined
     // request is refused rather than left unread.
     const cap = this.#cluster.options.maxConnectionInflight;
-    if (socketCancels(res.req.socket, this.#cluster.log).size >= cap) {
+    const client = clientOf(res.req.socket, this.#cluster.log, () => this.#newClient());
+    if (client.inflight >= cap) {
       return this.#refuse(res, request.handler, new OverloadedError(`${cap} requests already in flight on this connection`));
     }
+    if (this.#cluster.queueFull) this.#cluster.shares.makeRoom(client);
     let answered = false;
     const job: Job | null = this.#cluster.submit(request, (outcome) => {
       answered = true;
@@ -274,13 +285,17 @@ class HttpReceiver implements Front {
     const cancel = (): void => {
       if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
     };
-    const outstanding = socketCancels(res.req.socket, this.#cluster.log);
-    outstanding.add(cancel);
+    client.add(job, cancel);
     res.once("close", () => {
-      outstanding.delete(cancel);
+      client.remove(job);
       if (!answered) this.#cluster.log.debug({ remote: res.req.socket.remoteAddress, requestId: job.requestId }, "client disconnected: cancelling its requests");
       cancel();
     });
+  }
+
+  #newClient(): HttpClient {
+    const shed = (job: Job): boolean => this.#cluster.shed(job, new OverloadedError("queue full, and this connection holds more than its share of it: retry later"));
+    return new HttpClient(this.#cluster.shares, shed);
   }
 
   /** A run request refused before it reached the dispatcher: counted, answered, never queued. */
@@ -345,8 +360,8 @@ class HttpReceiver implements Front {
 
   /** Whether `req` may use an admin endpoint; answers E_FORBIDDEN when not. */
   #admin(req: IncomingMessage, res: ServerResponse): boolean {
-    if (adminAllowed(req.socket.remoteAddress, this.#adminToken, req.headers["x-crew-admin-token"])) return true;
-    sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or x-crew-admin-token"));
+    if (adminAllowed(req.socket.remoteAddress, this.#adminToken, presentedAdminToken(req.headers))) return true;
+    sendError(res, new ForbiddenError("admin endpoints answer loopback peers, or the admin token (Authorization: Bearer TOKEN)"));
     return false;
   }
 

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { ComputeNode } from "../../nodes/compute-node.js";
 import type { Dispatcher } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
-import type { ClusterObserver } from "../../primary/observer.js";
+import type { ResolvedOptions } from "../../options.js";
 import { closeRedis, connectRedis, persistenceWarnings, type RedisConnections } from "./connection.js";
 import { HostChannels } from "./host-channels.js";
 import { Keys } from "./keys.js";
@@ -75,6 +75,16 @@ export class RedisHost {
       closeRedis(conns);
       throw err;
     }
+  }
+
+  /** From the cluster's resolved options (`redis` set): joins, and pulls again whenever a node restarts. */
+  static async join(options: ResolvedOptions, deps: HostDeps): Promise<RedisHost> {
+    const { redis, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline } = options;
+    const host = await RedisHost.start({ url: redis!, cluster, hostId, hostTimeoutMs, resultTtlMs, maxQueue, nodePipeline }, deps);
+    const observer = deps.dispatcher.observer;
+    const restarted = observer.nodeRestarted;
+    observer.nodeRestarted = (node) => (restarted?.(node), host.roomChanged());
+    return host;
   }
 
   get hostId(): string {

@@ -1,2 +1,0 @@
-// The examples' echo.
-export { default } from "../../workers/echo.js";
