@@ -12,7 +12,7 @@ let base: string;
 
 beforeAll(async () => {
   // One node that runs one request and holds none ahead: a second request waits in the queue.
-  cluster = await createCluster({ handlers: HANDLERS, threads: 1, nodePipeline: 0, logLevel: "silent", drainTimeoutMs: 1000 });
+  cluster = await createCluster({ handlers: HANDLERS, threads: 1, nodePipeline: 0, nodeLookahead: 0, logLevel: "silent", drainTimeoutMs: 1000 });
   base = `http://127.0.0.1:${(await cluster.listen({ port: 0, httpPort: 0 })).httpPort}`;
 });
 
