@@ -25,6 +25,7 @@ import {
 } from "../errors.js";
 import type { Dispatcher, SubmitRequest } from "../primary/dispatcher.js";
 import type { DoneCallback, Durability, Job, Outcome } from "../primary/job.js";
+import { newRequestId } from "../primary/request-id.js";
 import type { MaybePromise, NewRequest, OpenRequest, RequestStore, StoredReply } from "./store.js";
 
 /** What the receivers and `cluster.run` submit through: the dispatcher's entry, with keys. */
@@ -96,7 +97,7 @@ export class KeyedRequests implements RequestSink {
     const timeoutMs = req.timeoutMs ?? this.#timeoutOf(req.handler);
     const record: NewRequest = {
       idempotencyKey: key,
-      requestId: "",
+      requestId: newRequestId(),
       handler: req.handler,
       payloadJson,
       fingerprint,
@@ -162,6 +163,7 @@ export class KeyedRequests implements RequestSink {
         handler: rec.handler,
         payloadJson: rec.payloadJson ?? undefined,
         idempotencyKey: rec.idempotencyKey,
+        requestId: rec.requestId || undefined,
         priority: rec.priority,
         timeoutMs: left,
         resume: { attempts: rec.attempts, checkpoint: rec.checkpoint, timeoutMs: rec.timeoutMs },
@@ -175,7 +177,7 @@ export class KeyedRequests implements RequestSink {
       case "accepted": {
         const live: Live = { key: record.idempotencyKey, fingerprint: record.fingerprint, job: null, callers: [done], fence: 0, recovered: false };
         this.#live.set(live.key, live);
-        return this.#submitLive(live, { ...req, timeoutMs: record.timeoutMs });
+        return this.#submitLive(live, { ...req, requestId: record.requestId, timeoutMs: record.timeoutMs });
       }
       case "replay": {
         if (result.fingerprint !== record.fingerprint) return this.#conflict(req, done);
