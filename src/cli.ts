@@ -25,7 +25,21 @@ async function commandsFor(argv: string[]): Promise<Array<CommandModule<object, 
   return Promise.all(named.map((name) => COMMANDS[name]!()));
 }
 
+/**
+ * `crew run … | head`, `crew status --watch | head`: once the reader of stdout is gone,
+ * the command ends quietly (like a program SIGPIPE ends) instead of dying on an unhandled
+ * EPIPE with a stack trace. Not for `crew start`: the primary outlives its log reader
+ * (logger.ts drops those lines).
+ */
+function endWhenStdoutCloses(): void {
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+    process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  if (argv.find((arg) => !arg.startsWith("-")) !== "start") endWhenStdoutCloses();
   try {
     const [{ default: yargs }, commands] = await Promise.all([import("yargs"), commandsFor(argv)]);
     let cli = yargs(argv)

@@ -82,6 +82,13 @@ export interface ClusterOptions {
    * millisecond are sent ahead, so a long job never waits behind another. Default 16; 0 turns it off.
    */
   nodePipeline?: number;
+  /**
+   * Requests a busy thread node may hold ahead (0 or 1), long ones included: it starts
+   * the held one as soon as its slot frees; a node that frees first takes it back
+   * (exactly once, by compare-and-swap in shared memory). Default 1; 0 turns it off.
+   * Only thread nodes in the primary's process (threadHost "primary") hold anything.
+   */
+  nodeLookahead?: number;
   /** Requests in flight on one connection before the primary stops reading from it. Default 1024. */
   maxConnectionInflight?: number;
   /** How long a handler may run past its deadline or cancel before its node is killed. Default 1000. */
@@ -175,6 +182,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     nodeMemoryMb: int(input.nodeMemoryMb ?? 2048, "nodeMemoryMb", 16, 1024 * 1024),
     nodeConcurrency: int(input.nodeConcurrency ?? 1, "nodeConcurrency", 1, 10_000),
     nodePipeline: int(input.nodePipeline ?? 16, "nodePipeline", 0, 1024),
+    nodeLookahead: int(input.nodeLookahead ?? 1, "nodeLookahead", 0, 1),
     maxConnectionInflight: int(input.maxConnectionInflight ?? 1024, "maxConnectionInflight", 1, 1_000_000),
     killGraceMs: int(input.killGraceMs ?? 1000, "killGraceMs", 0, 600_000),
     drainTimeoutMs: int(input.drainTimeoutMs ?? 30_000, "drainTimeoutMs", 0, 24 * 3600_000),

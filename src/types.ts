@@ -13,8 +13,13 @@ export type { HandlerConfig, IsolationMode, NodeKind } from "./nodes/messages.js
  * `checkpoint()` (the primary does not check it; it stores any JSON value).
  */
 export interface HandlerContext<State = unknown> {
-  /** The primary's id for this request, the same in every attempt. */
+  /**
+   * This request's id: unique across primaries and restarts, the same in every attempt
+   * (also after a journal restart or a Redis takeover) and in the reply's meta.requestId.
+   */
   readonly requestId: string;
+  /** The request's idempotency key, when the client gave one: a natural key for outside writes. */
+  readonly idempotencyKey: string | undefined;
   /** 1 on the first attempt, 2 on the first retry after a node failure, … */
   readonly attempt: number;
   /** The last checkpoint this request stored, or undefined on a fresh start. */

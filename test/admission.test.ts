@@ -74,9 +74,9 @@ function codesById(replies: readonly ReplyFrame[]): Map<string | number | null, 
 
 describe("maxQueue", () => {
   it("refuses exactly the requests that find the queue full, at once, whatever their priority", async () => {
-    // nodePipeline 0: nothing is sent ahead to the busy node, so everything waiting waits
+    // nodePipeline and nodeLookahead 0: nothing is sent ahead to the busy node, so everything waiting waits
     // in the queue (the gate's measured run time would otherwise decide).
-    const cluster = await fx.cluster({ threads: 1, maxQueue: 3, nodePipeline: 0 });
+    const cluster = await fx.cluster({ threads: 1, maxQueue: 3, nodePipeline: 0, nodeLookahead: 0 });
     const gate = await fx.gate();
     const { submit, answers, all } = submitter(cluster, gate);
     expect(submit("hold")).toBe("accepted");
@@ -175,7 +175,8 @@ describe("maxConnectionInflight", () => {
     // The receiver pauses the socket on the frame that reaches the cap but finishes the
     // chunk in hand, and a socket delivers at most 64 KiB per chunk.
     const perChunk = Math.floor(65536 / (frameBytes - 4)) + 1;
-    const cluster = await fx.cluster({ threads: 1, maxConnectionInflight: CAP });
+    // Lookahead off: every request past the gate waits in the queue, where this test counts them.
+    const cluster = await fx.cluster({ threads: 1, maxConnectionInflight: CAP, nodeLookahead: 0 });
     const { port } = await cluster.listen({ port: 0 });
     const gate = await fx.gate();
     const hold = cluster.call("gate", gate.payload("hold"));

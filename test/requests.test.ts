@@ -12,7 +12,7 @@ let base: string;
 
 beforeAll(async () => {
   // One node that runs one request and holds none ahead: a second request waits in the queue.
-  cluster = await createCluster({ handlers: HANDLERS, threads: 1, nodePipeline: 0, logLevel: "silent", drainTimeoutMs: 1000 });
+  cluster = await createCluster({ handlers: HANDLERS, threads: 1, nodePipeline: 0, nodeLookahead: 0, logLevel: "silent", drainTimeoutMs: 1000 });
   base = `http://127.0.0.1:${(await cluster.listen({ port: 0, httpPort: 0 })).httpPort}`;
 });
 
@@ -61,7 +61,7 @@ describe("the requests in flight", () => {
     expect(a!.ageMs).toBeGreaterThanOrEqual(a!.checkpointAgeMs!);
     expect(b).toMatchObject({ handler: "hold", state: "queued", node: null, lastNode: null, attempt: 0, priority: 3, checkpointAgeMs: null });
     expect(a!.ageMs).toBeGreaterThanOrEqual(b!.ageMs);
-    expect(a!.id).toMatch(/^r/);
+    expect(a!.id).toMatch(/^[0-9a-z]+-[0-9a-f]{8}-\d+$/); // request-id.ts: <boot id>-<n>
     expect(a!.id).not.toBe(b!.id);
 
     // ?limit=1: the oldest only, and the total still counts both.

@@ -144,7 +144,7 @@ describe("connections", () => {
 
 describe("a client that does not read its replies", () => {
   it("has its waiting requests held (they stop running) until it reads, then gets every reply", async () => {
-    const { cluster, port, logs } = await start({ nodePipeline: 0, maxUnsentReplyBytes: 1024 * 1024 });
+    const { cluster, port, logs } = await start({ nodePipeline: 0, nodeLookahead: 0, maxUnsentReplyBytes: 1024 * 1024 });
     const c = await sockets.open(port);
     c.socket.pause(); // reads nothing
     const COUNT = 80;
@@ -166,7 +166,7 @@ describe("a client that does not read its replies", () => {
 
 describe("the queue's fair sharing", () => {
   it("lets a normal client in while greedy connections fill the queue", async () => {
-    const { port } = await start({ maxQueue: 40, nodePipeline: 0 });
+    const { port } = await start({ maxQueue: 40, nodePipeline: 0, nodeLookahead: 0 });
     const greedy = await Promise.all([0, 1, 2, 3].map(() => sockets.open(port)));
     greedy.forEach((g, n) => g.send(...Array.from({ length: 30 }, (_, i) => ({ id: `g${n}-${i}`, handler: "sleep", payload: { ms: 50 } }))));
     await Promise.all(greedy.map((g) => g.ping()));

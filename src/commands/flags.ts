@@ -73,6 +73,7 @@ export const START_FLAGS = {
   nodeMemoryMb: { kind: "number", describe: "Heap cap per node; a node over it is replaced" },
   nodeConcurrency: { kind: "number", describe: "Requests running at once on one node" },
   nodePipeline: { kind: "number", describe: "Short requests a busy node may hold ahead (0: off)" },
+  nodeLookahead: { kind: "number", describe: "Requests of any length a busy thread node may hold ahead, taken back when another node frees (0: off, 1)" },
   maxConnectionInflight: { kind: "number", describe: "Requests in flight per connection before reading pauses" },
   priorityAgingMs: { kind: "number", describe: "Waiting worth one priority step, against starvation (0: strict priority)" },
   restartBackoffMs: { kind: "number", describe: "First restart delay of a node that dies before answering anything" },

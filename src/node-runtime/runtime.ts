@@ -42,15 +42,18 @@ export class NodeRuntime {
    * next attempt starts.
    */
   readonly #slots: Int32Array | undefined;
+  /** The lookahead hand-over cell (threads only): see #claim. */
+  readonly #held: Int32Array | undefined;
   #starting = false;
   /** A process node waits for its IPC to be read before starting a held attempt: one is pending. */
   #deferred = false;
 
-  constructor(init: NodeInit, send: (msgs: FromNode[]) => void, shared: { poll?: () => void; slots?: Int32Array } = {}) {
+  constructor(init: NodeInit, send: (msgs: FromNode[]) => void, shared: { poll?: () => void; slots?: Int32Array; held?: Int32Array } = {}) {
     this.#init = init;
     this.#send = send;
     this.#poll = shared.poll;
     this.#slots = shared.slots;
+    this.#held = shared.held;
     this.#log = nodeLogger(init.logLevel, init.nodeId);
     captureConsole(this.#log, () => this.#currentRequestId());
     this.#errors = new HandlerErrorLog(this.#log);
@@ -145,6 +148,7 @@ export class NodeRuntime {
     let child: Logger | undefined;
     return {
       requestId: msg.requestId,
+      idempotencyKey: msg.idempotencyKey,
       attempt: msg.attempt,
       resumeFrom: msg.resumeFrom === null ? undefined : JSON.parse(msg.resumeFrom),
       get signal() {
@@ -241,12 +245,23 @@ export class NodeRuntime {
           this.#poll();
           if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
         }
-        this.#run(this.#waiting.shift()!);
+        const msg = this.#waiting.shift()!;
+        if (msg.held && !this.#claim(msg.a)) continue; // taken back: it runs on another node
+        this.#run(msg);
         followsAnother = true;
       }
     } finally {
       this.#starting = false;
     }
+  }
+
+  /**
+   * A held attempt starts only if this node wins it: compare-and-swap of the hand-over
+   * cell from its id to 0. The primary's take-back is the same swap, so exactly one wins.
+   * Lost: dropped without a word (the primary already counts it as never run here).
+   */
+  #claim(a: number): boolean {
+    return !this.#held || Atomics.compareExchange(this.#held, 0, a, 0) === a;
   }
 
   /**

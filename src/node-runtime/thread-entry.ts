@@ -13,13 +13,15 @@ export interface ThreadTask {
   init: NodeInit;
   /** Shared with the primary: the attempts this thread is running (see thread-transport.ts). */
   slots: Int32Array;
+  /** Shared with the primary: the attempt held ahead, claimed by compare-and-swap (lookahead). */
+  held: Int32Array;
 }
 
-export default async function serve({ port, init, slots }: ThreadTask): Promise<void> {
+export default async function serve({ port, init, slots, held }: ThreadTask): Promise<void> {
   const poll = (): void => {
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) runtime.receive(m.message as ToNode[]);
   };
-  const runtime = new NodeRuntime(init, (msgs) => port.postMessage(msgs), { poll, slots });
+  const runtime = new NodeRuntime(init, (msgs) => port.postMessage(msgs), { poll, slots, held });
   port.on("message", (msgs: ToNode[]) => runtime.receive(msgs));
   const first = await runtime.load();
   port.postMessage([first]);

@@ -215,11 +215,40 @@ export class ComputeNode implements NodeView {
     });
   }
 
-  /** Starts an attempt on this node. The dispatcher only calls it when hasRoom. */
+  /** Starts an attempt on this node. The dispatcher only calls it when hasRoom (or to send it ahead). */
   run(msg: ToNode & { t: "run" }): void {
     if (this.#running.size === 0) this.busySince = performance.now();
     this.#running.add(msg.a);
+    // Marked held in shared memory before the node can see the message (lookahead.ts).
+    if (msg.held) this.#transport?.hold?.(msg.a);
     this.#post(msg);
+  }
+
+  /**
+   * True when the node may be sent a request to hold: its transport can hand one back
+   * (thread nodes), and the last one held has been claimed or taken back. The primary's
+   * own count is not enough: a node that went idle before the held request reached it
+   * has not claimed it yet, though the primary already counts it as running.
+   */
+  get canHold(): boolean {
+    return this.#state === "up" && this.#transport?.heldNow !== undefined && this.#transport.heldNow() === 0;
+  }
+
+  /** The attempt held ahead in this node and not yet claimed by it (read from shared memory), or 0. */
+  heldAttempt(): number {
+    const a = this.#transport?.heldNow?.() ?? 0;
+    return a !== 0 && this.#running.has(a) ? a : 0;
+  }
+
+  /**
+   * Takes the held attempt `a` back, if the node has not started it (compare-and-swap in
+   * shared memory); the attempt is then no longer this node's. False: it runs (or ran) here.
+   */
+  takeBack(a: number): boolean {
+    if (!this.#running.has(a) || !this.#transport?.takeBack?.(a)) return false;
+    this.#running.delete(a);
+    if (this.#running.size === 0) this.busySince = 0;
+    return true;
   }
 
   /** Abort signals and checkpoint acks; dropped when the node is gone. */
@@ -306,9 +335,13 @@ export class ComputeNode implements NodeView {
     this.#exited = null;
   }
 
-  /** Everything posted in one turn of the event loop goes out as one batch. */
+  /**
+   * Everything posted in one turn of the event loop goes out as one batch. The flush
+   * waits for setImmediate, not a microtask: requests read from many sockets in one poll
+   * phase (an HTTP request each) then share one message instead of paying one each.
+   */
   #post(msg: ToNode): void {
-    if (this.#outbox.push(msg) === 1) queueMicrotask(this.#flush);
+    if (this.#outbox.push(msg) === 1) setImmediate(this.#flush);
   }
 
   readonly #flush = (): void => {

@@ -53,6 +53,13 @@ export interface RunMsg {
   attempt: number;
   /** The last checkpoint as JSON text, or null on a fresh start. */
   resumeFrom: string | null;
+  /**
+   * Held ahead (lookahead, thread nodes): the node must win the shared hand-over cell
+   * before it starts this attempt, as the primary may have taken it back (lookahead.ts).
+   */
+  held?: true;
+  /** The request's idempotency key, when it has one. */
+  idempotencyKey?: string | undefined;
 }
 export interface AbortMsg {
   t: "abort";

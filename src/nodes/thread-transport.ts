@@ -48,7 +48,10 @@ export function createThreadTransport({ init, memoryMb, events }: Omit<Transport
   // One slot per concurrent attempt: the node writes the id it starts and clears it when
   // its result is out, so a crash says exactly which attempts were running.
   const slots = new Int32Array(new SharedArrayBuffer(4 * init.concurrency));
-  pool.run({ port: port2, init, slots }, { transferList: [port2] as never, signal: kill.signal }).then(
+  // The lookahead hand-over cell: the attempt held ahead, until the node starts it or
+  // the primary takes it back; whichever compare-and-swap turns it to 0 first wins.
+  const held = new Int32Array(new SharedArrayBuffer(4));
+  pool.run({ port: port2, init, slots, held }, { transferList: [port2] as never, signal: kill.signal }).then(
     () => exit({ code: 0, signal: null, reason: "stopped" }),
     (err: unknown) => exit(kill.signal.aborted ? { code: null, signal: null, reason: "terminated" } : threadExit(err)),
   );
@@ -66,6 +69,9 @@ export function createThreadTransport({ init, memoryMb, events }: Omit<Transport
       kill.abort();
     },
     runningNow: () => Array.from(slots).filter((a) => a !== 0),
+    hold: (a) => Atomics.store(held, 0, a),
+    heldNow: () => Atomics.load(held, 0),
+    takeBack: (a) => Atomics.compareExchange(held, 0, a, 0) === a,
   };
 }
 

@@ -37,6 +37,15 @@ export interface NodeTransport {
    * (process nodes), and the primary goes by dispatch order instead.
    */
   runningNow(): number[] | null;
+  /**
+   * Lookahead hand-over (thread nodes only; absent for process nodes): `hold` marks
+   * attempt `a` as held ahead before its run message is posted; `heldNow` reads the
+   * attempt held and not yet claimed (0: none); `takeBack` claims it back for the
+   * primary, true only if the node has not started it (compare-and-swap).
+   */
+  hold?(a: number): void;
+  heldNow?(): number;
+  takeBack?(a: number): boolean;
 }
 
 export interface TransportOptions {

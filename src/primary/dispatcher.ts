@@ -16,15 +16,17 @@ import {
   UnknownHandlerError,
 } from "../errors.js";
 import type { ComputeNode } from "../nodes/compute-node.js";
-import type { CheckpointMsg, ResultMsg } from "../nodes/messages.js";
+import type { CheckpointMsg, ResultMsg, RunMsg } from "../nodes/messages.js";
 import type { ExitInfo } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
+import { newRequestId } from "./request-id.js";
 import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
 import { heapNearLimit, Throttle } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Hedger } from "./hedger.js";
+import { takeBackHeld } from "./lookahead.js";
 import { Placement } from "./placement.js";
 import { WaitingRoom } from "./waiting-room.js";
 
@@ -40,6 +42,8 @@ export interface SubmitRequest {
   bytes?: number;
   /** DESIGN.md's idempotency key (src/store/keyed.ts handles joins and replays before this). */
   idempotencyKey?: string | undefined;
+  /** The id of a request that resumes (journal restart, Redis takeover); new requests get one. */
+  requestId?: string | undefined;
   /** Where a keyed request's attempts and checkpoints are kept. */
   durable?: Durability | undefined;
   /**
@@ -59,7 +63,7 @@ export interface DispatchStats {
   checkpoints: number;
 }
 
-type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline"> & { maxProcesses?: number };
+type Options = Pick<ResolvedOptions, "maxQueue" | "maxPendingBytes" | "killGraceMs" | "priorityAgingMs" | "nodePipeline"> & { nodeLookahead?: number } & { maxProcesses?: number };
 
 /**
  * priorityAgingMs 0 means strict priority: a step worth 2^32 ms (~50 days) of waiting,
@@ -75,6 +79,7 @@ export class Dispatcher {
   readonly #room = new WaitingRoom();
   readonly #attempts = new Map<number, Attempt>();
   readonly #placement: Placement;
+  readonly #nodes: readonly ComputeNode[];
   readonly #hedger = new Hedger({
     spare: (job, busy) => this.#placement.spare(job, busy),
     startHedge: (job, node) => this.#startHedge(job, node),
@@ -102,7 +107,8 @@ export class Dispatcher {
     options: Options;
     log: Logger;
   }) {
-    this.#placement = new Placement(deps.nodes, deps.balancer, deps.options.nodePipeline);
+    this.#placement = new Placement(deps.nodes, deps.balancer, deps.options.nodePipeline, deps.options.nodeLookahead ?? 0);
+    this.#nodes = deps.nodes;
     this.#registry = deps.registry;
     this.#options = deps.options;
     this.#log = deps.log;
@@ -161,7 +167,8 @@ export class Dispatcher {
     }
     const priority = req.priority ?? 0;
     const timeoutMs = req.timeoutMs ?? spec.timeoutMs;
-    const job = new Job(`r${this.#nextRequest++}`, spec, req.payload, req.key, priority, timeoutMs, done);
+    this.#nextRequest++;
+    const job = new Job(req.requestId ?? newRequestId(), spec, req.payload, req.key, priority, timeoutMs, done);
     job.bytes = bytes;
     job.idempotencyKey = req.idempotencyKey;
     job.durable = req.durable ?? null;
@@ -221,6 +228,8 @@ export class Dispatcher {
 
   /** Cancels a request: it answers `error` (E_CANCELLED by default) unless it already answered. */
   cancel(job: Job, error: CrewError = new CancelledError("cancelled by the client")): void {
+    if (job.state === "done") return;
+    this.#takeBackAbandoned(job);
     if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
   }
 
@@ -314,12 +323,14 @@ export class Dispatcher {
     this.#placement.nodesChanged();
     this.#room.unpark(node);
     this.#pump();
+    this.#takeBack();
   }
 
   /** A node (re)started: it can take work. */
   nodeUp(): void {
     this.#placement.nodesChanged();
     this.#pump();
+    this.#takeBack();
   }
 
   /** Counts a request refused before it became a job: by the dispatcher, or by a front for a bad frame. */
@@ -349,15 +360,16 @@ export class Dispatcher {
     if (!placed) return false;
     this.#room.remove(job);
     if (!placed.park) {
-      this.#start(job, placed.node);
+      this.#start(job, placed.node, placed.held);
       return true;
     }
     this.#room.park(job, placed.node);
     return true;
   }
 
-  #start(job: Job, node: ComputeNode): void {
+  #start(job: Job, node: ComputeNode, held = false): void {
     const attempt = this.#newAttempt(job, node);
+    if (held) attempt.held = { lastNode: job.lastNode, version: job.version };
     job.state = "running";
     job.attempt = attempt;
     job.attempts++;
@@ -368,12 +380,12 @@ export class Dispatcher {
     job.durable?.attemptStarted(job);
     this.observer.attemptStarted?.(job, node, first);
     if (job.spec.hedgeAfterMs !== null && !job.hedged) this.#hedger.arm(attempt);
-    this.#send(attempt);
+    this.#send(attempt, held);
   }
 
-  #send(attempt: Attempt): void {
+  #send(attempt: Attempt, held = false): void {
     const job = attempt.job;
-    attempt.node.run({
+    const msg: RunMsg = {
       t: "run",
       a: attempt.a,
       requestId: job.requestId,
@@ -382,7 +394,28 @@ export class Dispatcher {
       payloadJson: job.payloadJson,
       attempt: job.attempts,
       resumeFrom: job.checkpoint,
-    });
+      idempotencyKey: job.idempotencyKey,
+    };
+    if (held) msg.held = true;
+    attempt.node.run(msg);
+  }
+
+  /** Ends an attempt taken back before it started: as if it had never been sent. */
+  #uncharge(attempt: Attempt): void {
+    this.#endAttempt(attempt);
+    const job = attempt.job;
+    job.attempts--;
+    job.lastNode = attempt.held?.lastNode ?? null;
+    job.version = attempt.held?.version;
+  }
+
+  /** Nodes with a free slot take back the requests held ahead in busy nodes (lookahead.ts), uncharged. */
+  #takeBack(): void {
+    for (const { attempt, to } of takeBackHeld(this.#nodes, this.#attempts, (job, node) => this.#placement.canRunNow(job, node))) {
+      this.#uncharge(attempt);
+      this.#log.debug({ requestId: attempt.job.requestId, from: attempt.node.id, to: to.id }, "lookahead: request taken back");
+      this.#start(attempt.job, to);
+    }
   }
 
   /** A new attempt of `job` on `node`, counted as in flight; the caller sends it. */
@@ -438,6 +471,7 @@ export class Dispatcher {
       this.#start(next, node);
     }
     this.#pump();
+    if (node.hasRoom) this.#takeBack();
   }
 
   /** Answers once; false when the request had answered already. */
@@ -477,6 +511,12 @@ export class Dispatcher {
     else this.#heldAbandoned++;
   }
 
+  /** A request given up on while held ahead and not started: taken back, it never runs, and no abort need reach a busy node. */
+  #takeBackAbandoned(job: Job): void {
+    const attempt = job.attempt;
+    if (attempt?.held && attempt.node.takeBack(attempt.a)) this.#uncharge(attempt);
+  }
+
   #armGrace(attempt: Attempt): void {
     attempt.graceTimer = setTimeout(() => {
       if (!this.#attempts.has(attempt.a)) return;
@@ -503,6 +543,7 @@ export class Dispatcher {
   readonly #onDeadline = (job: Job): void => {
     job.deadline = null;
     const error = new TimeoutError(`deadline of ${job.timeoutMs} ms passed`);
+    this.#takeBackAbandoned(job);
     if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
   };
 

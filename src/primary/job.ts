@@ -40,6 +40,8 @@ export interface Attempt {
   abortedWith: string | null;
   /** The run time the dispatcher expected when it sent the attempt (pipelining budget). */
   readonly expectedMs: number;
+  /** Held ahead (lookahead.ts): the job's node and version before, restored if it is taken back. */
+  held?: { lastNode: string | null; version: string | undefined };
   /** Hedged handlers: when it was sent (performance.now() ms), and the timer that hedges it. */
   sentAt?: number;
   hedgeTimer?: NodeJS.Timeout | null;
@@ -100,7 +102,7 @@ export class Job implements Queued {
   }
 
   meta(): ReplyMeta {
-    const meta: ReplyMeta = { node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
+    const meta: ReplyMeta = { requestId: this.requestId, node: this.lastNode, attempts: this.attempts, ms: Math.round((performance.now() - this.submittedAt) * 100) / 100 };
     if (this.version !== undefined) meta.version = this.version;
     return meta;
   }

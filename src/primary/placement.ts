@@ -17,22 +17,28 @@ import type { Job } from "./job.js";
 const PIPELINE_BUDGET_MS = 1;
 const UNMEASURED_MS = PIPELINE_BUDGET_MS * 2;
 
-/** start: run it on `node` now (or ahead); park: wait for `node`, which its key is bound to. */
-export type Placed = { node: ComputeNode; park: boolean };
+/**
+ * start: run it on `node` now (or ahead); park: wait for `node`, which its key is bound
+ * to; held: send it ahead as `node`'s one request of lookahead, which the primary can
+ * take back while the node has not started it (lookahead.ts).
+ */
+export type Placed = { node: ComputeNode; park: boolean; held: boolean };
 
 export class Placement {
   readonly #nodes: readonly ComputeNode[];
   readonly #balancer: Balancer;
   readonly #pipeline: number;
+  readonly #lookahead: number;
   readonly #all: ComputeNode[] = [];
   readonly #preferred: ComputeNode[] = [];
   /** Per handler: a moving average of its run time in the node, in ms. */
   readonly #runMs = new Map<string, number>();
 
-  constructor(nodes: readonly ComputeNode[], balancer: Balancer, pipeline: number) {
+  constructor(nodes: readonly ComputeNode[], balancer: Balancer, pipeline: number, lookahead = 0) {
     this.#nodes = nodes;
     this.#balancer = balancer;
     this.#pipeline = pipeline;
+    this.#lookahead = lookahead;
   }
 
   /** Where `job` goes now, or null when no node can take it yet. */
@@ -40,9 +46,20 @@ export class Placement {
     const bound = this.#balancer.affinity && job.key !== undefined;
     let pool = this.#eligible(job, bound ? "any" : "room");
     if (pool.length === 0 && !bound && this.#pipeline > 0) pool = this.#eligible(job, "ahead");
+    let held = false;
+    // Hedged handlers are not held: their second attempt already covers a slow node (hedger.ts).
+    if (pool.length === 0 && !bound && this.#lookahead > 0 && job.spec.hedgeAfterMs === null) {
+      pool = this.#eligible(job, "hold");
+      held = true;
+    }
     if (pool.length === 0) return null;
     const node = this.#balancer.pick(job, pool) as ComputeNode;
-    return { node, park: bound && !node.hasRoom && !this.#canSendAhead(node, job) };
+    return { node, park: bound && !node.hasRoom && !this.#canSendAhead(node, job), held };
+  }
+
+  /** Whether `node` may run `job` now: up, with a free slot, of an allowed kind, serving its handler. */
+  canRunNow(job: Job, node: ComputeNode): boolean {
+    return node.hasRoom && (job.spec.isolation !== "process" || node.kind === "process") && node.serves(job.handler);
   }
 
   /** A node other than `busy` with a free slot now that may run `job` (a hedge), or null. */
@@ -68,10 +85,11 @@ export class Placement {
 
   /**
    * The up nodes allowed to run `job`: all of them ("any", for a key bound by the hash
-   * balancer), those with a free slot ("room"), or those that may take it ahead ("ahead").
-   * A preferred kind wins when it has any.
+   * balancer), those with a free slot ("room"), those that may take it ahead ("ahead"),
+   * or those that may hold it as lookahead ("hold": a thread node with every slot busy
+   * and nothing waiting). A preferred kind wins when it has any.
    */
-  #eligible(job: Job, mode: "any" | "room" | "ahead"): ComputeNode[] {
+  #eligible(job: Job, mode: "any" | "room" | "ahead" | "hold"): ComputeNode[] {
     const all = this.#all;
     const preferred = this.#preferred;
     all.length = 0;
@@ -82,6 +100,7 @@ export class Placement {
       if (!node.serves(job.handler)) continue; // during a reload: added or deleted handlers
       if (mode === "room" && !node.hasRoom) continue;
       if (mode === "ahead" && !this.#canSendAhead(node, job)) continue;
+      if (mode === "hold" && !(node.canHold && node.inFlight === node.capacity)) continue;
       all.push(node);
       if (node.kind === job.spec.prefer) preferred.push(node);
     }

@@ -72,6 +72,8 @@ export class Client {
   #closed = false;
   readonly #failover: Failover;
   #reconnectTimer: NodeJS.Timeout | null = null;
+  /** The primary refused a frame of this connection as too large (id null), and closes it next. */
+  #tooLarge: { connection: Connection; error: CrewError } | undefined;
 
   constructor(options: ClientOptions = {}) {
     this.#options = fillOptions(options);
@@ -162,7 +164,9 @@ export class Client {
       // Nothing pending: the late answer to a request the caller already aborted.
       this.#take(reply.id)?.resolve(reply);
     } else if (reply.id === null && !reply.ok) {
-      this.#options.onProtocolError?.(errorFromWire(reply.error));
+      const error = errorFromWire(reply.error);
+      if (error.code === "E_FRAME_TOO_LARGE" && this.#connection) this.#tooLarge = { connection: this.#connection, error };
+      this.#options.onProtocolError?.(error);
     } // a string id is none of ours: this client only sends numbers
   }
 
@@ -217,8 +221,22 @@ export class Client {
   #lost(connection: Connection, error: CrewError): void {
     if (this.#connection !== connection) return;
     this.#connection = undefined;
+    if (this.#tooLarge?.connection === connection) this.#refuseLargest(this.#tooLarge.error);
     if (this.#options.resubmit && !this.#closed && !connection.violated) return this.#reconnectLater(error);
     this.#failPending(error);
+  }
+
+  /**
+   * The primary refused a frame as too large and closed the connection: that frame is the
+   * longest one still unanswered (every frame it accepted is within its limit, the refused
+   * one is over it), so that call fails with the refusal, not sent again forever (resubmit)
+   * or failed as a lost connection.
+   */
+  #refuseLargest(error: CrewError): void {
+    this.#tooLarge = undefined;
+    let largest: [number, Pending] | undefined;
+    for (const entry of this.#pending) if (!largest || entry[1].line.length > largest[1].line.length) largest = entry;
+    if (largest) this.#take(largest[0])?.reject(error);
   }
 
   /** Resubmit: calls past their deadline fail; the others wait for the next connection. */

@@ -37,6 +37,8 @@ export type RequestFrame = RunFrame | CancelFrame | PingFrame;
 
 /** What the reply tells about how a request ran. `node` is null when it never reached one. */
 export interface ReplyMeta {
+  /** The request's id: unique across primaries and restarts, the same as the handler's ctx.requestId. */
+  requestId?: string;
   node: string | null;
   attempts: number;
   ms: number;
@@ -173,9 +175,10 @@ function bad(id: RequestId | null, message: string): ParseResult {
  * JSON text, so it is spliced in rather than parsed and serialised again here.
  */
 export function encodeReply(id: RequestId | null, outcome: Outcome): string {
-  const { node, attempts, ms, version, replayed, host } = outcome.meta;
+  const { requestId, node, attempts, ms, version, replayed, host } = outcome.meta;
+  const id0 = requestId === undefined ? "" : `"requestId":${JSON.stringify(requestId)},`;
   const extra = (version === undefined ? "" : `,"version":${JSON.stringify(version)}`) + (replayed ? ',"replayed":true' : "") + (host === undefined ? "" : `,"host":${JSON.stringify(host)}`);
-  const meta = `{"node":${node === null ? "null" : JSON.stringify(node)},"attempts":${attempts},"ms":${ms}${extra}}`;
+  const meta = `{${id0}"node":${node === null ? "null" : JSON.stringify(node)},"attempts":${attempts},"ms":${ms}${extra}}`;
   const idText = JSON.stringify(id);
   if (outcome.ok) return `{"id":${idText},"ok":true,"result":${outcome.json},"meta":${meta}}\n`;
   return `{"id":${idText},"ok":false,"error":${JSON.stringify(outcome.error.toJSON())},"meta":${meta}}\n`;

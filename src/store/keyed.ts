@@ -25,6 +25,7 @@ import {
 } from "../errors.js";
 import type { Dispatcher, SubmitRequest } from "../primary/dispatcher.js";
 import type { DoneCallback, Durability, Job, Outcome } from "../primary/job.js";
+import { newRequestId } from "../primary/request-id.js";
 import type { MaybePromise, NewRequest, OpenRequest, RequestStore, StoredReply } from "./store.js";
 
 /** What the receivers and `cluster.run` submit through: the dispatcher's entry, with keys. */
@@ -96,7 +97,7 @@ export class KeyedRequests implements RequestSink {
     const timeoutMs = req.timeoutMs ?? this.#timeoutOf(req.handler);
     const record: NewRequest = {
       idempotencyKey: key,
-      requestId: "",
+      requestId: newRequestId(),
       handler: req.handler,
       payloadJson,
       fingerprint,
@@ -162,6 +163,7 @@ export class KeyedRequests implements RequestSink {
         handler: rec.handler,
         payloadJson: rec.payloadJson ?? undefined,
         idempotencyKey: rec.idempotencyKey,
+        requestId: rec.requestId || undefined,
         priority: rec.priority,
         timeoutMs: left,
         resume: { attempts: rec.attempts, checkpoint: rec.checkpoint, timeoutMs: rec.timeoutMs },
@@ -175,7 +177,7 @@ export class KeyedRequests implements RequestSink {
       case "accepted": {
         const live: Live = { key: record.idempotencyKey, fingerprint: record.fingerprint, job: null, callers: [done], fence: 0, recovered: false };
         this.#live.set(live.key, live);
-        return this.#submitLive(live, req, record.timeoutMs);
+        return this.#submitLive(live, req, record.timeoutMs, record.requestId);
       }
       case "replay": {
         if (result.fingerprint !== record.fingerprint) return this.#conflict(req, done);
@@ -195,9 +197,9 @@ export class KeyedRequests implements RequestSink {
     }
   }
 
-  /** Submits `req` with the store's hooks and its deadline, ms (one copy of the request, not two). */
-  #submitLive(live: Live, req: SubmitRequest, timeoutMs: number): Job | null {
-    const job = this.#dispatcher.submit({ ...req, timeoutMs, durable: this.#durability }, (outcome) => this.#answered(live, outcome));
+  /** Submits `req` with the store's hooks, its deadline (ms) and its request id: one copy of the request, not two. */
+  #submitLive(live: Live, req: SubmitRequest, timeoutMs: number, requestId = req.requestId): Job | null {
+    const job = this.#dispatcher.submit({ ...req, timeoutMs, requestId, durable: this.#durability }, (outcome) => this.#answered(live, outcome));
     // Refused at the door: #answered has run already and let the key go.
     if (job !== null && this.#live.get(live.key) === live) live.job = job;
     return job;

@@ -1,7 +1,9 @@
 /**
- * A real `crew start` in a child process: its JSON log lines parsed as they come, so a
+ * A real `crew` command in a child process: its JSON log lines parsed as they come, so a
  * test waits for a line (a handler's console.log relayed with its node id, "listening")
- * instead of sleeping, and the process's exit as a promise.
+ * instead of sleeping, and the process's exit as a promise. `CrewChild` is the one
+ * mechanism; `CrewProcess` (below), `PrimaryProcess` (journal tests) and `CrewHost`
+ * (several-hosts tests) are thin shapes of it for their tests.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -10,20 +12,34 @@ import { fileURLToPath } from "node:url";
 const BIN = fileURLToPath(new URL("../../bin/crew.js", import.meta.url));
 
 export type Line = { msg: string } & Record<string, unknown>;
+export type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
-export class CrewProcess {
+/** True when `line` has this msg and every field equal. */
+export function matches(line: Line, msg: string, fields: Record<string, unknown> = {}): boolean {
+  return line.msg === msg && Object.entries(fields).every(([k, v]) => line[k] === v);
+}
+
+export class CrewChild {
   readonly child: ChildProcess;
   readonly lines: Line[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** What the process wrote to stderr, in chunks. */
+  readonly stderr: string[] = [];
+  readonly exited: Promise<Exit>;
   #waiters = new Set<() => void>();
 
+  /** Spawns `node bin/crew.js ARGS` (ARGS starts with the subcommand). */
   constructor(args: string[], options: { detached?: boolean } = {}) {
-    this.child = spawn(process.execPath, [BIN, "start", "--port", "0", "--http-port", "0", ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: options.detached ?? false,
+    this.child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: options.detached ?? false });
+    this.exited = new Promise((resolve) =>
+      this.child.on("exit", (code, signal) => {
+        resolve({ code, signal });
+        this.#wake();
+      }),
+    );
+    this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      this.stderr.push(chunk);
+      this.#wake();
     });
-    this.exited = new Promise((resolve) => this.child.on("exit", (code, signal) => resolve({ code, signal })));
-    this.child.stderr!.resume();
     createInterface({ input: this.child.stdout! }).on("line", (text) => {
       let line: Line = { msg: text, raw: true };
       try {
@@ -33,27 +49,59 @@ export class CrewProcess {
         // a line that is not JSON (--pretty): kept as text
       }
       this.lines.push(line);
-      for (const check of [...this.#waiters]) check();
+      this.#wake();
     });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /**
+   * The first line from index `from` on (printed already or to come) that `pred` accepts.
+   * Rejects when the process exits first, or after `timeoutMs`, with its last output.
+   */
+  waitUntil(pred: (line: Line) => boolean, what: string, from = 0, timeoutMs = 30_000): Promise<Line> {
+    return new Promise((resolve, reject) => {
+      const settle = (line: Line | null, why?: string) => {
+        this.#waiters.delete(check);
+        clearTimeout(timer);
+        if (line) resolve(line);
+        else reject(new Error(`crew ${why} ${what}; last lines:\n${this.lines.slice(-10).map((l) => JSON.stringify(l)).join("\n")}\n${this.stderr.join("").slice(-800)}`));
+      };
+      const check = () => {
+        const found = this.lines.slice(from).find(pred);
+        if (found) settle(found);
+        else if (!this.running) settle(null, "exited before");
+      };
+      const timer = setTimeout(() => settle(null, "did not log"), timeoutMs);
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
+  }
+
+  #wake(): void {
+    for (const check of [...this.#waiters]) check();
+  }
+}
+
+/** `crew start --port 0 --http-port 0 ARGS`. */
+export class CrewProcess extends CrewChild {
+  constructor(args: string[], options: { detached?: boolean } = {}) {
+    super(["start", "--port", "0", "--http-port", "0", ...args], options);
   }
 
   /** The first line (already printed or to come) that `pred` accepts. */
   waitFor(pred: (line: Line) => boolean, what = "a log line"): Promise<Line> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = this.lines.find(pred);
-        if (!found) return;
-        this.#waiters.delete(check);
-        resolve(found);
-      };
-      this.#waiters.add(check);
-      check();
-      void this.exited.then(() => {
-        if (!this.#waiters.has(check)) return;
-        this.#waiters.delete(check);
-        reject(new Error(`crew exited before ${what}; last lines:\n${this.lines.slice(-10).map((l) => JSON.stringify(l)).join("\n")}`));
-      });
-    });
+    return this.waitUntil(pred, what);
   }
 
   async port(): Promise<number> {
@@ -61,7 +109,7 @@ export class CrewProcess {
   }
 
   kill(signal: NodeJS.Signals = "SIGKILL"): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    this.signal(signal);
   }
 }
 

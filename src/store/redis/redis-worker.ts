@@ -171,6 +171,7 @@ export class RedisWorker {
     held.job = this.#d.dispatcher.submit(
       {
         handler: spec.name,
+        requestId: claim.requestId,
         payloadJson: claim.payloadJson,
         priority: claim.priority,
         timeoutMs,

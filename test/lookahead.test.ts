@@ -1,0 +1,244 @@
+/**
+ * Lookahead on real threads: with both thread nodes busy in synchronous code, a third
+ * request is held ahead in one of them. Whoever wins the compare-and-swap on the node's
+ * hand-over cell runs it: the holder when it frees first, or, when the other node frees
+ * first, that node (the primary takes it back). Each race is repeated many times; every
+ * round asserts that each request ran exactly once (a run counter in shared memory that
+ * the handler increments, the side channel) and answered exactly once, and that nothing
+ * is left in flight. Process nodes (and thread nodes hosted in a child process, the
+ * default threadHost) hold nothing ahead for long jobs.
+ */
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type Cluster, createCluster } from "crew";
+import { Gate, startCluster } from "./helpers/cluster.js";
+
+const HANDLERS = fileURLToPath(new URL("./fixtures/lookahead", import.meta.url));
+const REPEATS = Number(process.env.LOOKAHEAD_REPEATS ?? 30);
+
+type Reply = Awaited<ReturnType<Cluster["call"]>>;
+type Tagged = { round: number; idx: number };
+
+/** One round: requests 0 and 1 block the two nodes on their gates, request 2 is held ahead. */
+class Round {
+  static next = 0;
+  /** Every round's gates open after each test, so a failed one leaves no thread blocked. */
+  static readonly all = new Set<Round>();
+  readonly round = Round.next++;
+
+  constructor() {
+    Round.all.add(this);
+  }
+  readonly runs = new Int32Array(new SharedArrayBuffer(4 * 3));
+  readonly gates = [0, 1].map(() => new Int32Array(new SharedArrayBuffer(4)));
+
+  payload(idx: number, extra: Record<string, unknown> = {}): Tagged & Record<string, unknown> {
+    return { round: this.round, idx, runs: this.runs.buffer, ...extra };
+  }
+
+  /** Resolves once request `idx` is running in a node (its handler counted the run). */
+  async running(idx: number): Promise<void> {
+    // Atomics.waitAsync is in Node 16+, typed from lib es2024 (this project targets es2022).
+    const wait = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string } }).waitAsync(this.runs, idx, 0);
+    if (wait.async) await wait.value;
+  }
+
+  open(gate: number): void {
+    Atomics.store(this.gates[gate]!, 0, 1);
+    Atomics.notify(this.gates[gate]!, 0);
+  }
+
+  counts(): number[] {
+    return Array.from(this.runs);
+  }
+}
+
+describe("lookahead on two thread nodes", () => {
+  let cluster: Cluster;
+  /** Per round and request: the nodes its attempts were sent to, whether sent to a busy node, and its answers. */
+  const started = new Map<string, Array<{ node: string; busy: boolean }>>();
+  const answers = new Map<string, number>();
+  let restarts = 0;
+  let onRestart = (): void => {};
+  /** Resolves once the nodes have restarted `n` times in all. */
+  const restarted = (n: number) => new Promise<void>((resolve) => {
+    onRestart = () => restarts >= n && resolve();
+    onRestart();
+  });
+  const key = (p: unknown) => {
+    const { round, idx } = p as Tagged;
+    return `${round}:${idx}`;
+  };
+
+  beforeAll(async () => {
+    // Pipelining off: the held request, measured short after a few rounds, would otherwise
+    // be pipelined (sent ahead without a hand-over) when it arrives within 1 ms of the others.
+    // threadHost "primary": the threads share memory with the primary, which the hand-over
+    // needs (hosted in a child process, thread nodes get no lookahead, like process nodes).
+    cluster = await createCluster({ handlers: HANDLERS, threads: 2, threadHost: "primary", nodePipeline: 0, logLevel: "silent", restartBackoffMs: 1, restartBackoffMaxMs: 5 });
+    cluster.observe({
+      attemptStarted: (job, node) => {
+        const list = started.get(key(job.payload)) ?? [];
+        list.push({ node: node.id, busy: node.inFlight >= node.capacity });
+        started.set(key(job.payload), list);
+      },
+      requestDone: (job) => void answers.set(key(job.payload), (answers.get(key(job.payload)) ?? 0) + 1),
+      nodeRestarted: () => {
+        restarts++;
+        onRestart();
+      },
+    });
+  });
+  afterAll(() => cluster?.close());
+  afterEach(() => {
+    for (const r of Round.all) [0, 1].forEach((g) => r.open(g));
+    Round.all.clear();
+  });
+
+  /**
+   * Starts a round: 0 and 1 running (blocked) on the two nodes, 2 held ahead in one of
+   * them. Returns the replies, and which gate blocks the holder and which the other node.
+   */
+  async function setUp(r: Round, extra: { first?: Record<string, unknown>; held?: Record<string, unknown>; options?: Parameters<Cluster["call"]>[2] } = {}) {
+    const first = cluster.call("block", r.payload(0, { gate: r.gates[0]!.buffer, ...extra.first }));
+    await r.running(0);
+    const second = cluster.call("block", r.payload(1, { gate: r.gates[1]!.buffer, ...extra.first }));
+    await r.running(1);
+    const held = cluster.call("block", r.payload(2, extra.held), extra.options);
+    const [a, b, c] = [0, 1, 2].map((idx) => started.get(`${r.round}:${idx}`)!);
+    expect(a![0]!.node).not.toBe(b![0]!.node);
+    // Sent to a node whose slot was busy: held ahead, not queued in the primary.
+    expect(c).toHaveLength(1);
+    expect(c![0]!.busy).toBe(true);
+    expect(cluster.queueLength).toBe(0);
+    const holderGate = c![0]!.node === a![0]!.node ? 0 : 1;
+    return { replies: [first, second, held], holder: c![0]!.node, holderGate, otherGate: 1 - holderGate, otherNode: holderGate === 0 ? b![0]!.node : a![0]!.node };
+  }
+
+  /** Every request of the round answered exactly once, and the cluster holds nothing. */
+  async function settled(r: Round, replies: Array<Promise<Reply>>): Promise<Reply[]> {
+    const out = await Promise.all(replies);
+    for (let idx = 0; idx < replies.length; idx++) expect(answers.get(`${r.round}:${idx}`)).toBe(1);
+    const status = await cluster.status();
+    expect(status.requests.active).toBe(0);
+    expect(status.queue.length).toBe(0);
+    expect(status.nodes.map((n) => n.inFlight)).toEqual([0, 0]);
+    return out;
+  }
+
+  it(`the other node frees first: the primary takes the held request back and it runs there, once (×${REPEATS})`, async () => {
+    for (let i = 0; i < REPEATS; i++) {
+      const r = new Round();
+      const { replies, holderGate, otherGate, otherNode } = await setUp(r);
+      r.open(otherGate);
+      const held = await replies[2]!;
+      expect(held).toMatchObject({ ok: true, result: { idx: 2, node: otherNode }, meta: { attempts: 1, node: otherNode } });
+      // The holder now frees: it must find the request gone and not run it.
+      r.open(holderGate);
+      await settled(r, replies);
+      expect(r.counts()).toEqual([1, 1, 1]);
+    }
+  });
+
+  it(`the holder frees first: it starts the held request itself, once (×${REPEATS})`, async () => {
+    for (let i = 0; i < REPEATS; i++) {
+      const r = new Round();
+      const { replies, holder, holderGate, otherGate } = await setUp(r);
+      r.open(holderGate);
+      expect(await replies[2]!).toMatchObject({ ok: true, result: { idx: 2, node: holder }, meta: { attempts: 1, node: holder } });
+      r.open(otherGate);
+      await settled(r, replies);
+      expect(r.counts()).toEqual([1, 1, 1]);
+      expect(started.get(`${r.round}:2`)).toHaveLength(1); // never taken back
+    }
+  });
+
+  it(`both nodes free at once, the node's claim racing the primary's take-back: once either way (×${REPEATS * 2})`, async () => {
+    for (let i = 0; i < REPEATS * 2; i++) {
+      const r = new Round();
+      const { replies } = await setUp(r);
+      r.open(0);
+      r.open(1);
+      const [, , held] = await settled(r, replies);
+      expect(held).toMatchObject({ ok: true, meta: { attempts: 1 } });
+      expect(r.counts()).toEqual([1, 1, 1]);
+    }
+  });
+
+  it(`the holder crashes while holding: the held request still runs once, uncharged (×${REPEATS})`, async () => {
+    for (let i = 0; i < REPEATS; i++) {
+      const r = new Round();
+      const { replies, holderGate, otherGate } = await setUp(r, { first: { exitOnFirst: true } });
+      // Alternate: the crash alone, or the crash racing the other node's freeing.
+      r.open(holderGate);
+      if (i % 2 === 1) r.open(otherGate);
+      const held = await replies[2]!;
+      expect(held).toMatchObject({ ok: true, meta: { attempts: 1 } });
+      r.open(otherGate);
+      const out = await settled(r, replies);
+      // Both blocked requests die on their first attempt (charged) and answer from their second.
+      expect(out[0]).toMatchObject({ ok: true, meta: { attempts: 2 } });
+      expect(out[1]).toMatchObject({ ok: true, meta: { attempts: 2 } });
+      expect(r.counts()).toEqual([2, 2, 1]);
+      // Both nodes back before the next round, which needs two idle nodes.
+      await restarted(2 * (i + 1));
+    }
+  });
+
+  it(`a deadline while held: answered E_TIMEOUT, never run, no node touched (×${REPEATS})`, async () => {
+    for (let i = 0; i < REPEATS; i++) {
+      const r = new Round();
+      const { replies } = await setUp(r, { options: { timeoutMs: 5 } });
+      expect(await replies[2]!).toMatchObject({ ok: false, error: { code: "E_TIMEOUT" }, meta: { attempts: 0, node: null } });
+      r.open(0);
+      r.open(1);
+      await settled(r, replies);
+      expect(r.counts()).toEqual([1, 1, 0]);
+    }
+  });
+
+  it(`a cancel while held: answered E_CANCELLED and never run; or, racing the holder's freeing, run at most once (×${REPEATS * 2})`, async () => {
+    for (let i = 0; i < REPEATS * 2; i++) {
+      const r = new Round();
+      const abort = new AbortController();
+      const { replies, holderGate } = await setUp(r, { options: { signal: abort.signal } });
+      const racing = i % 2 === 1;
+      if (racing) r.open(holderGate); // the holder frees in its thread while the primary cancels
+      abort.abort();
+      const held = await replies[2]!;
+      expect(held).toMatchObject({ ok: false, error: { code: "E_CANCELLED" } });
+      r.open(0);
+      r.open(1);
+      await settled(r, replies);
+      const counts = r.counts();
+      expect(counts.slice(0, 2)).toEqual([1, 1]);
+      if (racing) expect(counts[2]).toBeLessThanOrEqual(1);
+      else expect(counts[2]).toBe(0);
+      // A request that never ran says so.
+      if (counts[2] === 0) expect(held.meta).toMatchObject({ attempts: 0, node: null });
+    }
+  });
+});
+
+describe.each([
+  { kind: "a process node", options: { processes: 1 } },
+  { kind: "a thread node hosted in a child process", options: { threads: 1, threadHost: "process" as const } },
+])("lookahead and $kind", ({ options }) => {
+  it("a busy node that shares no memory with the primary holds nothing ahead: the request waits in the primary's queue", async () => {
+    const t = await startCluster(options);
+    const gate = await Gate.open();
+    try {
+      const first = t.cluster.call("gate", { port: gate.port });
+      const arrival = await gate.arrival();
+      const second = t.cluster.call("gate", { port: gate.port });
+      expect(t.cluster.queueLength).toBe(1);
+      arrival.open();
+      (await gate.arrival()).open();
+      expect(await first).toMatchObject({ ok: true, meta: { attempts: 1 } });
+      expect(await second).toMatchObject({ ok: true, meta: { attempts: 1 } });
+    } finally {
+      await gate.close();
+      await t.close();
+    }
+  });
+});
