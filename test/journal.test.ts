@@ -103,14 +103,18 @@ describe("a primary killed with kill -9 and started again on its journal", () =>
 describe("kept replies expire", () => {
   it("deletes a reply after resultTtlMs, after which the key runs again", async () => {
     const file = join(dir, "ttl.db");
-    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, resultTtlMs: 200, logLevel: "silent" });
+    const open = () => createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, resultTtlMs: 200, logLevel: "silent" });
+    let cluster = await open();
     try {
       const first = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" });
       expect((await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" })).meta.replayed).toBe(true);
       await expect.poll(async () => (await cluster.status()).store.kept, { timeout: 10_000, interval: 50 }).toBe(0);
+      // The primary holds the journal's lock while it runs: the file is read between two primaries.
+      await cluster.close();
       const reader = new Database(file, { readonly: true });
       await expect.poll(() => (reader.prepare("SELECT count(*) AS n FROM requests").get() as { n: number }).n).toBe(0);
       reader.close();
+      cluster = await open();
       const fresh = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" });
       expect(fresh.ok && first.ok).toBe(true);
       expect(fresh.meta.replayed).toBeUndefined();
@@ -122,6 +126,28 @@ describe("kept replies expire", () => {
 });
 
 describe("a journal crew must not use is refused and left as it is", () => {
+  it("refuses a journal another primary has open (it would run that primary's open requests a second time)", async () => {
+    const file = join(dir, "shared.db");
+    const first = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" });
+    try {
+      await first.run("nap", { ms: 0 }, { idempotencyKey: "mine" });
+      const error = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(JournalError);
+      expect((error as CrewError).message).toBe(`journal ${file} is in use by another primary: give each primary its own journal`);
+    } finally {
+      await first.close();
+    }
+    const next = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" });
+    try {
+      expect((await next.call("nap", { ms: 0 }, { idempotencyKey: "mine" })).meta.replayed).toBe(true);
+    } finally {
+      await next.close();
+    }
+  });
+
   async function refused(file: string): Promise<CrewError> {
     const before = readFileSync(file);
     const error = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" }).then(

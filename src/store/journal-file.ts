@@ -51,11 +51,17 @@ export async function openJournalFile(file: string, sync: "normal" | "full"): Pr
   const fresh = !existsSync(file) || statSync(file).size === 0;
   let db: Database;
   try {
-    db = new Sqlite(file, { fileMustExist: false });
+    db = new Sqlite(file, { fileMustExist: false, timeout: 0 });
   } catch (err) {
     throw new JournalError(`journal ${file} cannot be opened: ${(err as Error).message}`, { cause: err });
   }
   try {
+    // One primary per journal: a second one would queue the first's open requests again
+    // and run them twice. EXCLUSIVE holds SQLite's lock on the file from the first read
+    // until close (the OS drops it when the process dies, kill -9 included), so a second
+    // opener is refused; in WAL mode it also keeps the WAL index in memory, not in a -shm
+    // file (https://www.sqlite.org/pragma.html#pragma_locking_mode, https://www.sqlite.org/wal.html#noshm).
+    db.pragma("locking_mode = EXCLUSIVE");
     if (fresh) create(db);
     else check(db, file);
     db.pragma("journal_mode = WAL");
@@ -64,6 +70,7 @@ export async function openJournalFile(file: string, sync: "normal" | "full"): Pr
   } catch (err) {
     db.close();
     if (err instanceof JournalError) throw err;
+    if ((err as { code?: string }).code === "SQLITE_BUSY") throw new JournalError(`journal ${file} is in use by another primary: give each primary its own journal`, { cause: err });
     throw new JournalError(`journal ${file} is not a readable crew journal (${(err as Error).message}): it was left as it is`, { cause: err });
   }
 }
