@@ -15,6 +15,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster, type CrewError, JournalError } from "crew";
 import { formatStatus } from "../dist/commands/status-format.js";
+import { fingerprintOf } from "../dist/store/keyed.js";
 import { Gate } from "./helpers/cluster.js";
 import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { PrimaryProcess } from "./helpers/primary-process.js";
@@ -125,6 +126,40 @@ describe("kept replies expire", () => {
   });
 });
 
+describe("a journal written by schema version 1", () => {
+  it("is migrated: its kept reply replays, its open request runs again, and the file says version 2", async () => {
+    const file = join(dir, "v1.db");
+    const v1 = new Database(file);
+    v1.exec(`CREATE TABLE requests (key TEXT PRIMARY KEY, request_id TEXT NOT NULL, handler TEXT NOT NULL, payload TEXT,
+      fingerprint TEXT NOT NULL, priority INTEGER NOT NULL, timeout_ms INTEGER NOT NULL, deadline INTEGER NOT NULL,
+      accepted_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, checkpoint TEXT, reply TEXT, expires_at INTEGER) WITHOUT ROWID;
+      CREATE INDEX requests_expiry ON requests (expires_at) WHERE expires_at IS NOT NULL;`);
+    v1.pragma("application_id = 0x63726577");
+    v1.pragma("user_version = 1");
+    const payload = JSON.stringify({ ms: 0 });
+    const insert = v1.prepare("INSERT INTO requests VALUES (?, '', 'nap', ?, ?, 0, 60000, ?, ?, ?, NULL, ?, ?)");
+    const now = Date.now();
+    const reply = JSON.stringify({ ok: true, json: JSON.stringify({ node: 99, attempt: 1 }), meta: { node: 99, attempts: 1, ms: 1 } });
+    insert.run("kept-v1", payload, fingerprintOf("nap", payload), now + 60_000, now - 10, 1, reply, now + 60_000);
+    insert.run("open-v1", payload, fingerprintOf("nap", payload), now + 60_000, now - 5, 1, null, null);
+    v1.close();
+    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" });
+    try {
+      const kept = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "kept-v1" });
+      expect(kept).toMatchObject({ ok: true, result: { node: 99, attempt: 1 }, meta: { replayed: true } });
+      const open = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "open-v1" });
+      expect(open).toMatchObject({ ok: true, result: { attempt: 2 } });
+      expect((await cluster.status()).store).toMatchObject({ open: 0, kept: 2 });
+    } finally {
+      await cluster.close();
+    }
+    const reader = new Database(file, { readonly: true });
+    expect(reader.pragma("user_version", { simple: true })).toBe(2);
+    expect(reader.prepare("SELECT key FROM requests ORDER BY row").all()).toEqual([{ key: "kept-v1" }, { key: "open-v1" }]);
+    reader.close();
+  });
+});
+
 describe("a journal crew must not use is refused and left as it is", () => {
   it("refuses a journal another primary has open (it would run that primary's open requests a second time)", async () => {
     const file = join(dir, "shared.db");
@@ -165,11 +200,11 @@ describe("a journal crew must not use is refused and left as it is", () => {
     await cluster.run("nap", { ms: 0 }, { idempotencyKey: "kept" });
     await cluster.close();
     const db = new Database(file);
-    db.pragma("user_version = 2");
+    db.pragma("user_version = 3");
     db.close();
     const error = await refused(file);
     expect(error.message).toContain(file);
-    expect(error.message).toMatch(/schema version 2 \(a newer crew wrote it\); this crew reads version 1/);
+    expect(error.message).toMatch(/schema version 3 \(a newer crew wrote it\); this crew reads version 2/);
   });
 
   it("refuses a file that is not a database, and an SQLite database crew did not write", async () => {
@@ -188,7 +223,7 @@ describe("a journal crew must not use is refused and left as it is", () => {
     const primary = PrimaryProcess.spawn(await primaryArgs(file));
     const { code } = await primary.exited;
     expect(code).not.toBe(0);
-    expect(primary.stderr.join("") + JSON.stringify(primary.lines)).toContain("schema version 2");
+    expect(primary.stderr.join("") + JSON.stringify(primary.lines)).toContain("schema version 3");
   });
 });
 
