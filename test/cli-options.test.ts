@@ -85,6 +85,7 @@ describe("crew start checks every option before any node starts", () => {
       [["--threads", "1", "--node-memory-mb", "1"], "crew: --node-memory-mb must be an integer from 16 to 1048576, got 1\n"],
       [["--threads", "1", "--port", "7070", "--port", "7071"], 'crew: --port was given 2 times ("7070", "7071"): give it once\n'],
       [["--threads", "1", "--balancer", "fastest"], 'crew: --balancer must be one of least-outstanding, round-robin, random, p2c, weighted, hash; got "fastest"\n'],
+      [["--threads", "0", "--processes", "0"], "crew: --threads and --processes must not both be 0 (or both start at 0) without redis: a cluster needs at least one node (with redis, a host with none is a gateway)\n"],
     ];
     for (const [args, message] of cases) {
       const out = await crew(["start", "--handlers", WORKERS, ...args]);

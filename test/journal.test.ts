@@ -15,6 +15,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster, type CrewError, JournalError } from "crew";
 import { formatStatus } from "../dist/commands/status-format.js";
+import { fingerprintOf } from "../dist/store/keyed.js";
 import { Gate } from "./helpers/cluster.js";
 import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { PrimaryProcess } from "./helpers/primary-process.js";
@@ -103,14 +104,18 @@ describe("a primary killed with kill -9 and started again on its journal", () =>
 describe("kept replies expire", () => {
   it("deletes a reply after resultTtlMs, after which the key runs again", async () => {
     const file = join(dir, "ttl.db");
-    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, resultTtlMs: 200, logLevel: "silent" });
+    const open = () => createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, resultTtlMs: 200, logLevel: "silent" });
+    let cluster = await open();
     try {
       const first = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" });
       expect((await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" })).meta.replayed).toBe(true);
       await expect.poll(async () => (await cluster.status()).store.kept, { timeout: 10_000, interval: 50 }).toBe(0);
+      // The primary holds the journal's lock while it runs: the file is read between two primaries.
+      await cluster.close();
       const reader = new Database(file, { readonly: true });
       await expect.poll(() => (reader.prepare("SELECT count(*) AS n FROM requests").get() as { n: number }).n).toBe(0);
       reader.close();
+      cluster = await open();
       const fresh = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "short-lived" });
       expect(fresh.ok && first.ok).toBe(true);
       expect(fresh.meta.replayed).toBeUndefined();
@@ -121,7 +126,63 @@ describe("kept replies expire", () => {
   });
 });
 
+describe("a journal written by schema version 1", () => {
+  it("is migrated: its kept reply replays, its open request runs again, and the file says version 2", async () => {
+    const file = join(dir, "v1.db");
+    const v1 = new Database(file);
+    v1.exec(`CREATE TABLE requests (key TEXT PRIMARY KEY, request_id TEXT NOT NULL, handler TEXT NOT NULL, payload TEXT,
+      fingerprint TEXT NOT NULL, priority INTEGER NOT NULL, timeout_ms INTEGER NOT NULL, deadline INTEGER NOT NULL,
+      accepted_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, checkpoint TEXT, reply TEXT, expires_at INTEGER) WITHOUT ROWID;
+      CREATE INDEX requests_expiry ON requests (expires_at) WHERE expires_at IS NOT NULL;`);
+    v1.pragma("application_id = 0x63726577");
+    v1.pragma("user_version = 1");
+    const payload = JSON.stringify({ ms: 0 });
+    const insert = v1.prepare("INSERT INTO requests VALUES (?, '', 'nap', ?, ?, 0, 60000, ?, ?, ?, NULL, ?, ?)");
+    const now = Date.now();
+    const reply = JSON.stringify({ ok: true, json: JSON.stringify({ node: 99, attempt: 1 }), meta: { node: 99, attempts: 1, ms: 1 } });
+    insert.run("kept-v1", payload, fingerprintOf("nap", payload), now + 60_000, now - 10, 1, reply, now + 60_000);
+    insert.run("open-v1", payload, fingerprintOf("nap", payload), now + 60_000, now - 5, 1, null, null);
+    v1.close();
+    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" });
+    try {
+      const kept = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "kept-v1" });
+      expect(kept).toMatchObject({ ok: true, result: { node: 99, attempt: 1 }, meta: { replayed: true } });
+      const open = await cluster.call("nap", { ms: 0 }, { idempotencyKey: "open-v1" });
+      expect(open).toMatchObject({ ok: true, result: { attempt: 2 } });
+      expect((await cluster.status()).store).toMatchObject({ open: 0, kept: 2 });
+    } finally {
+      await cluster.close();
+    }
+    const reader = new Database(file, { readonly: true });
+    expect(reader.pragma("user_version", { simple: true })).toBe(2);
+    expect(reader.prepare("SELECT key FROM requests ORDER BY row").all()).toEqual([{ key: "kept-v1" }, { key: "open-v1" }]);
+    reader.close();
+  });
+});
+
 describe("a journal crew must not use is refused and left as it is", () => {
+  it("refuses a journal another primary has open (it would run that primary's open requests a second time)", async () => {
+    const file = join(dir, "shared.db");
+    const first = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" });
+    try {
+      await first.run("nap", { ms: 0 }, { idempotencyKey: "mine" });
+      const error = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(JournalError);
+      expect((error as CrewError).message).toBe(`journal ${file} is in use by another primary: give each primary its own journal`);
+    } finally {
+      await first.close();
+    }
+    const next = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" });
+    try {
+      expect((await next.call("nap", { ms: 0 }, { idempotencyKey: "mine" })).meta.replayed).toBe(true);
+    } finally {
+      await next.close();
+    }
+  });
+
   async function refused(file: string): Promise<CrewError> {
     const before = readFileSync(file);
     const error = await createCluster({ handlers: HANDLERS, threads: 1, processes: 0, journal: file, logLevel: "silent" }).then(
@@ -139,11 +200,11 @@ describe("a journal crew must not use is refused and left as it is", () => {
     await cluster.run("nap", { ms: 0 }, { idempotencyKey: "kept" });
     await cluster.close();
     const db = new Database(file);
-    db.pragma("user_version = 2");
+    db.pragma("user_version = 3");
     db.close();
     const error = await refused(file);
     expect(error.message).toContain(file);
-    expect(error.message).toMatch(/schema version 2 \(a newer crew wrote it\); this crew reads version 1/);
+    expect(error.message).toMatch(/schema version 3 \(a newer crew wrote it\); this crew reads version 2/);
   });
 
   it("refuses a file that is not a database, and an SQLite database crew did not write", async () => {
@@ -162,7 +223,7 @@ describe("a journal crew must not use is refused and left as it is", () => {
     const primary = PrimaryProcess.spawn(await primaryArgs(file));
     const { code } = await primary.exited;
     expect(code).not.toBe(0);
-    expect(primary.stderr.join("") + JSON.stringify(primary.lines)).toContain("schema version 2");
+    expect(primary.stderr.join("") + JSON.stringify(primary.lines)).toContain("schema version 3");
   });
 });
 

@@ -61,7 +61,7 @@ describe("the requests in flight", () => {
     expect(a!.ageMs).toBeGreaterThanOrEqual(a!.checkpointAgeMs!);
     expect(b).toMatchObject({ handler: "hold", state: "queued", node: null, lastNode: null, attempt: 0, priority: 3, checkpointAgeMs: null });
     expect(a!.ageMs).toBeGreaterThanOrEqual(b!.ageMs);
-    expect(a!.id).toMatch(/^r/);
+    expect(a!.id).toMatch(/^[0-9a-z]+-[0-9a-f]{8}-\d+$/); // request-id.ts: <boot id>-<n>
     expect(a!.id).not.toBe(b!.id);
 
     // ?limit=1: the oldest only, and the total still counts both.

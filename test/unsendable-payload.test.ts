@@ -43,6 +43,13 @@ describe.each([
     expect((await cluster.status()).requests.active).toBe(0);
   });
 
+  it("names the field, not the payload, when another field of the frame nests too deep", async () => {
+    const c: NdjsonSocket = await sockets.open(port);
+    await c.write(`{"id":3,"handler":"echo","payload":1,"key":${nested(20_000)}}\n`);
+    const bad = await c.waitForId(3);
+    expect(bad).toMatchObject({ ok: false, error: { code: "E_BAD_REQUEST", message: 'field "key" of the frame: nested deeper than 2048' } });
+  });
+
   it("answers a deeply nested HTTP body 400 and keeps serving", async () => {
     const res = await fetch(`http://127.0.0.1:${httpPort}/v1/run/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: nested(20_000) });
     expect(res.status).toBe(400);

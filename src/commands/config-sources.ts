@@ -113,9 +113,11 @@ function readConfigFile(file: string): Record<string, unknown> {
  */
 export function relabel(err: unknown, from: Record<string, string>): unknown {
   if (!(err instanceof InvalidOptionError)) return err;
-  const key = /^[A-Za-z]+/.exec(err.message)?.[0];
+  // A rule on two options names both: "threads and processes must not both be 0".
+  const [whole, key, other] = /^([A-Za-z]+)(?: and ([A-Za-z]+))?/.exec(err.message) ?? [];
   if (key === undefined || from[key] === undefined) return err;
-  return new UsageError(`${from[key]}${err.message.slice(key.length)}`, { cause: err });
+  const second = other === undefined ? "" : ` and ${from[other] ?? other}`;
+  return new UsageError(`${from[key]}${second}${err.message.slice(whole!.length)}`, { cause: err });
 }
 
 /** The values of one destination: createCluster's options, listen()'s, or the command's own. */

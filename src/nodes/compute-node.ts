@@ -335,9 +335,13 @@ export class ComputeNode implements NodeView {
     this.#exited = null;
   }
 
-  /** Everything posted in one turn of the event loop goes out as one batch. */
+  /**
+   * Everything posted in one turn of the event loop goes out as one batch. The flush
+   * waits for setImmediate, not a microtask: requests read from many sockets in one poll
+   * phase (an HTTP request each) then share one message instead of paying one each.
+   */
   #post(msg: ToNode): void {
-    if (this.#outbox.push(msg) === 1) queueMicrotask(this.#flush);
+    if (this.#outbox.push(msg) === 1) setImmediate(this.#flush);
   }
 
   readonly #flush = (): void => {

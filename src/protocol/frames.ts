@@ -84,7 +84,10 @@ export function parseFrame(line: string): ParseResult {
   } catch (err) {
     if (!(err instanceof JsonSyntaxError)) throw err;
     const id = members.has("id") && isRequestId(field("id"), line, members) ? (field("id") as RequestId) : null;
-    if (err.message.startsWith("nesting")) return bad(id, `the payload cannot be sent to a node: nested deeper than ${MAX_DEPTH}`);
+    if (err.message.startsWith("nesting")) {
+      const where = err.member === "payload" ? "the payload cannot be sent to a node" : `field ${JSON.stringify(err.member)} of the frame`;
+      return bad(id, `${where}: nested deeper than ${MAX_DEPTH}`);
+    }
     return bad(null, `frame is not valid JSON: ${err.message}`);
   }
   const id = field("id");

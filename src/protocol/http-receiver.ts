@@ -228,14 +228,20 @@ class HttpReceiver implements Front {
     const untyped = contentTypeRefusal(req);
     if (untyped) return this.#refuse(res, handler, untyped);
     if (declaredLength(req) > this.#maxBody) return this.#tooLarge(res, handler, req);
-    // One growing buffer, not a list of chunks: a chunked body sent a byte at a time
+    // A body in one chunk (the usual case) is read where it lies; a second chunk starts
+    // one growing buffer, not a list of chunks: a chunked body sent a byte at a time
     // would otherwise cost a Buffer object per byte, each pinning the socket's read buffer.
-    let body: Buffer = Buffer.alloc(0);
+    let body: Buffer | null = null;
+    let owned = false;
     let size = 0;
     const onData = (chunk: Buffer): void => {
       if (size + chunk.length <= this.#maxBody) {
-        if (body.length < size + chunk.length) body = grown(body, 0, size, size + chunk.length);
-        chunk.copy(body, size);
+        if (body === null) body = chunk;
+        else {
+          if (!owned || body.length < size + chunk.length) body = grown(body, 0, size, size + chunk.length);
+          owned = true;
+          chunk.copy(body, size);
+        }
         size += chunk.length;
         return;
       }
@@ -246,7 +252,7 @@ class HttpReceiver implements Front {
     const onEnd = (): void => {
       // The payload stays JSON text, checked but never built here: the node parses it.
       let payloadJson: string | undefined;
-      if (size > 0) {
+      if (body !== null && size > 0) {
         payloadJson = body.toString("utf8", 0, size);
         try {
           checkJson(payloadJson);
@@ -273,29 +279,23 @@ class HttpReceiver implements Front {
       return this.#refuse(res, request.handler, new OverloadedError(`${cap} requests already in flight on this connection`));
     }
     if (this.#cluster.queueFull) this.#cluster.shares.makeRoom(client);
+    // No per-request 'close' listener: an answered request leaves the client's set, and
+    // the socket's one 'close' hangs up the rest (a pipelined request queued behind
+    // another's response never gets a 'close' of its own anyway).
+    let job: Job | null = null;
     let answered = false;
-    const job: Job | null = this.#cluster.submit(request, (outcome) => {
+    job = this.#cluster.submit(request, (outcome) => {
       answered = true;
+      if (job) client.remove(job);
       reply(res, outcome);
     });
-    if (!job || answered) return;
-    // 'close' also follows a normal end, by which time the request has answered. A
-    // pipelined request queued behind another's response never gets its own 'close' when
-    // the client hangs up: the socket's does.
-    const cancel = (): void => {
-      if (!answered) this.#cluster.hangUp(job); // a keyed request runs on: its client may come back
-    };
-    client.add(job, cancel);
-    res.once("close", () => {
-      client.remove(job);
-      if (!answered) this.#cluster.log.debug({ remote: res.req.socket.remoteAddress, requestId: job.requestId }, "client disconnected: cancelling its requests");
-      cancel();
-    });
+    if (job && !answered) client.add(job);
   }
 
   #newClient(): HttpClient {
     const shed = (job: Job): boolean => this.#cluster.shed(job, new OverloadedError("queue full, and this connection holds more than its share of it: retry later"));
-    return new HttpClient(this.#cluster.shares, shed);
+    // A keyed request runs on after its client hangs up: its client may come back.
+    return new HttpClient(this.#cluster.shares, shed, (job) => this.#cluster.hangUp(job));
   }
 
   /** A run request refused before it reached the dispatcher: counted, answered, never queued. */
@@ -383,7 +383,7 @@ class HttpReceiver implements Front {
   #async(res: ServerResponse, work: Promise<void>): void {
     work.catch((err: unknown) => {
       this.#cluster.log.error({ err }, "HTTP endpoint failed");
-      sendError(res, new BadRequestError(err instanceof Error ? err.message : String(err)), {}, 500);
+      sendError(res, new BadRequestError(err instanceof Error ? err.message : String(err)), undefined, 500);
     });
   }
 }
@@ -417,12 +417,13 @@ function reply(res: ServerResponse, outcome: Outcome): void {
 }
 
 /** An error answer, with its code's status unless `status` says otherwise. */
-function sendError(res: ServerResponse, error: CrewError, headers: Record<string, string> = {}, status = error.status): void {
+function sendError(res: ServerResponse, error: CrewError, headers?: Record<string, string>, status = error.status): void {
   send(res, status, JSON.stringify({ error: error.toJSON() }), JSON_TYPE, headers);
 }
 
-function send(res: ServerResponse, status: number, body: string, type = JSON_TYPE, headers: Record<string, string> = {}): void {
+function send(res: ServerResponse, status: number, body: string, type = JSON_TYPE, headers?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return; // the client left, or a 413 already answered
-  res.writeHead(status, { ...headers, "content-type": type, "content-length": Buffer.byteLength(body) });
+  const own = { "content-type": type, "content-length": Buffer.byteLength(body) };
+  res.writeHead(status, headers === undefined ? own : { ...headers, ...own });
   res.end(body);
 }

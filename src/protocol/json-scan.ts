@@ -12,7 +12,10 @@
 /** Deeper nesting is refused: JSON.parse in a node would need a deep stack for it too. */
 export const MAX_DEPTH = 2048;
 
-export class JsonSyntaxError extends Error {}
+export class JsonSyntaxError extends Error {
+  /** scanObject: the top-level member whose value was being read when the error was found. */
+  member: string | undefined;
+}
 
 /** The value spans of a top-level object's members, by key (the last one wins, as in JSON.parse). */
 export type Members = Map<string, { start: number; end: number }>;
@@ -40,7 +43,12 @@ export function scanObject(text: string, members: Members): void {
       s.expect(0x3a);
       s.ws();
       const start = s.pos;
-      s.value(1);
+      try {
+        s.value(1);
+      } catch (err) {
+        if (err instanceof JsonSyntaxError) err.member = key;
+        throw err;
+      }
       members.set(key, { start, end: s.pos });
       s.ws();
       if (s.peek() === 0x2c) {

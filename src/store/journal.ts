@@ -19,6 +19,7 @@ import { KeyTable, type KeyTableLimits, sweepInterval } from "./key-table.js";
 import type { AdmitResult, NewRequest, OpenRequest, RequestStore, StoreCounters, StoredReply, StoreStatus } from "./store.js";
 
 interface Row {
+  row: number;
   key: string;
   request_id: string;
   handler: string;
@@ -55,6 +56,8 @@ export class JournalStore implements RequestStore {
   readonly #sql;
   /** Rows inserted in the batch not yet committed: an echo's insert, attempt and reply become one write. */
   readonly #pending = new Map<string, PendingRow>();
+  /** The rowid the next accepted request gets: rows are appended in acceptance order. */
+  #nextRow = 1;
   #sweeper: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -71,15 +74,16 @@ export class JournalStore implements RequestStore {
     this.#log = log;
     this.#sql = {
       insert: db.prepare(
-        "INSERT OR REPLACE INTO requests (key, request_id, handler, payload, fingerprint, priority, timeout_ms, deadline, accepted_at, attempts, checkpoint, reply, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO requests (row, key, request_id, handler, payload, fingerprint, priority, timeout_ms, deadline, accepted_at, attempts, checkpoint, reply, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
-      attempt: db.prepare("UPDATE requests SET attempts = ? WHERE key = ?"),
-      checkpoint: db.prepare("UPDATE requests SET checkpoint = ? WHERE key = ?"),
-      finish: db.prepare("UPDATE requests SET reply = ?, expires_at = ?, checkpoint = NULL WHERE key = ?"),
-      remove: db.prepare("DELETE FROM requests WHERE key = ?"),
-      reply: db.prepare<[string], { reply: string | null }>("SELECT reply FROM requests WHERE key = ?"),
+      attempt: db.prepare("UPDATE requests SET attempts = ? WHERE row = ?"),
+      checkpoint: db.prepare("UPDATE requests SET checkpoint = ? WHERE row = ?"),
+      finish: db.prepare("UPDATE requests SET reply = ?, expires_at = ?, checkpoint = NULL WHERE row = ?"),
+      remove: db.prepare("DELETE FROM requests WHERE row = ?"),
+      reply: db.prepare<[number], { reply: string | null }>("SELECT reply FROM requests WHERE row = ?"),
       expire: db.prepare("DELETE FROM requests WHERE expires_at IS NOT NULL AND expires_at <= ?"),
-      all: db.prepare<[], Row>("SELECT * FROM requests ORDER BY expires_at, accepted_at"),
+      all: db.prepare<[], Row>("SELECT * FROM requests ORDER BY expires_at, row"),
+      last: db.prepare<[], { last: number | null }>("SELECT max(row) AS last FROM requests"),
     };
   }
 
@@ -94,13 +98,14 @@ export class JournalStore implements RequestStore {
   async open(): Promise<OpenRequest[]> {
     const now = Date.now();
     this.#sql.expire.run(now);
+    this.#nextRow = (this.#sql.last.get()?.last ?? 0) + 1;
     const open: OpenRequest[] = [];
     for (const row of this.#sql.all.iterate()) {
       if (row.reply === null) {
-        this.#table.openKey(row.key, row.fingerprint);
+        this.#table.openKey(row.key, row.fingerprint, row.row);
         open.push(toOpen(row));
       } else {
-        this.#table.openKey(row.key, row.fingerprint);
+        this.#table.openKey(row.key, row.fingerprint, row.row);
         this.#table.finish(row.key, JSON.parse(row.reply) as StoredReply, now, false, row.expires_at!);
       }
     }
@@ -109,19 +114,25 @@ export class JournalStore implements RequestStore {
   }
 
   admit(req: NewRequest): AdmitResult {
-    const result = this.#table.admit(req, Date.now(), (key) => {
-      const row = this.#sql.reply.get(key);
+    const key = req.idempotencyKey;
+    const old = this.#table.rowOf(key);
+    const result = this.#table.admit(req, Date.now(), () => {
+      const row = this.#sql.reply.get(old!);
       return row?.reply ? (JSON.parse(row.reply) as StoredReply) : null;
     });
+    // An expired reply the admit dropped leaves the file too.
+    if (old !== undefined && this.#table.rowOf(key) !== old) this.#remove(old);
     if (result.kind === "accepted") {
       const s = this.#sql.insert;
-      const { idempotencyKey, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline } = req;
+      const { requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline } = req;
       const accepted = Date.now();
+      const rowId = this.#nextRow++;
+      this.#table.setRow(key, rowId);
       const row: PendingRow = { attempts: 0, checkpoint: null, reply: null, expiresAt: null };
-      this.#pending.set(idempotencyKey, row);
+      this.#pending.set(key, row);
       this.#commits.add(() => {
-        if (this.#pending.get(idempotencyKey) === row) this.#pending.delete(idempotencyKey);
-        s.run(idempotencyKey, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline, accepted, row.attempts, row.checkpoint, row.reply, row.expiresAt);
+        if (this.#pending.get(key) === row) this.#pending.delete(key);
+        s.run(rowId, key, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline, accepted, row.attempts, row.checkpoint, row.reply, row.expiresAt);
       });
     }
     return result;
@@ -129,15 +140,17 @@ export class JournalStore implements RequestStore {
 
   attemptStarted(key: string, attempt: number): number {
     const row = this.#pending.get(key);
+    const rowId = this.#table.rowOf(key);
     if (row) row.attempts = attempt;
-    else this.#commits.add(() => this.#sql.attempt.run(attempt, key));
+    else if (rowId !== undefined) this.#commits.add(() => this.#sql.attempt.run(attempt, rowId));
     return attempt;
   }
 
   checkpoint(key: string, _fence: string | number, json: string): Promise<boolean> {
     const row = this.#pending.get(key);
+    const rowId = this.#table.rowOf(key);
     if (row) row.checkpoint = json;
-    else this.#commits.add(() => this.#sql.checkpoint.run(json, key));
+    else if (rowId !== undefined) this.#commits.add(() => this.#sql.checkpoint.run(json, rowId));
     return this.#commits.committed();
   }
 
@@ -147,15 +160,17 @@ export class JournalStore implements RequestStore {
     this.#table.finish(key, reply, now, false, expiresAt);
     const text = JSON.stringify(reply);
     const row = this.#pending.get(key);
+    const rowId = this.#table.rowOf(key);
     if (row) Object.assign(row, { reply: text, expiresAt, checkpoint: null });
-    else this.#commits.add(() => this.#sql.finish.run(text, expiresAt, key));
+    else if (rowId !== undefined) this.#commits.add(() => this.#sql.finish.run(text, expiresAt, rowId));
     return this.#commits.committed();
   }
 
   release(key: string): void {
+    const rowId = this.#table.rowOf(key);
     this.#table.release(key);
     this.#pending.delete(key); // its INSERT still runs, and this DELETE after it
-    this.#commits.add(() => this.#sql.remove.run(key));
+    if (rowId !== undefined) this.#remove(rowId);
   }
 
   status(): StoreStatus {
@@ -181,9 +196,13 @@ export class JournalStore implements RequestStore {
   #sweep(): void {
     const gone = this.#table.sweep(Date.now());
     if (gone.length === 0) return;
-    const s = this.#sql.remove;
-    for (const key of gone) this.#commits.add(() => s.run(key));
+    for (const row of gone) this.#remove(row);
     this.#log.debug({ expired: gone.length }, "journal: expired replies deleted");
+  }
+
+  #remove(row: number): void {
+    const s = this.#sql.remove;
+    this.#commits.add(() => s.run(row));
   }
 }
 

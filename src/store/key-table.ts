@@ -18,6 +18,8 @@ interface Entry {
   reply: StoredReply | null;
   /** Bytes of the reply held here, against maxBytes. */
   bytes: number;
+  /** The journal's row (its rowid) for this key; 0 in the memory store. */
+  row: number;
 }
 
 export interface KeyTableLimits {
@@ -66,10 +68,21 @@ export class KeyTable {
     return { kind: "accepted" };
   }
 
-  /** Marks a key open (admit, or a request recovered from disk). */
-  openKey(key: string, fingerprint: string): void {
-    this.#entries.set(key, { fingerprint, expiresAt: null, reply: null, bytes: 0 });
+  /** Marks a key open (admit, or a request recovered from disk), with its journal row. */
+  openKey(key: string, fingerprint: string, row = 0): void {
+    this.#entries.set(key, { fingerprint, expiresAt: null, reply: null, bytes: 0, row });
     this.#open++;
+  }
+
+  /** The journal row of `key` (0 when none was given), undefined when the key is not held. */
+  rowOf(key: string): number | undefined {
+    return this.#entries.get(key)?.row;
+  }
+
+  /** Sets the journal row of a key `admit` just accepted. */
+  setRow(key: string, row: number): void {
+    const entry = this.#entries.get(key);
+    if (entry) entry.row = row;
   }
 
   /** The key's request answered: keep `reply` (or only its expiry, when `hold` is false) for ttlMs. */
@@ -78,7 +91,7 @@ export class KeyTable {
     if (!entry) return;
     this.#delete(key, entry);
     const bytes = hold ? replyBytes(reply) : 0;
-    this.#entries.set(key, { fingerprint: entry.fingerprint, expiresAt, reply: hold ? reply : null, bytes });
+    this.#entries.set(key, { fingerprint: entry.fingerprint, expiresAt, reply: hold ? reply : null, bytes, row: entry.row });
     this.#bytes += bytes;
   }
 
@@ -88,14 +101,14 @@ export class KeyTable {
     if (entry) this.#delete(key, entry);
   }
 
-  /** Drops the replies expired by `now`; returns their keys. */
-  sweep(now: number): string[] {
-    const gone: string[] = [];
+  /** Drops the replies expired by `now`; returns their journal rows. */
+  sweep(now: number): number[] {
+    const gone: number[] = [];
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAt === null) continue; // open: it expires only once answered
       if (entry.expiresAt > now) break;
       this.#delete(key, entry);
-      gone.push(key);
+      gone.push(entry.row);
     }
     return gone;
   }
