@@ -1,6 +1,6 @@
-// Several hosts on one Redis: echo through 1 and 2 hosts sharing a queue in Redis (AOF,
-// fsync every second) against a single host without Redis, all with 2 thread nodes in
-// total; the CPU each request costs the hosts and Redis; and the time from SIGKILL of the
+// Several hosts on one Redis: echo, and a ~1 ms CPU job, through 1, 2 and 3 hosts sharing
+// a queue in Redis (AOF, fsync every second) against a single host without Redis, with 2
+// thread nodes in total (3 with 3 hosts: one each); the CPU each request costs the hosts and Redis; and the time from SIGKILL of the
 // host running a checkpointing job to the claim of its next attempt by another host
 // (--host-timeout-ms at its default, 1000).
 //
@@ -12,6 +12,8 @@ import { cpuMicros, redisInstalled, startHost, startRedis } from "../lib/hosts.j
 export const id = "hosts";
 export const title = "Several hosts on one Redis: echo throughput and takeover time";
 const LOAD = { handler: "echo", payload: { hello: "world" }, connections: 8, pipeline: 32 };
+/** The ~1 ms CPU job: fewer in flight, since each costs a node a millisecond. */
+const CPU_LOAD = { handler: "spin", payload: { ms: 1 }, connections: 4, pipeline: 8 };
 const TAKEOVERS = Number(process.env.BENCH_TAKEOVERS ?? 12);
 
 export async function run({ durationMs, rounds, log }) {
@@ -28,12 +30,14 @@ export async function run({ durationMs, rounds, log }) {
     const one = await start(["--threads", "2", "--redis", redis.url, "--cluster", "one", "--host-id", "solo"]);
     const twoA = await start(["--threads", "1", "--redis", redis.url, "--cluster", "two", "--host-id", "a"]);
     const twoB = await start(["--threads", "1", "--redis", redis.url, "--cluster", "two", "--host-id", "b"]);
+    const three = [];
+    for (const id of ["x", "y", "z"]) three.push(await start(["--threads", "1", "--redis", redis.url, "--cluster", "three", "--host-id", id]));
     const cpu = {};
     /** Load on `ports` (split evenly), with the CPU the host processes and Redis spent per request. */
-    const measure = (name, ports, pids) => async (ms) => {
+    const measure = (name, ports, pids, load = LOAD) => async (ms) => {
       const before = pids.map(cpuMicros);
       const redisBefore = cpuMicros(redis.pid);
-      const parts = await Promise.all(ports.map((port) => tcpLoad({ port, ...LOAD, connections: LOAD.connections / ports.length, durationMs: ms })));
+      const parts = await Promise.all(ports.map((port, i) => tcpLoad({ port, ...load, connections: share(load.connections, ports.length, i), durationMs: ms })));
       const completed = parts.reduce((a, p) => a + p.completed, 0);
       const hostCpu = pids.map(cpuMicros).reduce((a, v, i) => a + v - before[i], 0);
       const figures = {
@@ -47,27 +51,44 @@ export async function run({ durationMs, rounds, log }) {
       if (!cpu[name] || figures.throughput > cpu[name].throughput) cpu[name] = figures;
       return figures;
     };
-    const names = { single: "1 host, no Redis, 2 threads", one: "1 host via Redis, 2 threads", two: "2 hosts via Redis, 1 thread each" };
+    const names = {
+      single: "echo: 1 host, no Redis, 2 threads",
+      one: "echo: 1 host via Redis, 2 threads",
+      two: "echo: 2 hosts via Redis, 1 thread each",
+      three: "echo: 3 hosts via Redis, 1 thread each",
+      cpuSingle: "1 ms CPU: 1 host, no Redis, 2 threads",
+      cpuTwo: "1 ms CPU: 2 hosts via Redis, 1 thread each",
+      cpuThree: "1 ms CPU: 3 hosts via Redis, 1 thread each",
+    };
+    const threePorts = three.map((h) => h.port);
+    const threePids = three.map((h) => h.pid);
     const best = await bestOfRounds(
       {
         [names.single]: measure(names.single, [single.port], [single.pid]),
         [names.one]: measure(names.one, [one.port], [one.pid]),
         [names.two]: measure(names.two, [twoA.port, twoB.port], [twoA.pid, twoB.pid]),
+        [names.three]: measure(names.three, threePorts, threePids),
+        [names.cpuSingle]: measure(names.cpuSingle, [single.port], [single.pid], CPU_LOAD),
+        [names.cpuTwo]: measure(names.cpuTwo, [twoA.port, twoB.port], [twoA.pid, twoB.pid], CPU_LOAD),
+        [names.cpuThree]: measure(names.cpuThree, threePorts, threePids, CPU_LOAD),
       },
       { rounds, durationMs, log },
     );
-    for (const h of [single, one, twoA, twoB]) await h.kill();
+    for (const h of [single, one, twoA, twoB, ...three]) await h.kill();
     const takeover = await takeovers(redis.url, start, log);
     const base = best[names.single];
+    // Each load against the single host without Redis that ran the same handler.
+    const baseOf = (name) => (name.startsWith("1 ms CPU") ? best[names.cpuSingle] : base);
+    const noRedis = new Set([names.single, names.cpuSingle]);
     const rows = Object.entries(best).map(([name, f]) => [
-      name, perSecond(f.throughput), f.p50.toFixed(2), f.p99.toFixed(2), `${ratio(f.throughput, base.throughput)}×`,
-      Number.isFinite(f.hostUsPerReq) ? Math.round(f.hostUsPerReq) : "-", name === names.single ? "-" : Math.round(f.redisUsPerReq),
+      name, perSecond(f.throughput), f.p50.toFixed(2), f.p99.toFixed(2), `${ratio(f.throughput, baseOf(name).throughput)}×`,
+      Number.isFinite(f.hostUsPerReq) ? Math.round(f.hostUsPerReq) : "-", noRedis.has(name) ? "-" : Math.round(f.redisUsPerReq),
     ]);
     rows.push([`takeover after SIGKILL (${takeover.length} runs)`, "-", `p50 ${percentile(takeover, 0.5)}`, `p99 ${percentile(takeover, 0.99)}`, "-", "-", "-"]);
     const two = best[names.two];
     const p99 = percentile(takeover, 0.99);
     return {
-      measures: `echo over TCP, ${LOAD.connections} connections × ${LOAD.pipeline} in flight (split across the hosts' ports), best of ${rounds} × ${durationMs / 1000} s; Redis 7 with AOF everysec on this machine; takeover: SIGKILL of the host running a checkpointing job to the next attempt's claim, --host-timeout-ms 1000; shared machine: read the ratios`,
+      measures: `echo over TCP, ${LOAD.connections} connections × ${LOAD.pipeline} in flight, and a ~1 ms CPU job at ${CPU_LOAD.connections} × ${CPU_LOAD.pipeline} (split across the hosts' ports), best of ${rounds} × ${durationMs / 1000} s; Redis 7 with AOF everysec on this machine; takeover: SIGKILL of the host running a checkpointing job to the next attempt's claim, --host-timeout-ms 1000; shared machine: read the ratios`,
       columns: ["setup", "req/s", "p50 ms", "p99 ms", "× no Redis", "host CPU µs/req", "Redis CPU µs/req"],
       rows,
       raw: { best, takeoverMs: takeover },
@@ -76,12 +97,17 @@ export async function run({ durationMs, rounds, log }) {
         { target: "2 hosts echo p99 ≤ 50 ms", value: `${two.p99.toFixed(1)} ms`, met: two.p99 <= 50 },
         { target: "takeover ≤ 1.5 s p99 after SIGKILL (defaults)", value: `${p99} ms`, met: p99 <= 1500 },
       ],
-      chart: { unit: "× no Redis", bars: Object.entries(best).map(([name, f]) => ({ label: name, value: f.throughput / base.throughput, baseline: name === names.single })) },
+      chart: { unit: "× no Redis", bars: Object.entries(best).map(([name, f]) => ({ label: name, value: f.throughput / baseOf(name).throughput, baseline: noRedis.has(name) })) },
     };
   } finally {
     await Promise.all(hosts.map((h) => h.kill()));
     await redis.close();
   }
+}
+
+/** Connection `i`'s share when `total` connections are split over `parts` ports (at least 1 each). */
+function share(total, parts, i) {
+  return Math.max(1, Math.floor(total / parts) + (i < total % parts ? 1 : 0));
 }
 
 /**
