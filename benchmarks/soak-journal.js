@@ -6,12 +6,12 @@
 // Not part of the unit suite: it runs for as long as it is asked to.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Client } from "../dist/index.js";
+import { freePort } from "./lib/free-port.js";
 
 const { values } = parseArgs({
   options: {
@@ -26,13 +26,6 @@ const killEveryMs = Number(values["kill-every-ms"]);
 const CREW = fileURLToPath(new URL("../bin/crew.js", import.meta.url));
 const HANDLERS = fileURLToPath(new URL("./handlers/", import.meta.url));
 
-async function freePort() {
-  const server = createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => server.once("listening", r));
-  const { port } = server.address();
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 const dir = mkdtempSync(join(tmpdir(), "crew-soak-"));
 const [port, httpPort] = [await freePort(), await freePort()];

@@ -2,10 +2,10 @@
 // second, as a production Redis would run) and `crew start` processes joined to it.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./free-port.js";
 
 const CREW = fileURLToPath(new URL("../../bin/crew.js", import.meta.url));
 // The same handlers as the several-hosts tests: an echo and a checkpointing job.
@@ -13,13 +13,6 @@ export const HOST_HANDLERS = fileURLToPath(new URL("../../test/fixtures/hosts", 
 
 export const redisInstalled = () => spawnSync("redis-server", ["--version"]).status === 0;
 
-async function freePort() {
-  const server = createServer().listen(0, "127.0.0.1");
-  await new Promise((resolve) => server.once("listening", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A redis-server on a free port; `close()` kills it and removes its files. */
 export async function startRedis() {
