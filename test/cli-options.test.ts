@@ -98,6 +98,14 @@ describe("crew start checks every option before any node starts", () => {
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/^crew: there is no \.\/workers folder in .*empty-project: pass --handlers DIR/);
   });
+
+  it("a --handlers folder that does not exist is one line naming --handlers, before any node starts", async () => {
+    const missing = join(scratch, "no-such-folder");
+    const out = await crew(["start", "--handlers", missing, "--port", "0", "--http-port", "0"]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toBe(`crew: --handlers folder ${missing} cannot be read: ENOENT: no such file or directory, stat '${missing}'\n`);
+    expect(out.stdout).not.toContain("starting nodes");
+  });
 });
 
 describe("run, status and bench name their flags too", () => {

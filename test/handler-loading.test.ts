@@ -107,11 +107,12 @@ describe("handlers folders that hold nothing to run", () => {
     expect(err.message).toContain(dir);
   });
 
-  it("crew start with a missing folder exits non-zero and names it", async () => {
+  it("crew start with a missing folder exits non-zero and names it and its flag", async () => {
     const dir = join(scratch, "nowhere");
     const { code, output } = await crewStart(["--handlers", dir, "--threads", "1"]);
     expect(code).not.toBe(0);
-    expect(output).toContain("E_INVALID_OPTION");
+    // A bad value on the command line is named by its flag, like every other (issue 10).
+    expect(output).toContain("--handlers folder");
     expect(output).toContain(dir);
   });
 });

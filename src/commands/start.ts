@@ -10,6 +10,7 @@ import { UsageError } from "./usage-error.js";
 import { createLogger } from "../logger.js";
 import { checkListenAddress, type ClusterOptions, resolveOptions } from "../options.js";
 import { createCluster } from "../primary/cluster.js";
+import { findHandlers } from "../primary/handler-registry.js";
 import { checkAddressFree, describeListenError } from "./check-address.js";
 import { type Gathered, gatherOptions, pick, relabel } from "./config-sources.js";
 import { declareFlags, START_FLAGS } from "./flags.js";
@@ -33,6 +34,12 @@ export const startCommand: CommandModule<object, object> = {
 
     const logger = createLogger(String(clusterInput.logLevel ?? "info"), { pretty: cli.pretty === true });
     const options = resolveOptions(clusterInput);
+    try {
+      // A folder that cannot be read is a bad --handlers: say so before any node starts.
+      findHandlers(options.handlers);
+    } catch (err) {
+      throw relabel(err, gathered.from);
+    }
     const signals = new SignalControl(logger, options.killGraceMs);
     logger.info({ handlers: options.handlers, threads: options.threads, processes: options.processes }, "starting nodes");
     const cluster = await signals.starting(createCluster({ ...clusterInput, logger }));
