@@ -1,7 +1,8 @@
-// Lookahead side by side, in one run (issue 13): fib (~2 ms) on 2 thread nodes in the
-// primary's process (threadHost "primary"), lookahead on and off, against plain worker
-// threads running fib flat out (the ceiling); and a mix of 1 ms and 200 ms jobs (sleep-free
-// CPU: fib sized to each), lookahead on and off. 16 requests in flight through cluster.run.
+// Lookahead side by side, in one run (issue 13): fib (~2 ms) on 2 thread nodes, hosted in
+// a child process (threadHost "process", the default) and in the primary's process
+// (threadHost "primary"), lookahead on and off, against plain worker threads running fib
+// flat out (the ceiling); and a mix of 1 ms and 200 ms jobs (sleep-free CPU: fib sized to
+// each) on the default thread host, lookahead on and off. 16 requests in flight through cluster.run.
 // Rounds interleave the variants; medians. Only ratios within one run mean anything.
 // Usage: node benchmarks/lookahead.js [--rounds 3] [--seconds 3]
 import { once } from "node:events";
@@ -22,8 +23,8 @@ for (let n = short.n; n <= 40; n++) {
 }
 const HANDLERS = new URL("../workers", import.meta.url).pathname;
 
-async function crew(lookahead, payloadOf) {
-  const c = await createCluster({ handlers: HANDLERS, threads: 2, threadHost: "primary", nodeLookahead: lookahead, logLevel: "silent" });
+async function crew(lookahead, payloadOf, threadHost = "process") {
+  const c = await createCluster({ handlers: HANDLERS, threads: 2, threadHost, nodeLookahead: lookahead, logLevel: "silent" });
   let done = 0;
   let i = 0;
   const end = performance.now() + ms;
@@ -53,8 +54,10 @@ async function ceiling() {
 // One 200 ms job in every 50: the mix's work is half short, half long.
 const mix = (i) => ({ n: i % 50 === 0 ? long.n : short.n });
 const variants = {
-  "fib, 2 nodes, lookahead on": () => crew(1, () => ({ n: fib2.n })),
-  "fib, 2 nodes, lookahead off": () => crew(0, () => ({ n: fib2.n })),
+  "fib, 2 hosted nodes, lookahead on": () => crew(1, () => ({ n: fib2.n })),
+  "fib, 2 hosted nodes, lookahead off": () => crew(0, () => ({ n: fib2.n })),
+  "fib, 2 nodes in the primary, lookahead on": () => crew(1, () => ({ n: fib2.n }), "primary"),
+  "fib, 2 nodes in the primary, lookahead off": () => crew(0, () => ({ n: fib2.n }), "primary"),
   "ceiling: 2 plain threads, no dispatch": ceiling,
   "mix 1 ms + 200 ms, lookahead on": () => crew(1, mix),
   "mix 1 ms + 200 ms, lookahead off": () => crew(0, mix),
@@ -66,5 +69,9 @@ const m = Object.fromEntries(Object.entries(results).map(([k, xs]) => [k, median
 console.log(`fib(${fib2.n}) ≈ ${fib2.ms.toFixed(2)} ms; mix: fib(${short.n}) ≈ ${short.ms.toFixed(2)} ms and fib(${long.n}) ≈ ${long.ms.toFixed(0)} ms; median of ${values.rounds} × ${values.seconds} s`);
 for (const [k, v] of Object.entries(m)) console.log(`  ${k}: ${v.toFixed(0)} req/s`);
 const top = m["ceiling: 2 plain threads, no dispatch"];
-console.log(`fib on 2 nodes × ceiling: lookahead on ${(m["fib, 2 nodes, lookahead on"] / top).toFixed(2)}, off ${(m["fib, 2 nodes, lookahead off"] / top).toFixed(2)}`);
+for (const where of ["hosted nodes", "nodes in the primary"]) {
+  const on = m[`fib, 2 ${where}, lookahead on`] / top;
+  const off = m[`fib, 2 ${where}, lookahead off`] / top;
+  console.log(`fib on 2 ${where} × ceiling: lookahead on ${on.toFixed(2)}, off ${off.toFixed(2)}`);
+}
 console.log(`mix, lookahead on ÷ off: ${(m["mix 1 ms + 200 ms, lookahead on"] / m["mix 1 ms + 200 ms, lookahead off"]).toFixed(2)}`);

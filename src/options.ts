@@ -85,8 +85,9 @@ export interface ClusterOptions {
   /**
    * Requests a busy thread node may hold ahead (0 or 1), long ones included: it starts
    * the held one as soon as its slot frees; a node that frees first takes it back
-   * (exactly once, by compare-and-swap in shared memory). Default 1; 0 turns it off.
-   * Only thread nodes in the primary's process (threadHost "primary") hold anything.
+   * (exactly once, by compare-and-swap in memory the thread shares with its transport,
+   * in the primary or in the thread host). Default 1; 0 turns it off. Process nodes hold
+   * nothing ahead.
    */
   nodeLookahead?: number;
   /** Requests in flight on one connection before the primary stops reading from it. Default 1024. */

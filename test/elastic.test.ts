@@ -37,13 +37,15 @@ describe("elastic thread nodes", () => {
     expect(cluster.nodes.map((n) => n.id)).toEqual(["t0"]);
     const replies = [0, 1, 2, 3].map(() => cluster.call("gate", { port: gate.port }));
     const held = [await gate.arrival(), await gate.arrival(), await gate.arrival()];
-    // Three requests run on three nodes: two were added for them. The fourth waits: MAX is 3.
+    // Three requests run on three nodes: two were added for them. The fourth waits, held
+    // ahead in one of the busy nodes (lookahead): MAX is 3.
     expect(new Set(held.map((a) => a.node)).size).toBe(3);
     expect(logs.find("scaled up").map((l) => l.node)).toEqual(["t1", "t2"]);
     const status = await cluster.status();
     expect(status.scaling).toMatchObject({ threads: { now: 3, min: 1, max: 3 }, elastic: { scaleUpMs: 20, idleTimeoutMs: 200 } });
     expect(formatStatus(status)).toContain("threads 3 (1..3)");
-    expect(cluster.queueLength).toBe(1);
+    expect(cluster.queueLength).toBe(0);
+    expect(status.nodes.map((n) => n.inFlight).sort()).toEqual([1, 1, 2]);
 
     held[0]!.open();
     const fourth = await gate.arrival();

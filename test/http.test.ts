@@ -289,7 +289,8 @@ describe("refusals that need a cluster of their own", () => {
   }
 
   it("answers 503 E_OVERLOADED when the queue is full", async () => {
-    const { url, events: ev } = await small({ handlers: "workers", maxQueue: 0 });
+    // Lookahead off: the busy node would otherwise hold one request ahead, not the queue.
+    const { url, events: ev } = await small({ handlers: "workers", maxQueue: 0, nodeLookahead: 0 });
     const started = waitFor(ev, "attemptStarted");
     const abort = new AbortController();
     const busy = fetch(`${url}/v1/run/sleep`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"ms":60000}', signal: abort.signal }).catch(() => {});

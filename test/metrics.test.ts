@@ -12,7 +12,8 @@ let tcpPort: number;
 const cleanups: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
-  cluster = await createCluster({ handlers: "workers", threads: 2, logLevel: "silent", maxFrameBytes: 4096 });
+  // Lookahead off: a request past the busy nodes waits in the queue, which the gauges read.
+  cluster = await createCluster({ handlers: "workers", threads: 2, nodeLookahead: 0, logLevel: "silent", maxFrameBytes: 4096 });
   cleanups.push(() => cluster.close());
   const info = await cluster.listen({ port: 0, httpPort: 0 });
   base = `http://127.0.0.1:${info.httpPort}`;

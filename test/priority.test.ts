@@ -20,7 +20,9 @@ describe("priority order", () => {
     ["an hour of waiting per step", NO_AGING.priorityAgingMs],
     ["0, strict priority", 0],
   ])("runs higher priority first and FIFO within a priority (TCP priority field; aging %s)", async (_name, priorityAgingMs) => {
-    const cluster = await fx.cluster({ threads: 1, priorityAgingMs });
+    // Lookahead off: everything waits in the queue, whose order this checks (the next test
+    // checks that a request held ahead gives way to a better one).
+    const cluster = await fx.cluster({ threads: 1, priorityAgingMs, nodeLookahead: 0 });
     const { port } = await cluster.listen({ port: 0 });
     const client = new Client({ port });
     fx.defer(() => client.close());
@@ -51,7 +53,7 @@ describe("priority order", () => {
   });
 
   it("orders HTTP requests by x-crew-priority in the same queue", async () => {
-    const cluster = await fx.cluster({ threads: 1, ...NO_AGING });
+    const cluster = await fx.cluster({ threads: 1, ...NO_AGING, nodeLookahead: 0 });
     const { httpPort } = await cluster.listen({ port: 0, httpPort: 0 });
     const gate = await fx.gate();
     const hold = cluster.call("gate", gate.payload("hold"));
@@ -73,6 +75,30 @@ describe("priority order", () => {
     expect(((await response.json()) as { result: { tag: string } }).result.tag).toBe("http-high");
     await Promise.all([hold, low]);
     expect(gate.entries.map((e) => e.tag)).toEqual(["hold", "http-high", "low"]);
+  });
+});
+
+describe("priority and lookahead", () => {
+  it("a request held ahead in a busy node gives way to a better one: it is taken back and the better one is held instead", async () => {
+    const cluster = await fx.cluster({ threads: 1, ...NO_AGING });
+    let onTakenBack = (_tag: string): void => {};
+    cluster.observe({ takenBack: (job) => onTakenBack((job.payload as { tag: string }).tag) });
+    const gate = await fx.gate();
+    const hold = cluster.call("gate", gate.payload("hold"));
+    await gate.entered(1);
+    const low = cluster.call("gate", gate.payload("low"));
+    // Held ahead in the busy node (lookahead), not queued.
+    expect(cluster.queueLength).toBe(0);
+    expect(cluster.nodes[0]!.inFlight).toBe(2);
+    const taken = new Promise<string>((resolve) => (onTakenBack = resolve));
+    const high = cluster.call("gate", gate.payload("high"), { priority: 1 });
+    expect(await taken).toBe("low");
+    gate.open();
+    const replies = await Promise.all([hold, low, high]);
+    expect(replies.every((r) => r.ok)).toBe(true);
+    expect(gate.entries.map((e) => e.tag)).toEqual(["hold", "high", "low"]);
+    // Taken back before it started: the low one was charged one attempt, not two.
+    expect(replies[1]).toMatchObject({ meta: { attempts: 1 } });
   });
 });
 

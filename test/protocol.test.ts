@@ -220,7 +220,8 @@ describe("a cluster with no room to queue (maxQueue 0)", () => {
   let cluster: Cluster;
   let port: number;
   beforeAll(async () => {
-    cluster = await createCluster({ handlers: HANDLERS, threads: 1, maxQueue: 0, logLevel: "silent" });
+    // Lookahead off: the busy node would otherwise hold one request ahead, not the queue.
+    cluster = await createCluster({ handlers: HANDLERS, threads: 1, maxQueue: 0, nodeLookahead: 0, logLevel: "silent" });
     ({ port } = await cluster.listen({ port: 0 }));
   });
   afterAll(() => cluster?.close());

@@ -109,6 +109,8 @@ export class NodeRuntime {
         case "stop":
           this.#stop();
           break;
+        case "take": // answered by the thread transport, never sent on to here
+          break;
       }
     }
     this.#startWaiting(held);
@@ -246,7 +248,13 @@ export class NodeRuntime {
           if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
         }
         const msg = this.#waiting.shift()!;
-        if (msg.held && !this.#claim(msg.a)) continue; // taken back: it runs on another node
+        if (msg.held) {
+          if (!this.#claim(msg.a)) continue; // taken back: it runs on another node
+          // Held means long: what is done so far leaves now, not after it, and the
+          // primary learns this node may hold another.
+          this.#post({ t: "started", a: msg.a });
+          this.#flush();
+        }
         this.#run(msg);
         followsAnother = true;
       }
@@ -285,7 +293,9 @@ export class NodeRuntime {
   #dropWaiting(a: number, reason: WireError): void {
     const i = this.#waiting.findIndex((m) => m.a === a);
     if (i < 0) return;
-    this.#waiting.splice(i, 1);
+    const [msg] = this.#waiting.splice(i, 1);
+    // Held: it must be won like a start (and the cell cleared); lost, it is the primary's already.
+    if (msg!.held && !this.#claim(a)) return;
     this.#post({ t: "result", a, ok: false, error: reason, ms: 0, skipped: true });
   }
 

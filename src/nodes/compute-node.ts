@@ -23,6 +23,10 @@ export interface NodeListener {
    * dispatch order. `ran`: those it was running, when the transport can tell (else null).
    */
   onExit(node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null): void;
+  /** Lookahead: held attempt `a` was won back (takeBack); it never runs here and is no longer the node's. */
+  onTakenBack(node: ComputeNode, a: number): void;
+  /** Lookahead: the node no longer holds an attempt ahead (it started it), so it may be sent another. */
+  onCanHold(node: ComputeNode): void;
 }
 
 /** Why a start failed: a handler module that did not load, or a node that died while starting. */
@@ -66,6 +70,10 @@ export class ComputeNode implements NodeView {
   #outbox: ToNode[] = [];
   readonly #memoryQueries = new MemoryQueries();
   #exited: (() => void) | null = null;
+  /** Lookahead: the attempt held ahead in the node, not yet started there nor taken back (0: none). */
+  #held = 0;
+  /** A take of the held attempt is on its way to the node. */
+  #taking = false;
 
   /** Requests answered (result or handler error) over the node's whole life. */
   completed = 0;
@@ -219,35 +227,47 @@ export class ComputeNode implements NodeView {
   run(msg: ToNode & { t: "run" }): void {
     if (this.#running.size === 0) this.busySince = performance.now();
     this.#running.add(msg.a);
-    // Marked held in shared memory before the node can see the message (lookahead.ts).
-    if (msg.held) this.#transport?.hold?.(msg.a);
+    if (msg.held) this.#held = msg.a;
     this.#post(msg);
   }
 
   /**
-   * True when the node may be sent a request to hold: its transport can hand one back
-   * (thread nodes), and the last one held has been claimed or taken back. The primary's
-   * own count is not enough: a node that went idle before the held request reached it
-   * has not claimed it yet, though the primary already counts it as running.
+   * True when the node may be sent a request to hold ahead: its transport can hand one
+   * back (thread nodes), and the last one it held has been started there or taken back.
+   * The primary's own count is not enough: a node that went idle before the held request
+   * reached it has not started it, though the primary already counts it as running.
    */
   get canHold(): boolean {
-    return this.#state === "up" && this.#transport?.heldNow !== undefined && this.#transport.heldNow() === 0;
+    return this.#state === "up" && this.#held === 0 && this.#transport?.lookahead === true;
   }
 
-  /** The attempt held ahead in this node and not yet claimed by it (read from shared memory), or 0. */
+  /** The attempt held ahead in this node that no take is already after, or 0. */
   heldAttempt(): number {
-    const a = this.#transport?.heldNow?.() ?? 0;
-    return a !== 0 && this.#running.has(a) ? a : 0;
+    return this.#taking ? 0 : this.#held;
+  }
+
+  /** Whether a take of this node's held attempt is on its way (lookahead.ts counts them against free slots). */
+  get taking(): boolean {
+    return this.#taking;
   }
 
   /**
-   * Takes the held attempt `a` back, if the node has not started it (compare-and-swap in
-   * shared memory); the attempt is then no longer this node's. False: it runs (or ran) here.
+   * Asks the node to give back held attempt `a`. The transport decides, in order with the
+   * run that held it, by compare-and-swap on memory the thread shares with it: won back,
+   * the listener hears onTakenBack (the attempt never runs here); lost, the node has
+   * started it and its result follows. True when `a` is held here, not started as far as
+   * the primary knows, and asked back (now, or by a take already on its way); false when
+   * it is not held here.
    */
   takeBack(a: number): boolean {
-    if (!this.#running.has(a) || !this.#transport?.takeBack?.(a)) return false;
-    this.#running.delete(a);
-    if (this.#running.size === 0) this.busySince = 0;
+    if (a === 0 || a !== this.#held || !this.#transport) return false;
+    if (this.#taking) return true;
+    this.#taking = true;
+    // Sent now, with whatever is queued before it: a free node is waiting, or a request has
+    // just answered (deadline, cancel). For threads in this process the swap is made here
+    // and then, so such a request never starts.
+    this.#post({ t: "take", a });
+    this.#flush();
     return true;
   }
 
@@ -291,6 +311,7 @@ export class ComputeNode implements NodeView {
     for (const msg of msgs) {
       if (msg.t === "result") {
         if (!this.#running.delete(msg.a)) continue;
+        if (msg.a === this.#held) this.#held = 0; // aborted while held: dropped by the node
         this.busySince = this.#running.size === 0 ? 0 : performance.now();
         // A retiring node stops once it holds nothing (see retire()).
         if (this.#state === "stopping" && this.#running.size === 0 && this.#exited) this.#post({ t: "stop" });
@@ -300,11 +321,26 @@ export class ComputeNode implements NodeView {
           this.earlyDeaths = 0;
         }
         listener.onResult(this, msg);
+      } else if (msg.t === "started" || msg.t === "taken") {
+        this.#handOver(msg.a, msg.t === "taken" && msg.ok);
       } else if (msg.t === "ckpt") {
         if (this.#running.has(msg.a)) listener.onCheckpoint(this, msg);
       } else if (msg.t === "mem") {
         this.#memoryQueries.answer(msg.q, { heapUsed: msg.heapUsed, rss: msg.rss });
       }
+    }
+  }
+
+  /** The held attempt `a` was started here (`won` false) or taken back (`won`): the node may hold another. */
+  #handOver(a: number, won: boolean): void {
+    if (a !== this.#held) return; // a late answer about an attempt already settled
+    this.#held = 0;
+    this.#taking = false;
+    if (won && this.#running.delete(a)) {
+      if (this.#running.size === 0) this.busySince = 0;
+      this.#options.listener.onTakenBack(this, a);
+    } else {
+      this.#options.listener.onCanHold(this);
     }
   }
 
@@ -314,6 +350,8 @@ export class ComputeNode implements NodeView {
     // `capacity` of these were, and the rest still waiting.
     const lost = [...this.#running].sort((x, y) => x - y);
     this.#running.clear();
+    this.#held = 0;
+    this.#taking = false;
     this.expectedMs = 0;
     this.#outbox = [];
     this.lastExit = info;

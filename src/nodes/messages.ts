@@ -55,7 +55,8 @@ export interface RunMsg {
   resumeFrom: string | null;
   /**
    * Held ahead (lookahead, thread nodes): the node must win the shared hand-over cell
-   * before it starts this attempt, as the primary may have taken it back (lookahead.ts).
+   * before it starts this attempt, as the primary may have taken it back (lookahead.ts),
+   * and says `started` when it does.
    */
   held?: true;
   /** The request's idempotency key, when it has one. */
@@ -78,7 +79,16 @@ export interface MemoryQueryMsg {
   t: "mem?";
   q: number;
 }
-export type ToNode = RunMsg | AbortMsg | CheckpointAckMsg | StopMsg | MemoryQueryMsg;
+/**
+ * Lookahead: take back held attempt `a` if the node has not started it. Never reaches the
+ * node's code: the thread transport answers it with `taken`, by compare-and-swap on the
+ * hand-over cell, in order with the run that held it (primary/lookahead.ts).
+ */
+export interface TakeMsg {
+  t: "take";
+  a: number;
+}
+export type ToNode = RunMsg | AbortMsg | CheckpointAckMsg | StopMsg | MemoryQueryMsg | TakeMsg;
 
 // node → primary
 export interface ReadyMsg {
@@ -124,4 +134,15 @@ export interface LoadingMsg {
   t: "loading";
   file: string;
 }
-export type FromNode = LoadingMsg | ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg;
+/** The node claimed held attempt `a` and starts it now: it can hold another. */
+export interface StartedMsg {
+  t: "started";
+  a: number;
+}
+/** The answer to a `take`: `ok` when the primary won the attempt back (it never runs here). */
+export interface TakenMsg {
+  t: "taken";
+  a: number;
+  ok: boolean;
+}
+export type FromNode = LoadingMsg | ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg | StartedMsg | TakenMsg;

@@ -54,6 +54,8 @@ export function createProcessTransport({ init, memoryMb, events, log }: Transpor
     },
     threadId: null,
     runningNow: () => null,
+    // Fork IPC shares no memory: a take-back would wait for the child's event loop, which a long job blocks.
+    lookahead: false,
     post(msgs: ToNode[]) {
       if (!exited && child.connected) child.send(msgs);
     },

@@ -124,6 +124,8 @@ export class ThreadHost {
         if (!node.exited) host.send({ t: "kill", k });
       },
       runningNow: () => node.ran,
+      // The host answers `take` for the primary: its thread transport does the swap (thread-transport.ts).
+      lookahead: true,
     };
   };
 

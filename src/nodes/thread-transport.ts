@@ -6,7 +6,7 @@
  */
 import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import { Piscina } from "piscina";
-import type { FromNode, ToNode } from "./messages.js";
+import type { FromNode, TakenMsg, ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
 
 const ENTRY = new URL("../node-runtime/thread-entry.js", import.meta.url).href;
@@ -63,15 +63,28 @@ export function createThreadTransport({ init, memoryMb, events }: Omit<Transport
       return threadId;
     },
     post(msgs: ToNode[]) {
-      if (!exited) port1.postMessage(msgs);
+      if (exited) return;
+      // Lookahead's hand-over, in the order the primary sent the messages: a held run is
+      // marked before the thread can see it; a take is decided here, never by the thread.
+      let taken: TakenMsg[] | null = null;
+      for (const msg of msgs) {
+        if (msg.t === "run" && msg.held) Atomics.store(held, 0, msg.a);
+        else if (msg.t === "take") (taken ??= []).push({ t: "taken", a: msg.a, ok: Atomics.compareExchange(held, 0, msg.a, 0) === msg.a });
+      }
+      const forward = taken ? msgs.filter((m) => m.t !== "take") : msgs;
+      if (forward.length > 0) port1.postMessage(forward);
+      if (!taken) return;
+      // Answered from a microtask, not from inside post(): the caller is still flushing.
+      const answers = taken;
+      queueMicrotask(() => {
+        if (!exited) events.onMessages(answers);
+      });
     },
     kill() {
       kill.abort();
     },
     runningNow: () => Array.from(slots).filter((a) => a !== 0),
-    hold: (a) => Atomics.store(held, 0, a),
-    heldNow: () => Atomics.load(held, 0),
-    takeBack: (a) => Atomics.compareExchange(held, 0, a, 0) === a,
+    lookahead: true,
   };
 }
 

@@ -38,14 +38,11 @@ export interface NodeTransport {
    */
   runningNow(): number[] | null;
   /**
-   * Lookahead hand-over (thread nodes only; absent for process nodes): `hold` marks
-   * attempt `a` as held ahead before its run message is posted; `heldNow` reads the
-   * attempt held and not yet claimed (0: none); `takeBack` claims it back for the
-   * primary, true only if the node has not started it (compare-and-swap).
+   * Whether the node can hold a request ahead and give it back (lookahead.ts): thread
+   * nodes, in the primary or hosted, whose transport answers `take` messages with
+   * `taken` by compare-and-swap on memory the thread shares with it. Process nodes: false.
    */
-  hold?(a: number): void;
-  heldNow?(): number;
-  takeBack?(a: number): boolean;
+  readonly lookahead: boolean;
 }
 
 export interface TransportOptions {

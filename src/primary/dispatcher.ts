@@ -23,10 +23,11 @@ import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { newRequestId } from "./request-id.js";
 import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
+import type { ReplyMeta } from "../protocol/frames.js";
 import { heapNearLimit, Throttle } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Hedger } from "./hedger.js";
-import { takeBackHeld } from "./lookahead.js";
+import { heldToTakeBack, outrankedHeld } from "./lookahead.js";
 import { Placement } from "./placement.js";
 import { WaitingRoom } from "./waiting-room.js";
 
@@ -119,6 +120,15 @@ export class Dispatcher {
   /** The requests first in line for a node: any node's queue and the process-only one's, better-ranked first. */
   waitingHeads(): [Job | undefined, Job | undefined] {
     return this.#room.heads();
+  }
+
+  /** Requests held ahead in busy nodes and not started there (lookahead): they wait too (the scaler counts them). */
+  *heldAhead(): Generator<Job> {
+    for (const node of this.#nodes) {
+      const a = node.heldAttempt();
+      const job = a === 0 ? undefined : this.#attempts.get(a)?.job;
+      if (job) yield job;
+    }
   }
 
   /** Hedges started, won, and skipped (no budget, no free node): see hedger.ts. */
@@ -229,8 +239,8 @@ export class Dispatcher {
   /** Cancels a request: it answers `error` (E_CANCELLED by default) unless it already answered. */
   cancel(job: Job, error: CrewError = new CancelledError("cancelled by the client")): void {
     if (job.state === "done") return;
-    this.#takeBackAbandoned(job);
-    if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
+    const meta = this.#takeBackAbandoned(job) ?? job.meta();
+    if (this.#finish(job, { ok: false, error, meta })) this.#abandon(job, error);
   }
 
   /** The requests accepted and not yet answered: running, then waiting (GET /v1/requests). */
@@ -351,8 +361,17 @@ export class Dispatcher {
       const [first, second] = this.#room.heads();
       if (!first) return;
       if (this.#place(first)) continue;
-      if (!second || !this.#place(second)) return;
+      if (!second || !this.#place(second)) return this.#displaceHeld(first);
     }
+  }
+
+  /**
+   * `job` waits while a worse-ranked request is held ahead in a node: that one is asked
+   * back, and `job` is held there in its place once the node answers (lookahead.ts).
+   */
+  #displaceHeld(job: Job): void {
+    const held = outrankedHeld(this.#nodes, this.#attempts, job, (j, node) => this.#placement.mayHold(j, node));
+    if (held) held.node.takeBack(held.a);
   }
 
   #place(job: Job): boolean {
@@ -409,13 +428,34 @@ export class Dispatcher {
     job.version = attempt.held?.version;
   }
 
-  /** Nodes with a free slot take back the requests held ahead in busy nodes (lookahead.ts), uncharged. */
+  /** Nodes with a free slot ask for the requests held ahead in busy nodes (lookahead.ts); the answers come to onTakenBack. */
   #takeBack(): void {
-    for (const { attempt, to } of takeBackHeld(this.#nodes, this.#attempts, (job, node) => this.#placement.canRunNow(job, node))) {
-      this.#uncharge(attempt);
-      this.#log.debug({ requestId: attempt.job.requestId, from: attempt.node.id, to: to.id }, "lookahead: request taken back");
-      this.#start(attempt.job, to);
+    for (const attempt of heldToTakeBack(this.#nodes, this.#attempts, (job, node) => this.#placement.canRunNow(job, node))) {
+      attempt.node.takeBack(attempt.a);
     }
+  }
+
+  /**
+   * A request held ahead in `node` was won back before the node started it: uncharged,
+   * it waits again at its rank (and goes to the node that freed, or the next to), unless
+   * it has answered meanwhile (deadline, cancel).
+   */
+  onTakenBack(node: ComputeNode, a: number): void {
+    const attempt = this.#attempts.get(a);
+    if (!attempt) return;
+    this.#uncharge(attempt);
+    const job = attempt.job;
+    this.observer.takenBack?.(job, node);
+    if (job.state !== "done" && !job.attempt && !job.hedge) {
+      this.#log.debug({ requestId: job.requestId, handler: job.handler, from: node.id }, "lookahead: request taken back");
+      this.#room.enqueue(job);
+    }
+    this.#pump();
+  }
+
+  /** A node started the request it held ahead: it may be sent another. */
+  onCanHold(): void {
+    this.#pump();
   }
 
   /** A new attempt of `job` on `node`, counted as in flight; the caller sends it. */
@@ -511,10 +551,19 @@ export class Dispatcher {
     else this.#heldAbandoned++;
   }
 
-  /** A request given up on while held ahead and not started: taken back, it never runs, and no abort need reach a busy node. */
-  #takeBackAbandoned(job: Job): void {
+  /**
+   * A request given up on (deadline, cancel) while held ahead and not started, as far as
+   * the primary knows: asked back, so that it never runs and frees the busy node's
+   * lookahead at once (onTakenBack ends the attempt). Returns the reply's meta as if it
+   * had never been sent (attempts and node as before), or undefined when not held.
+   */
+  #takeBackAbandoned(job: Job): ReplyMeta | undefined {
     const attempt = job.attempt;
-    if (attempt?.held && attempt.node.takeBack(attempt.a)) this.#uncharge(attempt);
+    if (!attempt?.held || !attempt.node.takeBack(attempt.a)) return undefined;
+    const meta: ReplyMeta = { ...job.meta(), attempts: job.attempts - 1, node: attempt.held.lastNode };
+    if (attempt.held.version === undefined) delete meta.version;
+    else meta.version = attempt.held.version;
+    return meta;
   }
 
   #armGrace(attempt: Attempt): void {
@@ -543,8 +592,8 @@ export class Dispatcher {
   readonly #onDeadline = (job: Job): void => {
     job.deadline = null;
     const error = new TimeoutError(`deadline of ${job.timeoutMs} ms passed`);
-    this.#takeBackAbandoned(job);
-    if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
+    const meta = this.#takeBackAbandoned(job) ?? job.meta();
+    if (this.#finish(job, { ok: false, error, meta })) this.#abandon(job, error);
   };
 
   *#openJobs(): Generator<Job> {

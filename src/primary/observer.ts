@@ -22,6 +22,8 @@ export interface ClusterObserver {
   hedgeStarted?(job: Job, node: ComputeNode): void;
   /** A hedged request answered: `byHedge` when the hedge answered first. */
   hedgeSettled?(job: Job, byHedge: boolean): void;
+  /** Lookahead: a request held ahead in busy `node` was won back before it started there (it waits again, or had answered). */
+  takenBack?(job: Job, node: ComputeNode): void;
   checkpointStored?(job: Job): void;
   nodeCrashed?(node: ComputeNode, info: ExitInfo): void;
   nodeRestarted?(node: ComputeNode): void;

@@ -62,6 +62,17 @@ export class Placement {
     return node.hasRoom && (job.spec.isolation !== "process" || node.kind === "process") && node.serves(job.handler);
   }
 
+  /** Whether `job` may be held ahead in `node` (lookahead), ignoring what it holds now. */
+  mayHold(job: Job, node: ComputeNode): boolean {
+    return (
+      this.#lookahead > 0 &&
+      job.spec.hedgeAfterMs === null &&
+      node.state === "up" &&
+      (job.spec.isolation !== "process" || node.kind === "process") &&
+      node.serves(job.handler)
+    );
+  }
+
   /** A node other than `busy` with a free slot now that may run `job` (a hedge), or null. */
   spare(job: Job, busy: ComputeNode): ComputeNode | null {
     const pool = this.#eligible(job, "room").filter((n) => n !== busy);

@@ -72,7 +72,8 @@ export class Scaler {
 
   /** The kind of node a request waiting too long needs, when one more of it is allowed. */
   #kindToAdd(now: number): NodeKind | null {
-    for (const job of this.#dispatcher.waitingHeads()) {
+    // Requests held ahead in a busy node wait as surely as queued ones.
+    for (const job of [...this.#dispatcher.waitingHeads(), ...this.#dispatcher.heldAhead()]) {
       if (!job || now - job.submittedAt <= this.#options.scaleUpMs) continue;
       const kinds: NodeKind[] = job.spec.isolation === "process" ? ["process"] : job.spec.prefer === "process" ? ["process", "thread"] : ["thread", "process"];
       const kind = kinds.find((k) => this.#count(k) < this.#max(k));

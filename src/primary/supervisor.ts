@@ -41,6 +41,8 @@ export class Supervisor {
       onResult: (node: ComputeNode, msg: ResultMsg) => this.#dispatcher?.onResult(node, msg),
       onCheckpoint: (node: ComputeNode, msg: CheckpointMsg) => this.#dispatcher?.onCheckpoint(node, msg),
       onExit: (node: ComputeNode, info: ExitInfo, lost: number[], ran: number[] | null) => this.#onExit(node, info, lost, ran),
+      onTakenBack: (node: ComputeNode, a: number) => this.#dispatcher?.onTakenBack(node, a),
+      onCanHold: () => this.#dispatcher?.onCanHold(),
     };
     this.#threadHost = options.threadHost === "process" ? new ThreadHost(log) : null;
     for (let i = 0; i < options.threads; i++) this.nodes.push(this.#make("thread"));
@@ -109,7 +111,7 @@ export class Supervisor {
    */
   async probe(set: HandlerSet): Promise<Record<string, HandlerConfig>> {
     const kind: NodeKind = this.nodes.some((n) => n.kind === "thread") || this.nodes.length === 0 ? "thread" : "process";
-    const quiet: NodeListener = { onResult: () => {}, onCheckpoint: () => {}, onExit: () => {} };
+    const quiet: NodeListener = { onResult: () => {}, onCheckpoint: () => {}, onExit: () => {}, onTakenBack: () => {}, onCanHold: () => {} };
     const current = this.#handlers;
     this.#handlers = set;
     const node = this.#make(kind, quiet, "probe");
