@@ -48,13 +48,18 @@ describe("LineSplitter", () => {
 describe("the JSON scanner", () => {
   it("accepts every JSON text and finds each member's value", () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), (obj) => {
+      fc.property(fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.jsonValue())), (obj) => {
         const text = JSON.stringify(obj, null, Math.random() < 0.5 ? 0 : 1);
         checkJson(text);
         const members = new Map();
         scanObject(text, members);
         expect([...members.keys()].sort()).toEqual(Object.keys(obj).sort());
-        for (const [key, span] of members) expect(JSON.parse(text.slice(span.start, span.end))).toEqual(JSON.parse(JSON.stringify(obj[key])));
+        for (const [key, span] of members) {
+          expect(JSON.parse(text.slice(span.start, span.end))).toEqual(JSON.parse(JSON.stringify(obj[key])));
+          // A plain span is a string whose text between the quotes is its value.
+          if (span.plain) expect(text.slice(span.start + 1, span.end - 1)).toBe(obj[key]);
+          else expect(typeof obj[key] === "string" && !text.slice(span.start, span.end).includes("\\")).toBe(false);
+        }
       }),
     );
   });

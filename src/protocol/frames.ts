@@ -77,7 +77,8 @@ export function parseFrame(line: string): ParseResult {
   const members: Members = new Map();
   const field = (name: string): unknown => {
     const span = members.get(name);
-    return span === undefined ? undefined : JSON.parse(line.slice(span.start, span.end));
+    if (span === undefined) return undefined;
+    return span.plain ? line.slice(span.start + 1, span.end - 1) : JSON.parse(line.slice(span.start, span.end));
   };
   try {
     scanObject(line, members);
