@@ -300,6 +300,32 @@ describe("close", () => {
     expect(server.connections).toHaveLength(1);
   });
 
+  it("asks the server to cancel its requests in flight, except keyed ones (a half-closed client would still be answered)", async () => {
+    const { server, client } = await setup(hold);
+    const plain = settle(client.run("slow"));
+    const keyed = settle(client.run("slow", null, { idempotencyKey: "k-1" }));
+    const [conn] = await Promise.all([server.waitForConnection(1), server.waitForFrames(2)]);
+    await client.close();
+    await conn.closed;
+    const frames = await server.waitForFrames(3);
+    expect(frames).toHaveLength(3);
+    expect(frames[2]).toEqual({ op: "cancel", id: frames[0]!.id });
+    for (const outcome of [await plain, await keyed]) expect(outcome.ok || outcome.error).toBeInstanceOf(ConnectionError);
+  });
+
+  it("still sends a cancel queued in the same turn (an abort just before close)", async () => {
+    const { server, client } = await setup(hold);
+    const controller = new AbortController();
+    const running = settle(client.run("slow", null, { signal: controller.signal }));
+    const [conn] = await Promise.all([server.waitForConnection(1), server.waitForFrames(1)]);
+    controller.abort();
+    await client.close();
+    await conn.closed;
+    const frames = await server.waitForFrames(2);
+    expect(frames[1]).toEqual({ op: "cancel", id: frames[0]!.id });
+    expect((await running).ok).toBe(false);
+  });
+
   it("resolves for a client that never connected", async () => {
     await expect(new Client({ port: 1 }).close()).resolves.toBeUndefined();
   });

@@ -71,12 +71,20 @@ export function startHost(args) {
   });
 }
 
-/** CPU time (user + system, µs) a process has used so far, threads included, from /proc (Linux; 10 ms ticks). */
-export function cpuMicros(pid) {
+// Clock ticks per second of /proc's CPU times (usually 100: 10 ms ticks).
+const TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
+
+function statMicros(file) {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+    const fields = readFileSync(file, "utf8").split(") ")[1].split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / TICKS;
   } catch {
     return NaN;
   }
 }
+
+/** CPU time (user + system, µs) a process has used so far, threads included, from /proc (Linux; clock ticks). */
+export const cpuMicros = (pid) => statMicros(`/proc/${pid}/stat`);
+
+/** The same for one thread of it: `threadCpuMicros(pid, pid)` is its main thread alone. */
+export const threadCpuMicros = (pid, tid) => statMicros(`/proc/${pid}/task/${tid}/stat`);

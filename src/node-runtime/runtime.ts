@@ -209,7 +209,9 @@ export class NodeRuntime {
     const running = this.#running.get(a);
     if (!running) return;
     const { requestId, attempt, handler } = running.msg;
-    this.#errors.record(err, { requestId, attempt, handler });
+    // An attempt the primary gave up on (deadline, cancel, a hedge that lost, shutdown) is
+    // expected to end in its abort error: nobody reads that reply, and it is not the handler's fault.
+    if (!running.reason) this.#errors.record(err, { requestId, attempt, handler });
     this.#end(a, { t: "result", a, ok: false, error: handlerWireError(err), ms: 0 });
   }
 

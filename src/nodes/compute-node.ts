@@ -311,7 +311,11 @@ export class ComputeNode implements NodeView {
     for (const msg of msgs) {
       if (msg.t === "result") {
         if (!this.#running.delete(msg.a)) continue;
-        if (msg.a === this.#held) this.#held = 0; // aborted while held: dropped by the node
+        if (msg.a === this.#held) {
+          // Aborted while held, and dropped by the node: a take on its way is answered late, and ignored.
+          this.#held = 0;
+          this.#taking = false;
+        }
         this.busySince = this.#running.size === 0 ? 0 : performance.now();
         // A retiring node stops once it holds nothing (see retire()).
         if (this.#state === "stopping" && this.#running.size === 0 && this.#exited) this.#post({ t: "stop" });

@@ -55,6 +55,8 @@ interface Pending {
   /** With resubmit: the frame, sent again after a reconnect until `deadline` (performance.now() ms). */
   line: string;
   deadline: number;
+  /** A run without an idempotency key: close() asks the server to cancel it. */
+  cancellable: boolean;
 }
 
 /** The requests one signal can abort, and the single listener that aborts them. */
@@ -110,12 +112,18 @@ export class Client {
     return this.#pending.size;
   }
 
-  /** Ends the connection for good: in-flight requests reject, and later ones too. */
+  /**
+   * Ends the connection for good: in-flight requests reject, and later ones too. The
+   * server is told to cancel those without an idempotency key (nobody will read their
+   * replies, and a server keeps answering a client that only half-closed); keyed ones run
+   * on, and their key fetches the reply later.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    for (const [id, p] of this.#pending) if (p.cancellable) this.#connection?.send(`{"op":"cancel","id":${id}}\n`);
     this.#failPending(closedError());
-    await this.#connection?.destroy(closedError());
+    await this.#connection?.close(closedError());
   }
 
   #runFrame(handler: string, payload: unknown, options: RunOptions): RunWireFrame {
@@ -138,7 +146,8 @@ export class Client {
     const { id } = frame;
     return new Promise<Reply>((resolve, reject) => {
       const deadline = performance.now() + (timeoutMs ?? this.#options.resubmitTimeoutMs);
-      this.#pending.set(id, { resolve, reject, signal, line, deadline });
+      const cancellable = "handler" in frame && frame.idempotencyKey === undefined;
+      this.#pending.set(id, { resolve, reject, signal, line, deadline, cancellable });
       if (signal) this.#watch(signal, id);
       connection?.send(line); // none while a resubmitting client waits to reconnect: sent then
     });

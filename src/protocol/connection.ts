@@ -83,6 +83,26 @@ export class Connection {
     }
   }
 
+  /**
+   * Ends the connection for good: sends what is queued (a cancel queued just before must
+   * reach the server), then drops the socket and fails what waits on it. Resolves once
+   * the socket has closed: at once when nothing is queued or it cannot be written, else
+   * once the queue is written, or after `flushMs` (a server that stopped reading).
+   */
+  close(error: CrewError, flushMs = 1000): Promise<void> {
+    if (this.#lost || !this.#writable || this.#queue.length === 0) return this.destroy(error);
+    const data = this.#queue.join("");
+    this.#queue = [];
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        void this.destroy(error).then(resolve);
+      };
+      const timer = setTimeout(done, flushMs);
+      this.#socket.end(data, done);
+    });
+  }
+
   /** Drops the socket and fails what waits on it; resolves once the socket has closed. */
   destroy(error: CrewError): Promise<void> {
     const closed = this.#socket.closed ? Promise.resolve() : new Promise<void>((r) => this.#socket.once("close", r));
