@@ -59,11 +59,15 @@ async function nodeClusterMs() {
   return ms;
 }
 
-/** RSS (bytes) of a process holding `n` crew thread nodes, or `n` idle worker threads (checkout null). */
+/**
+ * RSS (bytes) of a process holding `n` crew thread nodes, or `n` idle worker threads
+ * (checkout null). The threads live in the measured process (threadHost "primary"): by
+ * default they would live in the thread host, another process.
+ */
 async function rssWith(checkout, n) {
   const code = checkout
     ? `const { createCluster } = await import(${JSON.stringify(join(checkout, "dist/index.js"))});
-       const c = await createCluster({ handlers: ${JSON.stringify(WORKERS)}, threads: ${n}, logLevel: "silent" });
+       const c = await createCluster({ handlers: ${JSON.stringify(WORKERS)}, threads: ${n}, threadHost: "primary", logLevel: "silent" });
        await c.run("echo", 1); globalThis.gc?.(); await new Promise((r) => setTimeout(r, 300));
        console.log(process.memoryUsage().rss); await c.close();`
     : `const { Worker } = await import("node:worker_threads");
