@@ -9,10 +9,11 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { rmSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { freePort } from "./lib/free-port.js";
 import { startServer } from "./lib/servers.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -21,13 +22,6 @@ const { values } = parseArgs({ options: { rounds: { type: "string", default: "7"
 const rounds = Number(values.rounds);
 const checkouts = values.crew.map((c) => resolve(c));
 
-const freePort = () =>
-  new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
 
 /** One NDJSON echo request; resolves on its reply, rejects when the connection fails. */
 const ping = (port) =>
@@ -65,11 +59,15 @@ async function nodeClusterMs() {
   return ms;
 }
 
-/** RSS (bytes) of a process holding `n` crew thread nodes, or `n` idle worker threads (checkout null). */
+/**
+ * RSS (bytes) of a process holding `n` crew thread nodes, or `n` idle worker threads
+ * (checkout null). The threads live in the measured process (threadHost "primary"): by
+ * default they would live in the thread host, another process.
+ */
 async function rssWith(checkout, n) {
   const code = checkout
     ? `const { createCluster } = await import(${JSON.stringify(join(checkout, "dist/index.js"))});
-       const c = await createCluster({ handlers: ${JSON.stringify(WORKERS)}, threads: ${n}, logLevel: "silent" });
+       const c = await createCluster({ handlers: ${JSON.stringify(WORKERS)}, threads: ${n}, threadHost: "primary", logLevel: "silent" });
        await c.run("echo", 1); globalThis.gc?.(); await new Promise((r) => setTimeout(r, 300));
        console.log(process.memoryUsage().rss); await c.close();`
     : `const { Worker } = await import("node:worker_threads");

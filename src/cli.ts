@@ -39,20 +39,33 @@ function endWhenStdoutCloses(): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  if (argv.find((arg) => !arg.startsWith("-")) !== "start") endWhenStdoutCloses();
+  const first = argv.find((arg) => !arg.startsWith("-"));
+  if (first !== "start") endWhenStdoutCloses();
   try {
     const [{ default: yargs }, commands] = await Promise.all([import("yargs"), commandsFor(argv)]);
-    let cli = yargs(argv)
-      .scriptName("crew")
+    // `crew <command> …` declares that one command as the default command, under the name
+    // "crew <command>": right after running a command that is not the default one, yargs
+    // renders and caches its whole help (command.js, cacheHelpMessage), 120–180 ms of
+    // cliui and string-width for crew start's flags, on the primary's one thread while
+    // its nodes start. No command, a typo or a bare --help declares them all.
+    const only = commands.length === 1 ? commands[0]! : null;
+    const rest = only ? argv.filter((arg, i) => i !== argv.indexOf(first!)) : argv;
+    let cli = yargs(rest)
+      .scriptName(only ? `crew ${first}` : "crew")
       // Flags from the flag table stay text until config-sources.ts reads them, so a bad
       // one is quoted as typed; options with a yargs type still get it.
-      .parserConfiguration({ "parse-numbers": false, "parse-positional-numbers": false })
-      .usage("$0 <command> [options]");
-    for (const command of commands) cli = cli.command(command);
+      .parserConfiguration({ "parse-numbers": false, "parse-positional-numbers": false });
+    if (only) {
+      cli = cli.command({ ...only, command: String(only.command).replace(/^\S+/, "$0") });
+    } else {
+      cli = cli.usage("$0 <command> [options]");
+      for (const command of commands) cli = cli.command(command);
+      cli = cli
+        .demandCommand(1, "Name a command: crew start | run | status | reload | bench (crew <command> --help for its options)")
+        .recommendCommands();
+    }
     await cli
-      .demandCommand(1, "Name a command: crew start | run | status | reload | bench (crew <command> --help for its options)")
       .strict()
-      .recommendCommands()
       .help()
       .alias("h", "help")
       .version()

@@ -28,7 +28,7 @@ import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
 import { KeyedRequests, type KeyedStats, type RequestSink } from "../store/keyed.js";
-import { RedisHost, type HostStatus } from "../store/redis/redis-host.js";
+import type { HostStatus, RedisHost } from "../store/redis/redis-host.js";
 import type { StoreCounters, StoreStatus } from "../store/store.js";
 
 export interface RunOptions {
@@ -417,6 +417,8 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
 /** --redis: joins the hosts sharing that Redis; the nodes stop if it cannot. */
 async function joinRedis(options: ResolvedOptions, deps: Parameters<typeof RedisHost.start>[1], supervisor: Supervisor): Promise<RedisHost> {
   try {
+    // Imported only here: ioredis costs every other start ~60 ms of module loading.
+    const { RedisHost } = await import("../store/redis/redis-host.js");
     return await RedisHost.join(options, deps);
   } catch (err) {
     await supervisor.stop(0);
