@@ -21,9 +21,13 @@ const send = process.send.bind(process);
 const nodes = new Map<number, NodeTransport>();
 let outbox: FromHost[] = [];
 
+/**
+ * What every thread says in one turn of this process's event loop leaves as one IPC
+ * message: setImmediate, not a microtask, as each thread's batch arrives as its own task.
+ */
 function post(msg: FromHost): void {
   if (outbox.push(msg) === 1) {
-    queueMicrotask(() => {
+    setImmediate(() => {
       const batch = outbox;
       outbox = [];
       if (process.connected) send(batch);

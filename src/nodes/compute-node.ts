@@ -5,9 +5,10 @@
  */
 import type { Logger } from "pino";
 import type { NodeView } from "../primary/balancers/balancer.js";
-import type { CheckpointMsg, FromNode, HandlerConfig, NodeInit, NodeKind, ResultMsg, ToNode } from "./messages.js";
+import { type CheckpointMsg, type FromNode, type HandlerConfig, type NodeInit, type NodeKind, type ResultMsg, type ToNode, unsendable } from "./messages.js";
 import { type MemoryUse, MemoryQueries } from "./memory-queries.js";
 import type { ExitInfo, NodeTransport, TransportFactory } from "./transport.js";
+import { flushInPass } from "./flush-pass.js";
 
 /**
  * starting: its code is loading handlers; up: takes attempts; down: dead, waiting to
@@ -377,13 +378,9 @@ export class ComputeNode implements NodeView {
     this.#exited = null;
   }
 
-  /**
-   * Everything posted in one turn of the event loop goes out as one batch. The flush
-   * waits for setImmediate, not a microtask: requests read from many sockets in one poll
-   * phase (an HTTP request each) then share one message instead of paying one each.
-   */
+  /** Everything posted in one turn of the event loop goes out as one batch, in that turn's pass (flush-pass.ts). */
   #post(msg: ToNode): void {
-    if (this.#outbox.push(msg) === 1) setImmediate(this.#flush);
+    if (this.#outbox.push(msg) === 1) flushInPass(this.#flush);
   }
 
   readonly #flush = (): void => {
@@ -403,9 +400,8 @@ export class ComputeNode implements NodeView {
     try {
       this.#transport?.post([msg]);
     } catch (err) {
-      if (msg.t !== "run" || !this.#running.delete(msg.a)) return;
-      const message = `the payload cannot be sent to a node: ${(err as Error).message}`;
-      this.#options.listener.onResult(this, { t: "result", a: msg.a, ok: false, error: { code: "E_BAD_REQUEST", message }, ms: 0, skipped: true });
+      const result = unsendable(msg, err);
+      if (result) this.#receive([result]);
     }
   }
 }

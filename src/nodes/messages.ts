@@ -146,3 +146,14 @@ export interface TakenMsg {
   ok: boolean;
 }
 export type FromNode = LoadingMsg | ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg | StartedMsg | TakenMsg;
+
+/**
+ * The answer for a message that could not be sent to its node (a payload the transport
+ * cannot serialise: a BigInt, a cycle, nesting past the serialiser's stack): a run fails
+ * alone, E_BAD_REQUEST, as never run; anything else is dropped (null).
+ */
+export function unsendable(msg: ToNode, err: unknown): ResultMsg | null {
+  if (msg.t !== "run") return null;
+  const message = `the payload cannot be sent to a node: ${err instanceof Error ? err.message : String(err)}`;
+  return { t: "result", a: msg.a, ok: false, error: { code: "E_BAD_REQUEST", message }, ms: 0, skipped: true };
+}

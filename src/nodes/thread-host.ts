@@ -15,7 +15,8 @@ import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { forkNodeProcess, type NodeProcess, onEnded, processExit } from "./child.js";
 import type { FromHost, ToHost } from "./host-messages.js";
-import type { FromNode, ToNode } from "./messages.js";
+import { afterPass } from "./flush-pass.js";
+import { type FromNode, type ToNode, unsendable } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportEvents, TransportFactory, TransportOptions } from "./transport.js";
 
 const ENTRY = fileURLToPath(new URL("../node-runtime/host-entry.js", import.meta.url));
@@ -32,6 +33,7 @@ class HostProcess {
   readonly nodes = new Map<number, Hosted>();
   readonly #proc: NodeProcess;
   #dead = false;
+  #queue: ToHost[] = [];
 
   constructor(log: Logger, onDead: (host: HostProcess) => void) {
     // Raw output (V8's report) cannot be told apart by thread: it names the host.
@@ -58,12 +60,33 @@ class HostProcess {
     return this.#dead;
   }
 
-  /**
-   * Sends now: ComputeNode already batches a node's messages per turn, and a payload that
-   * cannot be serialised must throw here, so only its request fails (ComputeNode#postAlone).
-   */
+  /** Queues `msg`; what every node sent in one turn's pass leaves as one IPC message (flush-pass.ts). */
   send(msg: ToHost): void {
-    if (!this.#dead && this.#proc.child.connected) this.#proc.child.send([msg]);
+    if (this.#queue.push(msg) === 1) afterPass(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    const batch = this.#queue;
+    this.#queue = [];
+    if (batch.length === 0 || this.#dead || !this.#proc.child.connected) return;
+    try {
+      this.#proc.child.send(batch);
+    } catch {
+      for (const msg of batch) this.#sendAlone(msg);
+    }
+  };
+
+  /** A batch JSON cannot hold (a payload with a BigInt or a cycle): message by message, so only that request fails. */
+  #sendAlone(msg: ToHost): void {
+    const ones: ToHost[] = msg.t === "post" ? msg.msgs.map((m) => ({ t: "post", k: msg.k, msgs: [m] })) : [msg];
+    for (const one of ones) {
+      try {
+        this.#proc.child.send([one]);
+      } catch (err) {
+        const result = one.t === "post" ? unsendable(one.msgs[0]!, err) : null;
+        if (result) this.#receive({ t: "msgs", k: one.k, msgs: [result] });
+      }
+    }
   }
 
   kill(): void {
