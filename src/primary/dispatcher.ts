@@ -23,11 +23,11 @@ import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { newRequestId } from "./request-id.js";
 import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
-import type { ReplyMeta } from "../protocol/frames.js";
 import { heapNearLimit, Throttle } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Hedger } from "./hedger.js";
-import { heldToTakeBack, outrankedHeld } from "./lookahead.js";
+import { Lookahead } from "./lookahead.js";
+import { Attempts } from "./attempts.js";
 import { Placement } from "./placement.js";
 import { WaitingRoom } from "./waiting-room.js";
 
@@ -78,7 +78,8 @@ export class Dispatcher {
   readonly #log: Logger;
   readonly #hasProcessNodes: boolean;
   readonly #room = new WaitingRoom();
-  readonly #attempts = new Map<number, Attempt>();
+  readonly #attempts: Attempts;
+  readonly #lookahead: Lookahead;
   readonly #placement: Placement;
   readonly #nodes: readonly ComputeNode[];
   readonly #hedger = new Hedger({
@@ -86,14 +87,11 @@ export class Dispatcher {
     startHedge: (job, node) => this.#startHedge(job, node),
     draining: () => this.#draining,
   });
-  #nextAttempt = 1;
   #nextRequest = 1;
   #active = 0;
   /** Bytes of the requests accepted and not yet answered: counts alone would let 1 MiB frames take 10 GiB. */
   #pendingBytes = 0;
   #draining = false;
-  /** Attempts abandoned (deadline, cancel) while held in a node, not yet in a slot. */
-  #heldAbandoned = 0;
   #idle: Array<() => void> = [];
   readonly #heapWarnings = new Throttle();
   /** hurryDrain() was called: a drain that starts later does not wait either. */
@@ -110,6 +108,8 @@ export class Dispatcher {
   }) {
     this.#placement = new Placement(deps.nodes, deps.balancer, deps.options.nodePipeline, deps.options.nodeLookahead ?? 0);
     this.#nodes = deps.nodes;
+    this.#attempts = new Attempts(deps.options.killGraceMs, deps.log);
+    this.#lookahead = new Lookahead(deps.nodes, this.#attempts, this.#placement);
     this.#registry = deps.registry;
     this.#options = deps.options;
     this.#log = deps.log;
@@ -123,12 +123,8 @@ export class Dispatcher {
   }
 
   /** Requests held ahead in busy nodes and not started there (lookahead): they wait too (the scaler counts them). */
-  *heldAhead(): Generator<Job> {
-    for (const node of this.#nodes) {
-      const a = node.heldAttempt();
-      const job = a === 0 ? undefined : this.#attempts.get(a)?.job;
-      if (job) yield job;
-    }
+  heldAhead(): Generator<Job> {
+    return this.#lookahead.held();
   }
 
   /** Hedges started, won, and skipped (no budget, no free node): see hedger.ts. */
@@ -239,13 +235,13 @@ export class Dispatcher {
   /** Cancels a request: it answers `error` (E_CANCELLED by default) unless it already answered. */
   cancel(job: Job, error: CrewError = new CancelledError("cancelled by the client")): void {
     if (job.state === "done") return;
-    const meta = this.#takeBackAbandoned(job) ?? job.meta();
+    const meta = this.#lookahead.askBackAbandoned(job) ?? job.meta();
     if (this.#finish(job, { ok: false, error, meta })) this.#abandon(job, error);
   }
 
   /** The requests accepted and not yet answered: running, then waiting (GET /v1/requests). */
   *requests(): Generator<Job> {
-    for (const attempt of this.#attempts.values()) if ((attempt.job.attempt ?? attempt.job.hedge) === attempt && attempt.job.state === "running") yield attempt.job;
+    for (const attempt of this.#attempts.byId.values()) if ((attempt.job.attempt ?? attempt.job.hedge) === attempt && attempt.job.state === "running") yield attempt.job;
     yield* this.#room.jobs();
   }
 
@@ -277,14 +273,14 @@ export class Dispatcher {
     const job = attempt.job;
     this.#hedger.answered(attempt, msg.ok);
     const hedgedBy = job.hedged ? this.#hedgeResult(attempt) : null;
-    this.#endAttempt(attempt);
+    this.#attempts.close(attempt);
     // Only what really ran measures a handler: a fast failure or a skipped attempt would
     // make a long handler look short enough to send ahead.
     if (msg.ok) this.#placement.recordRunTime(job.handler, msg.ms);
     if (msg.ok) this.#finish(job, { ok: true, json: msg.json ?? "null", meta: job.meta() });
     else this.#finish(job, { ok: false, error: errorFromWire(msg.error ?? { code: "E_HANDLER", message: "" }), meta: job.meta() });
-    if (hedgedBy) this.#abortAttempt(hedgedBy, new CancelledError("another attempt of this hedged request answered first"));
-    this.#armReached(node);
+    if (hedgedBy) this.#attempts.abort(hedgedBy, new CancelledError("another attempt of this hedged request answered first"));
+    this.#attempts.reached(node);
     this.#nodeFreed(node);
   }
 
@@ -307,7 +303,7 @@ export class Dispatcher {
     for (const [i, a] of lost.entries()) {
       const attempt = this.#attempts.get(a);
       if (!attempt) continue;
-      this.#endAttempt(attempt);
+      this.#attempts.close(attempt);
       const job = attempt.job;
       if (job.state === "done") continue;
       if (job.attempt || job.hedge) continue; // hedged: its other attempt still runs
@@ -333,14 +329,14 @@ export class Dispatcher {
     this.#placement.nodesChanged();
     this.#room.unpark(node);
     this.#pump();
-    this.#takeBack();
+    this.#lookahead.askBackForFreeSlots();
   }
 
   /** A node (re)started: it can take work. */
   nodeUp(): void {
     this.#placement.nodesChanged();
     this.#pump();
-    this.#takeBack();
+    this.#lookahead.askBackForFreeSlots();
   }
 
   /** Counts a request refused before it became a job: by the dispatcher, or by a front for a bad frame. */
@@ -361,17 +357,8 @@ export class Dispatcher {
       const [first, second] = this.#room.heads();
       if (!first) return;
       if (this.#place(first)) continue;
-      if (!second || !this.#place(second)) return this.#displaceHeld(first);
+      if (!second || !this.#place(second)) return this.#lookahead.giveWayTo(first);
     }
-  }
-
-  /**
-   * `job` waits while a worse-ranked request is held ahead in a node: that one is asked
-   * back, and `job` is held there in its place once the node answers (lookahead.ts).
-   */
-  #displaceHeld(job: Job): void {
-    const held = outrankedHeld(this.#nodes, this.#attempts, job, (j, node) => this.#placement.mayHold(j, node));
-    if (held) held.node.takeBack(held.a);
   }
 
   #place(job: Job): boolean {
@@ -387,7 +374,7 @@ export class Dispatcher {
   }
 
   #start(job: Job, node: ComputeNode, held = false): void {
-    const attempt = this.#newAttempt(job, node);
+    const attempt = this.#attempts.open(job, node, this.#placement.expectedMs(job));
     if (held) attempt.held = { lastNode: job.lastNode, version: job.version };
     job.state = "running";
     job.attempt = attempt;
@@ -420,22 +407,6 @@ export class Dispatcher {
     attempt.node.run(msg);
   }
 
-  /** Ends an attempt taken back before it started: as if it had never been sent. */
-  #uncharge(attempt: Attempt): void {
-    this.#endAttempt(attempt);
-    const job = attempt.job;
-    job.attempts--;
-    job.lastNode = attempt.held?.lastNode ?? null;
-    job.version = attempt.held?.version;
-  }
-
-  /** Nodes with a free slot ask for the requests held ahead in busy nodes (lookahead.ts); the answers come to onTakenBack. */
-  #takeBack(): void {
-    for (const attempt of heldToTakeBack(this.#nodes, this.#attempts, (job, node) => this.#placement.canRunNow(job, node))) {
-      attempt.node.takeBack(attempt.a);
-    }
-  }
-
   /**
    * A request held ahead in `node` was won back before the node started it: uncharged,
    * it waits again at its rank (and goes to the node that freed, or the next to), unless
@@ -444,7 +415,7 @@ export class Dispatcher {
   onTakenBack(node: ComputeNode, a: number): void {
     const attempt = this.#attempts.get(a);
     if (!attempt) return;
-    this.#uncharge(attempt);
+    this.#attempts.withdraw(attempt);
     const job = attempt.job;
     this.observer.takenBack?.(job, node);
     if (job.state !== "done" && !job.attempt && !job.hedge) {
@@ -459,17 +430,9 @@ export class Dispatcher {
     this.#pump();
   }
 
-  /** A new attempt of `job` on `node`, counted as in flight; the caller sends it. */
-  #newAttempt(job: Job, node: ComputeNode): Attempt {
-    const attempt: Attempt = { a: this.#nextAttempt++, job, node, graceTimer: null, abortedWith: null, expectedMs: this.#placement.expectedMs(job) };
-    node.expectedMs += attempt.expectedMs;
-    this.#attempts.set(attempt.a, attempt);
-    return attempt;
-  }
-
   /** Starts `job`'s one hedge on `node`, from its last checkpoint (hedger.ts decides when). */
   #startHedge(job: Job, node: ComputeNode): void {
-    const hedge = this.#newAttempt(job, node);
+    const hedge = this.#attempts.open(job, node, this.#placement.expectedMs(job));
     job.hedge = hedge;
     job.hedged = true;
     this.#log.debug({ requestId: job.requestId, handler: job.handler, node: node.id, first: job.attempt?.node.id }, "hedging request");
@@ -493,17 +456,6 @@ export class Dispatcher {
     return other;
   }
 
-  #endAttempt(attempt: Attempt): void {
-    this.#attempts.delete(attempt.a);
-    const node = attempt.node;
-    node.expectedMs = node.inFlight === 0 ? 0 : Math.max(0, node.expectedMs - attempt.expectedMs);
-    if (attempt.graceTimer) clearTimeout(attempt.graceTimer);
-    else if (attempt.abortedWith) this.#heldAbandoned--;
-    if (attempt.hedgeTimer) clearTimeout(attempt.hedgeTimer);
-    if (attempt.job.attempt === attempt) attempt.job.attempt = null;
-    if (attempt.job.hedge === attempt) attempt.job.hedge = null;
-  }
-
   /** A slot opened on `node`: requests bound to it come first, then the queue. */
   #nodeFreed(node: ComputeNode): void {
     const next = this.#room.nextParked(node);
@@ -512,7 +464,7 @@ export class Dispatcher {
       this.#start(next, node);
     }
     this.#pump();
-    if (node.hasRoom) this.#takeBack();
+    if (node.hasRoom) this.#lookahead.askBackForFreeSlots();
   }
 
   /** Answers once; false when the request had answered already. */
@@ -538,68 +490,20 @@ export class Dispatcher {
 
   /** After a deadline or cancel: stop the attempt, and kill its node if the handler will not let go. */
   #abandon(job: Job, error: CrewError): void {
-    if (job.attempt) this.#abortAttempt(job.attempt, error);
-    if (job.hedge) this.#abortAttempt(job.hedge, error);
-  }
-
-  #abortAttempt(attempt: Attempt, error: CrewError): void {
-    attempt.abortedWith = error.code;
-    attempt.node.send({ t: "abort", a: attempt.a, reason: error.toJSON() });
-    // One still waiting in its node (sent ahead) is dropped there, or its grace starts when
-    // it reaches a slot: never kill a node, and the attempt running on it, for a request
-    // that has not started.
-    if (attempt.node.isRunning(attempt.a)) this.#armGrace(attempt);
-    else this.#heldAbandoned++;
-  }
-
-  /**
-   * A request given up on (deadline, cancel) while held ahead and not started, as far as
-   * the primary knows: asked back, so that it never runs and frees the busy node's
-   * lookahead at once (onTakenBack ends the attempt). Returns the reply's meta as if it
-   * had never been sent (attempts and node as before), or undefined when not held.
-   */
-  #takeBackAbandoned(job: Job): ReplyMeta | undefined {
-    const attempt = job.attempt;
-    if (!attempt?.held || !attempt.node.takeBack(attempt.a)) return undefined;
-    const meta: ReplyMeta = { ...job.meta(), attempts: job.attempts - 1, node: attempt.held.lastNode };
-    if (attempt.held.version === undefined) delete meta.version;
-    else meta.version = attempt.held.version;
-    return meta;
-  }
-
-  #armGrace(attempt: Attempt): void {
-    attempt.graceTimer = setTimeout(() => {
-      if (!this.#attempts.has(attempt.a)) return;
-      this.#log.warn(
-        { node: attempt.node.id, requestId: attempt.job.requestId, graceMs: this.#options.killGraceMs, reason: attempt.abortedWith },
-        "handler ignored its abort signal: killing its node",
-      );
-      attempt.node.kill();
-    }, this.#options.killGraceMs);
-  }
-
-  /** Attempts abandoned while waiting in `node` that have now reached a slot get their grace period. */
-  #armReached(node: ComputeNode): void {
-    if (this.#heldAbandoned === 0) return; // the usual case, checked on every result
-    for (const a of node.runningIds()) {
-      const attempt = this.#attempts.get(a);
-      if (attempt?.abortedWith && !attempt.graceTimer) {
-        this.#heldAbandoned--;
-        this.#armGrace(attempt);
-      }
-    }
+    if (job.attempt) this.#attempts.abort(job.attempt, error);
+    if (job.hedge) this.#attempts.abort(job.hedge, error);
   }
 
   readonly #onDeadline = (job: Job): void => {
     job.deadline = null;
     const error = new TimeoutError(`deadline of ${job.timeoutMs} ms passed`);
-    const meta = this.#takeBackAbandoned(job) ?? job.meta();
+    const meta = this.#lookahead.askBackAbandoned(job) ?? job.meta();
     if (this.#finish(job, { ok: false, error, meta })) this.#abandon(job, error);
   };
 
   *#openJobs(): Generator<Job> {
     const seen = new Set<Job>();
-    for (const attempt of this.#attempts.values()) if (attempt.job.state !== "done") seen.add(attempt.job);
+    for (const attempt of this.#attempts.byId.values()) if (attempt.job.state !== "done") seen.add(attempt.job);
     for (const job of this.#room.drainAll()) seen.add(job);
     yield* seen;
   }

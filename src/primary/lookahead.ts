@@ -20,65 +20,93 @@
  * still pipeline to them (placement.ts).
  */
 import type { ComputeNode } from "../nodes/compute-node.js";
+import type { ReplyMeta } from "../protocol/frames.js";
+import type { Attempts } from "./attempts.js";
 import type { Attempt, Job } from "./job.js";
+import type { Placement } from "./placement.js";
 
 /**
- * The held attempts to ask back now, best-ranked first: those a node with a free slot
- * could run, at most one per free slot not already spoken for by a take on its way. The
- * caller sends each a take (ComputeNode.takeBack); one won back returns to the queue at
- * its rank, uncharged (Dispatcher.onTakenBack), and is placed on the free node from there.
- * @param attempts the dispatcher's live attempts by id
- * @param canRun whether a job may run on a node now (placement's rules)
+ * The dispatcher's side of lookahead: which held requests to ask back, and when. A take's
+ * answer comes back through the node (ComputeNode listener onTakenBack): the dispatcher
+ * then withdraws the attempt (Attempts.withdraw) and queues its request again.
  */
-export function heldToTakeBack(
-  nodes: readonly ComputeNode[],
-  attempts: ReadonlyMap<number, Attempt>,
-  canRun: (job: Job, node: ComputeNode) => boolean,
-): Attempt[] {
-  const held: Attempt[] = [];
-  let onTheirWay = 0;
-  for (const node of nodes) {
-    if (node.taking) onTheirWay++;
-    const a = node.heldAttempt();
-    const attempt = a === 0 ? undefined : attempts.get(a);
-    if (attempt && attempt.job.state === "running") held.push(attempt);
+export class Lookahead {
+  readonly #nodes: readonly ComputeNode[];
+  readonly #attempts: Attempts;
+  readonly #placement: Placement;
+
+  constructor(nodes: readonly ComputeNode[], attempts: Attempts, placement: Placement) {
+    this.#nodes = nodes;
+    this.#attempts = attempts;
+    this.#placement = placement;
   }
-  if (held.length === 0) return [];
-  held.sort((x, y) => x.job.rank - y.job.rank);
-  const chosen: Attempt[] = [];
-  for (const free of nodes) {
-    let room = free.state === "up" ? free.capacity - free.inFlight : 0;
-    for (let i = 0; i < held.length && room > 0; i++) {
-      const attempt = held[i]!;
-      if (attempt.node === free || !canRun(attempt.job, free)) continue;
-      held.splice(i--, 1);
-      room--;
-      if (onTheirWay > 0) onTheirWay--; // this slot is already waiting for a take's answer
-      else chosen.push(attempt);
+
+  /** Requests held ahead in busy nodes and not started there: they wait too (the scaler counts them). */
+  *held(): Generator<Job> {
+    for (const node of this.#nodes) {
+      const a = node.heldAttempt();
+      const job = a === 0 ? undefined : this.#attempts.get(a)?.job;
+      if (job) yield job;
     }
   }
-  return chosen;
-}
 
-/**
- * The held attempt that waiting `job` should displace, or null: the worst-ranked one held
- * in a node `job` may be held in, when it ranks below `job`. Taken back, it waits again
- * and `job` is held in its place, so a request held ahead never keeps a better one (a
- * higher priority) waiting.
- * @param mayHold whether `job` may be held ahead in a node (placement's rules)
- */
-export function outrankedHeld(
-  nodes: readonly ComputeNode[],
-  attempts: ReadonlyMap<number, Attempt>,
-  job: Job,
-  mayHold: (job: Job, node: ComputeNode) => boolean,
-): Attempt | null {
-  let worst: Attempt | null = null;
-  for (const node of nodes) {
-    const a = node.heldAttempt();
-    const held = a === 0 ? undefined : attempts.get(a);
-    if (!held || held.job.rank <= job.rank || (worst && held.job.rank <= worst.job.rank)) continue;
-    if (mayHold(job, node)) worst = held;
+  /**
+   * Asks back the held requests that nodes with a free slot could run now, best-ranked
+   * first, at most one per free slot not already spoken for by a take on its way. One won
+   * back waits again at its rank, uncharged, and is placed on the free node from there.
+   */
+  askBackForFreeSlots(): void {
+    const held: Attempt[] = [];
+    let onTheirWay = 0;
+    for (const node of this.#nodes) {
+      if (node.taking) onTheirWay++;
+      const a = node.heldAttempt();
+      const attempt = a === 0 ? undefined : this.#attempts.get(a);
+      if (attempt && attempt.job.state === "running") held.push(attempt);
+    }
+    if (held.length === 0) return;
+    held.sort((x, y) => x.job.rank - y.job.rank);
+    for (const free of this.#nodes) {
+      let room = free.state === "up" ? free.capacity - free.inFlight : 0;
+      for (let i = 0; i < held.length && room > 0; i++) {
+        const attempt = held[i]!;
+        if (attempt.node === free || !this.#placement.canRunNow(attempt.job, free)) continue;
+        held.splice(i--, 1);
+        room--;
+        if (onTheirWay > 0) onTheirWay--; // this slot is already waiting for a take's answer
+        else attempt.node.takeBack(attempt.a);
+      }
+    }
   }
-  return worst;
+
+  /**
+   * Waiting `job` outranks a request held ahead in a node it may be held in: the worst
+   * such one is asked back, and `job` is held there in its place once the node answers,
+   * so a request held ahead never keeps a better one (a higher priority) waiting.
+   */
+  giveWayTo(job: Job): void {
+    let worst: Attempt | null = null;
+    for (const node of this.#nodes) {
+      const a = node.heldAttempt();
+      const held = a === 0 ? undefined : this.#attempts.get(a);
+      if (!held || held.job.rank <= job.rank || (worst && held.job.rank <= worst.job.rank)) continue;
+      if (this.#placement.mayHold(job, node)) worst = held;
+    }
+    if (worst) worst.node.takeBack(worst.a);
+  }
+
+  /**
+   * A request given up on (deadline, cancel) while held ahead and not started, as far as
+   * the primary knows: asked back, so that it never runs and frees the busy node's
+   * lookahead at once. Returns the reply's meta as if it had never been sent (attempts,
+   * node and version as before), or undefined when it is not held.
+   */
+  askBackAbandoned(job: Job): ReplyMeta | undefined {
+    const attempt = job.attempt;
+    if (!attempt?.held || !attempt.node.takeBack(attempt.a)) return undefined;
+    const meta: ReplyMeta = { ...job.meta(), attempts: job.attempts - 1, node: attempt.held.lastNode };
+    if (attempt.held.version === undefined) delete meta.version;
+    else meta.version = attempt.held.version;
+    return meta;
+  }
 }
