@@ -284,7 +284,8 @@ describe.each([
     for (let i = 0; i < REPEATS; i++) {
       const r = round();
       const { replies } = await setUp(r, { options: { timeoutMs: 5 } });
-      expect(await replies[2]!).toMatchObject({ ok: false, error: { code: "E_TIMEOUT" }, meta: { attempts: 0, node: null } });
+      // Its meta counts the attempt held in the node: the reply does not wait for the take's answer.
+      expect(await replies[2]!).toMatchObject({ ok: false, error: { code: "E_TIMEOUT" }, meta: { attempts: 1 } });
       // Won back from its holder (for hosted threads the host's answer crosses IPC; the swap
       // itself was made before the reply, or, hosted, right after): it can no longer start there.
       await wonBack(`${r.round}:2`);
@@ -313,8 +314,40 @@ describe.each([
       expect(counts.slice(0, 2)).toEqual([1, 1]);
       if (racing) expect(counts[2]).toBeLessThanOrEqual(1);
       else expect(counts[2]).toBe(0);
-      // A request that never ran says so.
-      if (counts[2] === 0) expect(held.meta).toMatchObject({ attempts: 0, node: null });
+      expect(held.meta).toMatchObject({ attempts: 1 });
+    }
+  });
+});
+
+describe("a thread host that dies while a held request runs", () => {
+  it(`charges the held request's attempt: it never starts more often than its attempts say (×${Math.ceil(REPEATS / 3)})`, async () => {
+    const gate = await Gate.open();
+    const runs = new Runs(gate);
+    const cluster = await createCluster({ handlers: HANDLERS, threads: 1, nodePipeline: 0, logLevel: "silent", restartBackoffMs: 1, restartBackoffMaxMs: 5 });
+    // die.js kills the host the moment it starts: each start is one death of the node.
+    let deaths = 0;
+    cluster.observe({ nodeCrashed: () => void deaths++ });
+    try {
+      for (let i = 0; i < Math.ceil(REPEATS / 3); i++) {
+        const r = new SocketRound(runs);
+        const long = cluster.call("hold", r.payload(0));
+        await r.running(0);
+        // Held ahead in the busy node, it starts as soon as the one before answers, and
+        // that answer (and the node's `started`) can die with the host before they reach
+        // the primary, which must then count the held request as run, not retry it free.
+        const before = deaths;
+        const dying = cluster.call("die", {});
+        r.open(0);
+        const [first, died] = await Promise.all([long, dying]);
+        expect(died).toMatchObject({ ok: false, error: { code: "E_CRASHED" }, meta: { attempts: 2 } });
+        expect(deaths - before).toBe(2);
+        // The one before ran once, or again after its result died with the host: charged either way.
+        expect(first).toMatchObject({ ok: true });
+        expect(r.counts()[0]).toBeLessThanOrEqual(first.meta.attempts);
+      }
+    } finally {
+      await cluster.close();
+      await gate.close();
     }
   });
 });

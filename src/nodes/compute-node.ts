@@ -272,9 +272,15 @@ export class ComputeNode implements NodeView {
     return true;
   }
 
-  /** Abort signals and checkpoint acks; dropped when the node is gone. */
+  /**
+   * Abort signals and checkpoint acks; dropped when the node is gone. An abort leaves at
+   * once, not in the turn's pass: the reply it goes with is out already, and a node that
+   * frees up before it arrives would start the attempt it drops.
+   */
   send(msg: ToNode): void {
-    if (this.#transport) this.#post(msg);
+    if (!this.#transport) return;
+    this.#post(msg);
+    if (msg.t === "abort") this.#flush();
   }
 
   /** Kills the thread or process now; the usual exit path follows (onExit). */
@@ -349,11 +355,12 @@ export class ComputeNode implements NodeView {
     }
   }
 
-  #onExit(info: ExitInfo, ran: number[] | null): void {
+  #onExit(info: ExitInfo, runningNow: number[] | null | "any"): void {
     // Attempt ids grow in dispatch order and a node starts its attempts in arrival order:
     // sorted, when the transport cannot say which were running (`ran` null), the first
     // `capacity` of these were, and the rest still waiting.
     const lost = [...this.#running].sort((x, y) => x - y);
+    const ran = runningNow === "any" ? lost : runningNow;
     this.#running.clear();
     this.#held = 0;
     this.#taking = false;

@@ -24,7 +24,7 @@ const ENTRY = fileURLToPath(new URL("../node-runtime/host-entry.js", import.meta
 interface Hosted {
   events: TransportEvents;
   threadId: number | null;
-  ran: number[] | null;
+  ran: number[] | null | "any";
   exited: boolean;
 }
 
@@ -46,7 +46,12 @@ class HostProcess {
       this.#dead = true;
       onDead(this);
       const cause = processExit(code, signal, this.#proc.output, false);
-      for (const [k, node] of this.nodes) this.#exit(k, node, { ...cause, reason: `thread host ${cause.reason}` });
+      for (const [k, node] of this.nodes) {
+        // What the threads ran died with the host, with the results it had not relayed:
+        // with lookahead or pipelining, a later attempt may have started after them.
+        node.ran = "any";
+        this.#exit(k, node, { ...cause, reason: `thread host ${cause.reason}` });
+      }
     });
     child.on("error", () => this.#proc.kill());
     child.on("disconnect", () => this.#proc.kill());
@@ -63,6 +68,11 @@ class HostProcess {
   /** Queues `msg`; what every node sent in one turn's pass leaves as one IPC message (flush-pass.ts). */
   send(msg: ToHost): void {
     if (this.#queue.push(msg) === 1) afterPass(this.#flush);
+  }
+
+  /** Sends what is queued now, in order, without waiting for the pass. */
+  flushNow(): void {
+    this.#flush();
   }
 
   readonly #flush = (): void => {
@@ -141,7 +151,10 @@ export class ThreadHost {
         return node.threadId;
       },
       post(msgs: ToNode[]) {
-        if (!node.exited) host.send({ t: "post", k, msgs });
+        if (node.exited) return;
+        host.send({ t: "post", k, msgs });
+        // Aborts and takes must not wait for the turn's pass (ComputeNode.send, takeBack).
+        if (msgs.some((m) => m.t === "abort" || m.t === "take")) host.flushNow();
       },
       kill() {
         if (!node.exited) host.send({ t: "kill", k });

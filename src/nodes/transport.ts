@@ -33,10 +33,13 @@ export interface NodeTransport {
   kill(): void;
   /**
    * The attempts the node's code was running when last seen, read from memory it shares
-   * with the primary (still readable after it died); null when the transport cannot tell
-   * (process nodes), and the primary goes by dispatch order instead.
+   * with its transport (still readable after the thread died); null when the transport
+   * cannot tell but results always leave before the next attempt starts (process nodes:
+   * the primary goes by dispatch order); "any" when any unanswered attempt may have
+   * started (hosted threads whose host died, taking their memory and the results it had
+   * not relayed yet: every one is charged).
    */
-  runningNow(): number[] | null;
+  runningNow(): number[] | null | "any";
   /**
    * Whether the node can hold a request ahead and give it back (lookahead.ts): thread
    * nodes, in the primary or hosted, whose transport answers `take` messages with

@@ -235,8 +235,8 @@ export class Dispatcher {
   /** Cancels a request: it answers `error` (E_CANCELLED by default) unless it already answered. */
   cancel(job: Job, error: CrewError = new CancelledError("cancelled by the client")): void {
     if (job.state === "done") return;
-    const meta = this.#lookahead.askBackAbandoned(job) ?? job.meta();
-    if (this.#finish(job, { ok: false, error, meta })) this.#abandon(job, error);
+    this.#lookahead.askBackAbandoned(job);
+    if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
   }
 
   /** The requests accepted and not yet answered: running, then waiting (GET /v1/requests). */
@@ -425,9 +425,13 @@ export class Dispatcher {
     this.#pump();
   }
 
-  /** A node started the request it held ahead: it may be sent another. */
+  /**
+   * A node no longer holds a request ahead (it started it, or a take lost the race to
+   * it): it may be sent another, and a node the take was for may ask another node's.
+   */
   onCanHold(): void {
     this.#pump();
+    this.#lookahead.askBackForFreeSlots();
   }
 
   /** Starts `job`'s one hedge on `node`, from its last checkpoint (hedger.ts decides when). */
@@ -497,8 +501,8 @@ export class Dispatcher {
   readonly #onDeadline = (job: Job): void => {
     job.deadline = null;
     const error = new TimeoutError(`deadline of ${job.timeoutMs} ms passed`);
-    const meta = this.#lookahead.askBackAbandoned(job) ?? job.meta();
-    if (this.#finish(job, { ok: false, error, meta })) this.#abandon(job, error);
+    this.#lookahead.askBackAbandoned(job);
+    if (this.#finish(job, { ok: false, error, meta: job.meta() })) this.#abandon(job, error);
   };
 
   *#openJobs(): Generator<Job> {

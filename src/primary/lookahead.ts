@@ -20,7 +20,6 @@
  * still pipeline to them (placement.ts).
  */
 import type { ComputeNode } from "../nodes/compute-node.js";
-import type { ReplyMeta } from "../protocol/frames.js";
 import type { Attempts } from "./attempts.js";
 import type { Attempt, Job } from "./job.js";
 import type { Placement } from "./placement.js";
@@ -97,16 +96,12 @@ export class Lookahead {
 
   /**
    * A request given up on (deadline, cancel) while held ahead and not started, as far as
-   * the primary knows: asked back, so that it never runs and frees the busy node's
-   * lookahead at once. Returns the reply's meta as if it had never been sent (attempts,
-   * node and version as before), or undefined when it is not held.
+   * the primary knows: asked back, so that it does not start and frees the busy node's
+   * lookahead. The reply does not wait for the answer, and so counts the attempt: the
+   * node may have started it just before (its abort follows it then).
    */
-  askBackAbandoned(job: Job): ReplyMeta | undefined {
+  askBackAbandoned(job: Job): void {
     const attempt = job.attempt;
-    if (!attempt?.held || !attempt.node.takeBack(attempt.a)) return undefined;
-    const meta: ReplyMeta = { ...job.meta(), attempts: job.attempts - 1, node: attempt.held.lastNode };
-    if (attempt.held.version === undefined) delete meta.version;
-    else meta.version = attempt.held.version;
-    return meta;
+    if (attempt?.held) attempt.node.takeBack(attempt.a);
   }
 }
