@@ -268,7 +268,7 @@ export class ComputeNode implements NodeView {
     // just answered (deadline, cancel). For threads in this process the swap is made here
     // and then, so such a request never starts.
     this.#post({ t: "take", a });
-    this.#flush();
+    this.#send(true);
     return true;
   }
 
@@ -280,7 +280,7 @@ export class ComputeNode implements NodeView {
   send(msg: ToNode): void {
     if (!this.#transport) return;
     this.#post(msg);
-    if (msg.t === "abort") this.#flush();
+    if (msg.t === "abort") this.#send(true);
   }
 
   /** Kills the thread or process now; the usual exit path follows (onExit). */
@@ -390,22 +390,25 @@ export class ComputeNode implements NodeView {
     if (this.#outbox.push(msg) === 1) flushInPass(this.#flush);
   }
 
-  readonly #flush = (): void => {
+  readonly #flush = (): void => this.#send(false);
+
+  /** Sends the outbox; `now`: past every batching on the way (an abort, a take), not in the turn's pass. */
+  #send(now: boolean): void {
     const batch = this.#outbox;
     this.#outbox = [];
     if (batch.length === 0 || !this.#transport) return;
     try {
-      this.#transport.post(batch);
+      this.#transport.post(batch, now);
     } catch {
       // A payload that cannot cross (nested past the serialiser's stack, or not
       // cloneable): send one at a time, so only that request fails, and never the primary.
-      for (const msg of batch) this.#postAlone(msg);
+      for (const msg of batch) this.#postAlone(msg, now);
     }
-  };
+  }
 
-  #postAlone(msg: ToNode): void {
+  #postAlone(msg: ToNode, now: boolean): void {
     try {
-      this.#transport?.post([msg]);
+      this.#transport?.post([msg], now);
     } catch (err) {
       const result = unsendable(msg, err);
       if (result) this.#receive([result]);

@@ -150,11 +150,10 @@ export class ThreadHost {
       get threadId() {
         return node.threadId;
       },
-      post(msgs: ToNode[]) {
+      post(msgs: ToNode[], now = false) {
         if (node.exited) return;
         host.send({ t: "post", k, msgs });
-        // Aborts and takes must not wait for the turn's pass (ComputeNode.send, takeBack).
-        if (msgs.some((m) => m.t === "abort" || m.t === "take")) host.flushNow();
+        if (now) host.flushNow();
       },
       kill() {
         if (!node.exited) host.send({ t: "kill", k });

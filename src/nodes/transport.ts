@@ -27,8 +27,12 @@ export interface NodeTransport {
   readonly pid: number;
   /** Worker thread id; null for process nodes. */
   readonly threadId: number | null;
-  /** Sends a batch; dropped silently once the node is gone (its exit is reported instead). */
-  post(msgs: ToNode[]): void;
+  /**
+   * Sends a batch; dropped silently once the node is gone (its exit is reported instead).
+   * `now`: the batch must not wait for any batching further on (the thread host's one
+   * write per turn): it carries an abort or a take. Transports that send at once ignore it.
+   */
+  post(msgs: ToNode[], now?: boolean): void;
   /** Hard stop: terminate the thread or SIGKILL the process. onExit follows. */
   kill(): void;
   /**
