@@ -418,7 +418,7 @@ export class Dispatcher {
     this.#attempts.withdraw(attempt);
     const job = attempt.job;
     this.observer.takenBack?.(job, node);
-    if (job.state !== "done" && !job.attempt && !job.hedge) {
+    if (job.state !== "done") {
       this.#log.debug({ requestId: job.requestId, handler: job.handler, from: node.id }, "lookahead: request taken back");
       this.#room.enqueue(job);
     }

@@ -43,10 +43,15 @@ export class Lookahead {
   /** Requests held ahead in busy nodes and not started there: they wait too (the scaler counts them). */
   *held(): Generator<Job> {
     for (const node of this.#nodes) {
-      const a = node.heldAttempt();
-      const job = a === 0 ? undefined : this.#attempts.get(a)?.job;
-      if (job) yield job;
+      const attempt = this.#heldOn(node);
+      if (attempt) yield attempt.job;
     }
+  }
+
+  /** The attempt held ahead in `node`, not started there and with no take already on its way. */
+  #heldOn(node: ComputeNode): Attempt | undefined {
+    const a = node.heldAttempt();
+    return a === 0 ? undefined : this.#attempts.get(a);
   }
 
   /**
@@ -59,9 +64,8 @@ export class Lookahead {
     let onTheirWay = 0;
     for (const node of this.#nodes) {
       if (node.taking) onTheirWay++;
-      const a = node.heldAttempt();
-      const attempt = a === 0 ? undefined : this.#attempts.get(a);
-      if (attempt && attempt.job.state === "running") held.push(attempt);
+      const attempt = this.#heldOn(node);
+      if (attempt?.job.state === "running") held.push(attempt);
     }
     if (held.length === 0) return;
     held.sort((x, y) => x.job.rank - y.job.rank);
@@ -85,9 +89,9 @@ export class Lookahead {
    */
   giveWayTo(job: Job): void {
     let worst: Attempt | null = null;
+    // Called whenever a request finds no node (the hot path when saturated): a plain loop.
     for (const node of this.#nodes) {
-      const a = node.heldAttempt();
-      const held = a === 0 ? undefined : this.#attempts.get(a);
+      const held = this.#heldOn(node);
       if (!held || held.job.rank <= job.rank || (worst && held.job.rank <= worst.job.rank)) continue;
       if (this.#placement.mayHold(job, node)) worst = held;
     }

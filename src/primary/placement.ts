@@ -45,8 +45,7 @@ export class Placement {
     let pool = this.#eligible(job, bound ? "any" : "room");
     if (pool.length === 0 && !bound && this.#pipeline > 0) pool = this.#eligible(job, "ahead");
     let held = false;
-    // Hedged handlers are not held: their second attempt already covers a slow node (hedger.ts).
-    if (pool.length === 0 && !bound && this.#lookahead > 0 && job.spec.hedgeAfterMs === null) {
+    if (pool.length === 0 && !bound && this.#mayBeHeld(job)) {
       pool = this.#eligible(job, "hold");
       held = true;
     }
@@ -57,18 +56,22 @@ export class Placement {
 
   /** Whether `node` may run `job` now: up, with a free slot, of an allowed kind, serving its handler. */
   canRunNow(job: Job, node: ComputeNode): boolean {
-    return node.hasRoom && (job.spec.isolation !== "process" || node.kind === "process") && node.serves(job.handler);
+    return node.hasRoom && this.#allowed(job, node);
   }
 
   /** Whether `job` may be held ahead in `node` (lookahead), ignoring what it holds now. */
   mayHold(job: Job, node: ComputeNode): boolean {
-    return (
-      this.#lookahead > 0 &&
-      job.spec.hedgeAfterMs === null &&
-      node.state === "up" &&
-      (job.spec.isolation !== "process" || node.kind === "process") &&
-      node.serves(job.handler)
-    );
+    return this.#mayBeHeld(job) && node.state === "up" && this.#allowed(job, node);
+  }
+
+  /** Lookahead is on, and `job` is not hedged: a hedge already covers a slow node (hedger.ts). */
+  #mayBeHeld(job: Job): boolean {
+    return this.#lookahead > 0 && job.spec.hedgeAfterMs === null;
+  }
+
+  /** `node` is of a kind `job` may run on and serves its handler (a reload may add or delete handlers). */
+  #allowed(job: Job, node: ComputeNode): boolean {
+    return (job.spec.isolation !== "process" || node.kind === "process") && node.serves(job.handler);
   }
 
   /** A node other than `busy` with a free slot now that may run `job` (a hedge), or null. */
@@ -104,9 +107,7 @@ export class Placement {
     const all: ComputeNode[] = [];
     let preferred: ComputeNode[] | null = null;
     for (const node of this.#nodes) {
-      if (node.state !== "up") continue;
-      if (job.spec.isolation === "process" && node.kind !== "process") continue;
-      if (!node.serves(job.handler)) continue; // during a reload: added or deleted handlers
+      if (node.state !== "up" || !this.#allowed(job, node)) continue;
       if (mode === "room" && !node.hasRoom) continue;
       if (mode === "ahead" && !this.#canSendAhead(node, job)) continue;
       if (mode === "hold" && !(node.canHold && node.inFlight === node.capacity)) continue;
