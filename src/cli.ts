@@ -49,7 +49,8 @@ export async function main(argv: string[]): Promise<void> {
     // cliui and string-width for crew start's flags, on the primary's one thread while
     // its nodes start. No command, a typo or a bare --help declares them all.
     const only = commands.length === 1 ? commands[0]! : null;
-    const rest = only ? argv.filter((arg, i) => i !== argv.indexOf(first!)) : argv;
+    const at = only ? argv.indexOf(first!) : -1;
+    const rest = only ? [...argv.slice(0, at), ...argv.slice(at + 1)] : argv;
     let cli = yargs(rest)
       .scriptName(only ? `crew ${first}` : "crew")
       // Flags from the flag table stay text until config-sources.ts reads them, so a bad
