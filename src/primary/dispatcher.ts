@@ -96,6 +96,8 @@ export class Dispatcher {
   readonly #heapWarnings = new Throttle();
   /** hurryDrain() was called: a drain that starts later does not wait either. */
   #hurried = false;
+  /** A placement after nodeLost is due in a microtask. */
+  #pumpAfterLoss = false;
   readonly stats: DispatchStats = { accepted: 0, refused: 0, completed: 0, failed: 0, retries: 0, checkpoints: 0 };
   observer: ClusterObserver = {};
 
@@ -328,8 +330,17 @@ export class Dispatcher {
     }
     this.#placement.nodesChanged();
     this.#room.unpark(node);
-    this.#pump();
-    this.#lookahead.askBackForFreeSlots();
+    // Nodes can die together (a thread host takes all its threads), their exits reported
+    // one after another in one task: a retry placed at once could land on a sibling whose
+    // death is next in line, and be charged an attempt it never ran. Placed from a
+    // microtask instead, once every death of this task is known.
+    if (this.#pumpAfterLoss) return;
+    this.#pumpAfterLoss = true;
+    queueMicrotask(() => {
+      this.#pumpAfterLoss = false;
+      this.#pump();
+      this.#lookahead.askBackForFreeSlots();
+    });
   }
 
   /** A node (re)started: it can take work. */
