@@ -72,6 +72,13 @@ export interface ClusterOptions {
    * Default 30000.
    */
   nodeStartTimeoutMs?: number;
+  /**
+   * How long a node process, or the thread host, may stay stopped (SIGSTOP from outside:
+   * state "T" in /proc/<pid>/stat) before it is killed: its requests are then retried on
+   * healthy nodes from their checkpoints, as after a crash, instead of waiting for their
+   * deadlines. Linux only (elsewhere nothing is watched). Default 1000; 0 turns it off.
+   */
+  frozenNodeMs?: number;
   /** Heap cap per node. Default 2048. */
   nodeMemoryMb?: number;
   /** Attempts running at once on one node. Default 1. */
@@ -180,6 +187,7 @@ export function resolveOptions(input: ClusterOptions = {}): ResolvedOptions {
     maxResultBytes: int(input.maxResultBytes ?? 16 * 1024 * 1024, "maxResultBytes", 2, 1024 ** 3),
     threadHost: oneOf(input.threadHost ?? "process", "threadHost", ["process", "primary"] as const),
     nodeStartTimeoutMs: int(input.nodeStartTimeoutMs ?? 30_000, "nodeStartTimeoutMs", 1, 3600_000),
+    frozenNodeMs: int(input.frozenNodeMs ?? 1000, "frozenNodeMs", 0, 3600_000),
     nodeMemoryMb: int(input.nodeMemoryMb ?? 2048, "nodeMemoryMb", 16, 1024 * 1024),
     nodeConcurrency: int(input.nodeConcurrency ?? 1, "nodeConcurrency", 1, 10_000),
     nodePipeline: int(input.nodePipeline ?? 16, "nodePipeline", 0, 1024),

@@ -36,6 +36,8 @@ const PROCESS_KINDS: Kind[] = [
   { mode: "oom", ended: (l) => expect(l).toMatchObject({ code: null, signal: "SIGABRT", reason: "out of memory" }) },
   { mode: "sigkill", ended: killedBy("SIGKILL") },
   { mode: "sigsegv", ended: killedBy("SIGSEGV") },
+  // Frozen, not dead: the primary sees it stopped for frozenNodeMs and kills it.
+  { mode: "sigstop", ended: (l) => expect(l).toMatchObject({ signal: "SIGKILL", reason: expect.stringMatching(/^stopped \(SIGSTOP\) for over 100 ms/) }) },
   // The node's entry exits as soon as its channel closes…
   { mode: "disconnect", ended: exitedWith(0) },
   // …and one that lingers without it is killed by the primary.
@@ -44,7 +46,7 @@ const PROCESS_KINDS: Kind[] = [
 
 // Each crashing request kills a node that answered nothing in its life, which the
 // supervisor backs off from (crash-loop.test.ts covers that): keep the delays short here.
-const FAST_RESTARTS = { nodeMemoryMb: 64, restartBackoffMs: 10, restartBackoffMaxMs: 40 };
+const FAST_RESTARTS = { nodeMemoryMb: 64, restartBackoffMs: 10, restartBackoffMaxMs: 40, frozenNodeMs: 100 };
 
 const N = 6;
 const CRASH_AT = 3;

@@ -1,9 +1,10 @@
 // A crash injector, for tests, chaos runs and demos. payload: { mode, code, onAttempt }.
 // With onAttempt set, only that attempt crashes; the others answer { survived: true }.
 // Modes: exit, uncaught, unhandled, oom, loop, throw, and on process nodes only (on a
-// thread node that process is the primary) sigkill, sigsegv, disconnect (loses its IPC
+// thread node that process is the thread host, or the primary) sigkill, sigsegv, sigstop
+// (freezes; the primary kills it after --frozen-node-ms), disconnect (loses its IPC
 // channel and exits) and disconnect-linger (loses its channel and lives on).
-const PROCESS_ONLY = new Set(["sigkill", "sigsegv", "disconnect", "disconnect-linger"]);
+const PROCESS_ONLY = new Set(["sigkill", "sigsegv", "sigstop", "disconnect", "disconnect-linger"]);
 
 /** Never resolves: the handler waits here while its node goes down. */
 const forever = () => new Promise(() => {});
@@ -36,7 +37,8 @@ export async function crash(mode, ctx, code = 1) {
       throw new Error("crash: the handler threw");
     case "sigkill":
     case "sigsegv":
-      process.kill(process.pid, mode === "sigkill" ? "SIGKILL" : "SIGSEGV");
+    case "sigstop":
+      process.kill(process.pid, mode.toUpperCase());
       return forever();
     case "disconnect":
       // The node's entry exits when its channel closes.

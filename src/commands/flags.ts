@@ -70,6 +70,7 @@ export const START_FLAGS = {
   maxResultBytes: { kind: "number", describe: "Largest handler result (as JSON); a larger one answers E_HANDLER" },
   threadHost: { kind: "string", choices: ["process", "primary"], describe: "Where thread nodes run: one host process (no handler's memory use can abort the primary) or the primary itself (faster)" },
   nodeStartTimeoutMs: { kind: "number", describe: "How long a node may take to load the handlers before it is killed" },
+  frozenNodeMs: { kind: "number", describe: "How long a node process may stay stopped (SIGSTOP) before it is killed and its requests retried; 0: never" },
   nodeMemoryMb: { kind: "number", describe: "Heap cap per node; a node over it is replaced" },
   nodeConcurrency: { kind: "number", describe: "Requests running at once on one node" },
   nodePipeline: { kind: "number", describe: "Short requests a busy node may hold ahead (0: off)" },

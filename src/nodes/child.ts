@@ -6,6 +6,7 @@
  * the primary dies.
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { ExitInfo } from "./transport.js";
 import { relayOutput, type RelayState } from "./output-relay.js";
@@ -13,6 +14,8 @@ import { relayOutput, type RelayState } from "./output-relay.js";
 export interface NodeProcess {
   child: ChildProcess;
   output: RelayState;
+  /** Why crew itself killed the process, when it did for a reason of its own ("IPC channel lost"); the crash's reason. */
+  cause: string | null;
   /** SIGKILLs the process and every process in its group; safe after it died. */
   kill(): void;
 }
@@ -45,7 +48,14 @@ export function onEnded(node: NodeProcess, ended: (code: number | null, signal: 
   });
 }
 
-export function forkNodeProcess(entry: string, options: { env: NodeJS.ProcessEnv; execArgv: string[]; log: Logger; source: Record<string, unknown> }): NodeProcess {
+/**
+ * Forks `entry` as a node process. `frozenMs` > 0: the process is killed once it has been
+ * seen stopped for that long (watchFrozen).
+ */
+export function forkNodeProcess(
+  entry: string,
+  options: { env: NodeJS.ProcessEnv; execArgv: string[]; log: Logger; source: Record<string, unknown>; frozenMs: number },
+): NodeProcess {
   const child = fork(entry, [], {
     env: options.env,
     execArgv: options.execArgv,
@@ -56,9 +66,10 @@ export function forkNodeProcess(entry: string, options: { env: NodeJS.ProcessEnv
   const output: RelayState = { outOfMemory: false };
   relayOutput(child.stdout!, options.log, options.source, "stdout", output);
   relayOutput(child.stderr!, options.log, options.source, "stderr", output);
-  return {
+  const node: NodeProcess = {
     child,
     output,
+    cause: null,
     kill() {
       const pid = child.pid;
       if (pid === undefined) return;
@@ -69,11 +80,52 @@ export function forkNodeProcess(entry: string, options: { env: NodeJS.ProcessEnv
       }
     },
   };
+  if (options.frozenMs > 0) watchFrozen(node, options.frozenMs, options.log.child(options.source));
+  return node;
+}
+
+/**
+ * Kills a node process that stays stopped — SIGSTOP (or SIGTSTP, SIGTTIN) sent from
+ * outside, the kernel's state "T" in /proc/<pid>/stat — for `frozenMs`: a frozen node
+ * answers nothing, and its requests would wait for their deadlines while healthy nodes
+ * idle. Killed, it takes the crash path: its requests are retried elsewhere from their
+ * checkpoints, and it is restarted. A process under a debugger ("t", tracing stop) is left
+ * alone. Polled every frozenMs / 4 (at least 50 ms); a read of that file costs ~10 µs.
+ * Where /proc is missing (not Linux), nothing is watched.
+ */
+function watchFrozen(node: NodeProcess, frozenMs: number, log: Logger): void {
+  const pid = node.child.pid;
+  if (pid === undefined) return;
+  const path = `/proc/${pid}/stat`;
+  let since: number | null = null;
+  const timer = setInterval(() => {
+    let stopped: boolean;
+    try {
+      const stat = readFileSync(path, "latin1");
+      // "pid (comm) S …": comm may hold spaces and parentheses; the state follows the last ")".
+      stopped = stat.charCodeAt(stat.lastIndexOf(")") + 2) === 84; // "T"
+    } catch {
+      return clearInterval(timer); // gone (its exit is on the way), or no /proc here
+    }
+    if (!stopped) {
+      since = null;
+      return;
+    }
+    const now = performance.now();
+    since ??= now;
+    if (now - since < frozenMs) return;
+    clearInterval(timer);
+    node.cause = `stopped (SIGSTOP) for over ${frozenMs} ms (frozenNodeMs, --frozen-node-ms)`;
+    log.warn({ pid, frozenMs }, "node process stopped from outside: killing it, its requests are retried");
+    node.kill();
+  }, Math.max(50, Math.floor(frozenMs / 4)));
+  timer.unref();
+  node.child.once("exit", () => clearInterval(timer));
 }
 
 /** How a node process ended, as crash logs say it: V8's out-of-memory abort is "out of memory". */
-export function processExit(code: number | null, signal: NodeJS.Signals | null, output: RelayState, channelLost: boolean): ExitInfo {
-  if (channelLost) return { code, signal, reason: "IPC channel lost" };
+export function processExit(code: number | null, signal: NodeJS.Signals | null, { output, cause }: NodeProcess): ExitInfo {
+  if (cause) return { code, signal, reason: cause };
   if (output.outOfMemory && (signal === "SIGABRT" || signal === "SIGTRAP" || code === 134)) return { code, signal, reason: "out of memory" };
   if (signal) return { code, signal, reason: `killed by ${signal}` };
   return { code, signal, reason: `exited with code ${code}` };

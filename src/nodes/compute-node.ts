@@ -48,6 +48,8 @@ export interface ComputeNodeOptions {
   memoryMb: number;
   /** How long a start may take (loading every handler) before the node is killed. */
   startTimeoutMs: number;
+  /** How long its process may stay stopped (SIGSTOP) before it is killed; 0: never (child.ts). */
+  frozenMs: number;
   init: Omit<NodeInit, "nodeId" | "kind">;
   /** Handler name → version (content hash) of the files in init.handlers. */
   versions?: Readonly<Record<string, string>>;
@@ -188,6 +190,7 @@ export class ComputeNode implements NodeView {
       const transport = this.#options.transport({
         init: { ...this.#options.init, nodeId: this.id, kind: this.kind },
         memoryMb: this.#options.memoryMb,
+        frozenMs: this.#options.frozenMs,
         log: this.#options.log,
         events: {
           onMessages: (msgs) => {

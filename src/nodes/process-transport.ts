@@ -11,16 +11,16 @@ import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
 const CHANNEL_LOST_GRACE_MS = 1000;
 const ENTRY = fileURLToPath(new URL("../node-runtime/process-entry.js", import.meta.url));
 
-export function createProcessTransport({ init, memoryMb, events, log }: TransportOptions): NodeTransport {
+export function createProcessTransport({ init, memoryMb, frozenMs, events, log }: TransportOptions): NodeTransport {
   const node = forkNodeProcess(ENTRY, {
     env: { ...process.env, CREW_NODE_INIT: JSON.stringify(init) },
     execArgv: [`--max-old-space-size=${memoryMb}`],
     log,
     source: { node: init.nodeId },
+    frozenMs,
   });
   const { child } = node;
   let exited = false;
-  let channelLost = false;
 
   const exit = (info: ExitInfo) => {
     if (exited) return;
@@ -31,7 +31,7 @@ export function createProcessTransport({ init, memoryMb, events, log }: Transpor
   child.on("message", (msgs: FromNode[]) => {
     if (!exited) events.onMessages(msgs);
   });
-  onEnded(node, (code, signal) => exit(processExit(code, signal, node.output, channelLost)));
+  onEnded(node, (code, signal) => exit(processExit(code, signal, node)));
   child.on("error", () => {
     // A failed send or spawn: the child is no use to us now; 'exit' reports it.
     node.kill();
@@ -41,7 +41,7 @@ export function createProcessTransport({ init, memoryMb, events, log }: Transpor
     // lives on without its channel can never answer again: kill it.
     setTimeout(() => {
       if (child.exitCode === null && child.signalCode === null) {
-        channelLost = true;
+        node.cause = "IPC channel lost";
         node.kill();
       }
     }, CHANNEL_LOST_GRACE_MS).unref();

@@ -35,9 +35,9 @@ class HostProcess {
   #dead = false;
   #queue: ToHost[] = [];
 
-  constructor(log: Logger, onDead: (host: HostProcess) => void) {
+  constructor(log: Logger, frozenMs: number, onDead: (host: HostProcess) => void) {
     // Raw output (V8's report) cannot be told apart by thread: it names the host.
-    this.#proc = forkNodeProcess(ENTRY, { env: process.env, execArgv: [], log, source: { host: "threads" } });
+    this.#proc = forkNodeProcess(ENTRY, { env: process.env, execArgv: [], log, source: { host: "threads" }, frozenMs });
     const { child } = this.#proc;
     child.on("message", (batch: FromHost[]) => {
       for (const msg of batch) this.#receive(msg);
@@ -45,7 +45,7 @@ class HostProcess {
     onEnded(this.#proc, (code, signal) => {
       this.#dead = true;
       onDead(this);
-      const cause = processExit(code, signal, this.#proc.output, false);
+      const cause = processExit(code, signal, this.#proc);
       for (const [k, node] of this.nodes) {
         // What the threads ran died with the host, with the results it had not relayed:
         // with lookahead or pipelining, a later attempt may have started after them.
@@ -133,8 +133,8 @@ export class ThreadHost {
     this.#log = log;
   }
 
-  readonly transport: TransportFactory = ({ init, memoryMb, events }: TransportOptions): NodeTransport => {
-    this.#host ??= new HostProcess(this.#log, (dead) => {
+  readonly transport: TransportFactory = ({ init, memoryMb, frozenMs, events }: TransportOptions): NodeTransport => {
+    this.#host ??= new HostProcess(this.#log, frozenMs, (dead) => {
       if (this.#host === dead) this.#host = null;
     });
     const host = this.#host;

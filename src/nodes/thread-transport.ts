@@ -11,7 +11,7 @@ import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
 
 const ENTRY = new URL("../node-runtime/thread-entry.js", import.meta.url).href;
 
-export function createThreadTransport({ init, memoryMb, events }: Omit<TransportOptions, "log">): NodeTransport {
+export function createThreadTransport({ init, memoryMb, events }: Omit<TransportOptions, "log" | "frozenMs">): NodeTransport {
   const pool = new Piscina({
     filename: ENTRY,
     minThreads: 0, // started by the one run() below; not respawned by piscina after a crash

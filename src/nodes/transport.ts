@@ -56,6 +56,8 @@ export interface TransportOptions {
   init: NodeInit;
   /** Caps the node's old-generation heap. */
   memoryMb: number;
+  /** Node processes (and the thread host): killed after being stopped this long, ms; 0: never (child.ts). */
+  frozenMs: number;
   events: TransportEvents;
   /** Where the node's output (its log lines, a handler's console.log, V8's reports) goes. */
   log: Logger;

@@ -58,6 +58,7 @@ export class Supervisor {
       capacity: options.nodeConcurrency,
       memoryMb: options.nodeMemoryMb,
       startTimeoutMs: options.nodeStartTimeoutMs,
+      frozenMs: options.frozenNodeMs,
       init: {
         handlers: this.#handlers.files,
         compiled: this.#handlers.compiled,
