@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { type Cluster, createCluster } from "crew";
 
 const HANDLERS = fileURLToPath(new URL("./fixtures/nodes/held", import.meta.url));
@@ -19,17 +19,21 @@ describe.each([
   { kind: "thread", nodes: { threads: 1 }, node: "t0" },
   { kind: "process", nodes: { processes: 1 }, node: "p0" },
 ])("requests held in a busy $kind node, then dropped", ({ nodes, node }) => {
-  // A fresh cluster per case: the long request's run time raises its handler's average,
-  // after which nothing would be sent ahead behind it.
-  let cluster: Cluster;
+  const clusters: Cluster[] = [];
   const dir = mkdtempSync(join(tmpdir(), "crew-held-"));
-  beforeEach(async () => {
-    cluster = await createCluster({ handlers: HANDLERS, ...nodes, killGraceMs: 60_000, logLevel: "silent" });
+  afterEach(async () => {
+    await Promise.all(clusters.splice(0).map((c) => c.close()));
   });
-  afterEach(() => cluster?.close());
 
-  it.each(["deadline", "cancel"])("never run when dropped by their %s", async (how) => {
-    const release = join(dir, `release-${how}`);
+  /**
+   * One try, on a fresh cluster: the long request's run time raises its handler's
+   * average, after which nothing would be sent ahead behind it. Checks that the dropped
+   * requests never ran, wherever they waited; returns how many waited in the node.
+   */
+  async function dropBehindLong(how: string, attempt: number): Promise<number> {
+    const cluster = await createCluster({ handlers: HANDLERS, ...nodes, killGraceMs: 60_000, logLevel: "silent" });
+    clusters.push(cluster);
+    const release = join(dir, `release-${how}-${attempt}`);
     // Measured fast, so both handlers are sent ahead to a busy node.
     for (let i = 0; i < 5; i++) {
       await cluster.run("block", { tag: `warm-${i}` });
@@ -44,7 +48,6 @@ describe.each([
     // primary's queue (and are dropped there).
     const heldInNode = cluster.nodes[0]!.inFlight - 1;
     try {
-      expect(heldInNode).toBeGreaterThan(0);
       if (how === "cancel") for (const c of controllers) c.abort();
       for (const reply of await Promise.all(held)) {
         expect(reply).toMatchObject({ ok: false, error: { code: how === "deadline" ? "E_TIMEOUT" : "E_CANCELLED" } });
@@ -59,5 +62,16 @@ describe.each([
     expect(existsSync(release)).toBe(true);
     const [status] = (await cluster.status()).nodes;
     expect(status).toMatchObject({ crashes: 0 });
+    return heldInNode;
+  }
+
+  it.each(["deadline", "cancel"])("never run when dropped by their %s", async (how) => {
+    // Sending ahead rests on run times measured under a 1 ms budget (placement.ts): on a
+    // loaded machine, a warm-up run the scheduler cut into can keep a handler's average
+    // over it, and a process node (no lookahead) then holds nothing. Such a try checks the
+    // primary's queue only, and is made again until one holds requests in the node.
+    let heldInNode = 0;
+    for (let attempt = 1; heldInNode === 0 && attempt <= 10; attempt++) heldInNode = await dropBehindLong(how, attempt);
+    expect(heldInNode).toBeGreaterThan(0);
   });
 });
