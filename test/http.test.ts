@@ -23,7 +23,7 @@ afterAll(async () => {
   await Promise.all([cluster, ...extra].map((c) => c.close()));
 });
 
-async function run(handler: string, body?: string, headers: Record<string, string> = {}, url = base) {
+async function run(handler: string, body?: string | Uint8Array, headers: Record<string, string> = {}, url = base) {
   const res = await fetch(`${url}/v1/run/${handler}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
   return { status: res.status, body: (await res.json()) as any };
 }
@@ -112,6 +112,7 @@ describe("POST /v1/run/:handler", () => {
   it.each([
     ["no such handler", "nope", "{}", {}, 404, "E_UNKNOWN_HANDLER"],
     ["a body that is not JSON", "echo", '{"a":', {}, 400, "E_BAD_REQUEST"],
+    ["a body that is not UTF-8", "echo", Buffer.from([0x22, 0xff, 0x22]), {}, 400, "E_BAD_REQUEST"],
     ["a handler name that is a path", "a%2F..%2Fb", "{}", {}, 400, "E_BAD_REQUEST"],
     ["bad percent-encoding", "%E0%A4%A", "{}", {}, 400, "E_BAD_REQUEST"],
     ["a deadline that is not an integer", "echo", "1", { "x-crew-timeout-ms": "soon" }, 400, "E_BAD_REQUEST"],

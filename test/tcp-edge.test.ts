@@ -62,6 +62,21 @@ describe("ids", () => {
     expect(reply!.error!.message).toContain("id must be");
   });
 
+  it("refuses a frame that is not UTF-8 (E_BAD_REQUEST, id null) instead of running it on U+FFFD, and serves the next", async () => {
+    const { cluster, port } = await start();
+    const c = await sockets.open(port);
+    const before = (await cluster.status()).requests.accepted;
+    // "\xff" is never UTF-8; a lone continuation byte and a truncated sequence neither.
+    for (const bad of [[0xff], [0x80], [0xe2, 0x82]]) {
+      await c.write(Buffer.concat([Buffer.from('{"id":"x","handler":"echo","payload":"'), Buffer.from(bad), Buffer.from('"}\n')]));
+    }
+    await c.write('{"id":"ok","handler":"echo","payload":"caf\u00e9 \u20ac"}\n');
+    const replies = await c.waitForReplies(4);
+    expect(replies.slice(0, 3)).toEqual(Array(3).fill(expect.objectContaining({ id: null, ok: false, error: expect.objectContaining({ code: "E_BAD_REQUEST", message: "frame is not valid UTF-8" }) })));
+    expect(replies[3]).toMatchObject({ id: "ok", ok: true, result: "café €" });
+    expect((await cluster.status()).requests.accepted - before).toBe(1);
+  });
+
   it("echoes safe integer and string ids as sent", async () => {
     const { port } = await start();
     const c = await sockets.open(port);

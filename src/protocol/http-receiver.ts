@@ -11,6 +11,7 @@
  *   GET  /, /v1/events        the dashboard and its live stream (src/dashboard/)
  *   POST /v1/nodes/:id/kill   admin: loopback peers, or anyone with the admin token (Bearer)
  */
+import { isUtf8 } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -253,6 +254,8 @@ class HttpReceiver implements Front {
       // The payload stays JSON text, checked but never built here: the node parses it.
       let payloadJson: string | undefined;
       if (body !== null && size > 0) {
+        // Decoded, bytes that are not UTF-8 would turn into U+FFFD: the handler would run on a payload nobody sent.
+        if (!isUtf8(body.subarray(0, size))) return this.#refuse(res, handler, new BadRequestError("the body is not valid UTF-8"));
         payloadJson = body.toString("utf8", 0, size);
         try {
           checkJson(payloadJson);

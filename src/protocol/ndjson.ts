@@ -13,6 +13,8 @@
  * yet read stay here until `resume()`.
  */
 
+import { isUtf8 } from "node:buffer";
+
 export type FrameSink = (line: string) => void;
 
 const EMPTY = Buffer.alloc(0);
@@ -45,9 +47,18 @@ export class LineSplitter {
   #paused = false;
   #busy = false;
 
-  constructor(maxFrameBytes: number, onLine: FrameSink) {
+  readonly #onNotUtf8: (() => void) | null;
+
+  /**
+   * `onNotUtf8`: given, every line is checked to be UTF-8 (simdutf, well under a µs for
+   * a small frame), and one that is not goes there instead of to `onLine`: decoded, its
+   * bad bytes would turn into U+FFFD, and the request would run on text the client
+   * never sent.
+   */
+  constructor(maxFrameBytes: number, onLine: FrameSink, onNotUtf8?: () => void) {
     this.#maxFrameBytes = maxFrameBytes;
     this.#onLine = onLine;
+    this.#onNotUtf8 = onNotUtf8 ?? null;
   }
 
   /** True once a frame went over the limit; the caller answers and closes, and no more lines come out. */
@@ -118,9 +129,14 @@ export class LineSplitter {
       let nl = buf.indexOf(10, Math.max(from, searchFrom));
       while (nl !== -1 && nl < to) {
         if (nl - start > this.#maxFrameBytes) return this.#overflow();
-        const line = buf.toString("utf8", start, nl);
-        start = nl + 1;
-        if (line.length > 0 && line !== "\r") this.#onLine(line);
+        if (this.#onNotUtf8 && !isUtf8(buf.subarray(start, nl))) {
+          start = nl + 1;
+          this.#onNotUtf8();
+        } else {
+          const line = buf.toString("utf8", start, nl);
+          start = nl + 1;
+          if (line.length > 0 && line !== "\r") this.#onLine(line);
+        }
         if (this.#overflowed) return -1;
         if (this.#paused) return start;
         nl = buf.indexOf(10, start);

@@ -16,7 +16,7 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
+import { BadRequestError, type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
 import { type ClientShares, type ShareHolder, Throttle } from "../primary/admission.js";
 import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import { abandonOrder, type Job, type Outcome } from "../primary/job.js";
@@ -122,7 +122,11 @@ class Connection implements ShareHolder {
     this.#dispatcher = dispatcher;
     this.#options = options;
     this.#log = log;
-    this.#splitter = new LineSplitter(options.maxFrameBytes, (line) => this.#onLine(line));
+    this.#splitter = new LineSplitter(
+      options.maxFrameBytes,
+      (line) => this.#onLine(line),
+      () => this.#onNotUtf8(),
+    );
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("drain", () => this.#onDrain());
     socket.on("end", () => {
@@ -180,6 +184,12 @@ class Connection implements ShareHolder {
       case "run":
         return this.#run(frame);
     }
+  }
+
+  /** Nothing in a frame that is not UTF-8 can be trusted, its id included: answered with id null. */
+  #onNotUtf8(): void {
+    if (this.#isClosed || this.#ending) return;
+    this.#refuse(null, "", new BadRequestError("frame is not valid UTF-8"));
   }
 
   #run(frame: RunFrame): void {
