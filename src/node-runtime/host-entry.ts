@@ -7,8 +7,7 @@
  * to the primary over IPC in batches.
  */
 import type { FromHost, ToHost } from "../nodes/host-messages.js";
-import { createThreadTransport } from "../nodes/thread-transport.js";
-import type { NodeTransport } from "../nodes/transport.js";
+import { createThreadTransport, type ThreadTransport } from "../nodes/thread-transport.js";
 import { dieWithPrimary, endGroup } from "./watchdog.js";
 
 if (!process.send) {
@@ -18,7 +17,7 @@ if (!process.send) {
 dieWithPrimary();
 
 const send = process.send.bind(process);
-const nodes = new Map<number, NodeTransport>();
+const nodes = new Map<number, ThreadTransport>();
 let outbox: FromHost[] = [];
 
 /**

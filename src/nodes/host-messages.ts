@@ -14,4 +14,4 @@ export type FromHost =
   /** `threadId` rides on the first batch of a node's life. */
   | { t: "msgs"; k: number; msgs: FromNode[]; threadId?: number | null }
   /** `ran`: the attempts the thread was running when it died, read from the shared slots. */
-  | { t: "exit"; k: number; info: ExitInfo; ran: number[] | null | "any" };
+  | { t: "exit"; k: number; info: ExitInfo; ran: number[] };

@@ -11,7 +11,12 @@ import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
 
 const ENTRY = new URL("../node-runtime/thread-entry.js", import.meta.url).href;
 
-export function createThreadTransport({ init, memoryMb, events }: Omit<TransportOptions, "log" | "frozenMs">): NodeTransport {
+/** A thread's transport always knows what its thread was running: the slots it shares with it. */
+export interface ThreadTransport extends NodeTransport {
+  runningNow(): number[];
+}
+
+export function createThreadTransport({ init, memoryMb, events }: Omit<TransportOptions, "log" | "frozenMs">): ThreadTransport {
   const pool = new Piscina({
     filename: ENTRY,
     minThreads: 0, // started by the one run() below; not respawned by piscina after a crash
