@@ -71,6 +71,8 @@ export class ComputeNode implements NodeView {
   readonly #running = new Set<number>();
   readonly #options: ComputeNodeOptions;
   #outbox: ToNode[] = [];
+  /** An abort is queued, and the outbox leaves at the end of the current task (send()). */
+  #abortDue = false;
   readonly #memoryQueries = new MemoryQueries();
   #exited: (() => void) | null = null;
   /** Lookahead: the attempt held ahead in the node, not yet started there nor taken back (0: none). */
@@ -277,14 +279,27 @@ export class ComputeNode implements NodeView {
 
   /**
    * Abort signals and checkpoint acks; dropped when the node is gone. An abort leaves at
-   * once, not in the turn's pass: the reply it goes with is out already, and a node that
-   * frees up before it arrives would start the attempt it drops.
+   * the end of the current task, not in the turn's pass: the reply it goes with is out
+   * already, and a node that frees up before it arrives would start the attempt it drops.
+   * Not at once either: requests given up together (a client hangs up, the drain ends)
+   * are given up in one task, and the takes of those held ahead (takeBack, sent at once)
+   * must reach the node with or before the aborts of those it runs, or the node, freed by
+   * an abort, could start a held one first. The transport decides a batch's takes before
+   * it delivers the batch (thread-transport.ts).
    */
   send(msg: ToNode): void {
     if (!this.#transport) return;
     this.#post(msg);
-    if (msg.t === "abort") this.#send(true);
+    if (msg.t === "abort" && !this.#abortDue) {
+      this.#abortDue = true;
+      queueMicrotask(this.#sendAbort);
+    }
   }
+
+  readonly #sendAbort = (): void => {
+    this.#abortDue = false;
+    this.#send(true);
+  };
 
   /** Kills the thread or process now; the usual exit path follows (onExit). */
   kill(): void {

@@ -70,7 +70,8 @@ export function createThreadTransport({ init, memoryMb, events }: Omit<Transport
     post(msgs: ToNode[]) {
       if (exited) return;
       // Lookahead's hand-over, in the order the primary sent the messages: a held run is
-      // marked before the thread can see it; a take is decided here, never by the thread.
+      // marked before the thread can see it; a take is decided here, never by the thread,
+      // and before the batch is delivered, so no abort in it can free the thread first.
       let taken: TakenMsg[] | null = null;
       for (const msg of msgs) {
         if (msg.t === "run" && msg.held) Atomics.store(held, 0, msg.a);

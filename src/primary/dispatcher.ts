@@ -22,7 +22,7 @@ import type { ResolvedOptions } from "../options.js";
 import type { Balancer } from "./balancers/balancer.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { newRequestId } from "./request-id.js";
-import { abandonOrder, type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
+import { type Attempt, type DoneCallback, type Durability, Job, type Outcome } from "./job.js";
 import { heapNearLimit, Throttle } from "./admission.js";
 import type { ClusterObserver } from "./observer.js";
 import { Hedger } from "./hedger.js";
@@ -260,7 +260,7 @@ export class Dispatcher {
       });
     }
     // Whatever outlived the grace period answers now: every accepted request gets its reply.
-    for (const job of abandonOrder(this.#openJobs())) this.cancel(job, new ShuttingDownError("the cluster shut down before the request finished"));
+    for (const job of this.#openJobs()) this.cancel(job, new ShuttingDownError("the cluster shut down before the request finished"));
   }
 
   /** Ends drain()'s wait now: what is still open answers E_SHUTTING_DOWN (a second Ctrl-C). */

@@ -107,17 +107,3 @@ export class Job implements Queued {
     return meta;
   }
 }
-
-/**
- * The order in which to give up several requests at once (a client hung up): those
- * still waiting, or held ahead on a busy node (lookahead.ts), first; then the running
- * ones. Asking a held request back before its node's running request is aborted means
- * the node, freed by the abort, cannot start it before the take arrives.
- * Stable within each group. Returns a new array.
- */
-export function abandonOrder(jobs: Iterable<Job>): Job[] {
-  const waiting: Job[] = [];
-  const running: Job[] = [];
-  for (const job of jobs) (job.state === "running" && !job.attempt?.held ? running : waiting).push(job);
-  return waiting.concat(running);
-}

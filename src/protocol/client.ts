@@ -121,9 +121,7 @@ export class Client {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
-    // Newest first: those are the likeliest to be still waiting, and a waiting request
-    // cancelled after a running one could start on the node that abort frees.
-    for (const [id, p] of [...this.#pending].reverse()) if (p.cancellable) this.#connection?.send(`{"op":"cancel","id":${id}}\n`);
+    for (const [id, p] of this.#pending) if (p.cancellable) this.#connection?.send(`{"op":"cancel","id":${id}}\n`);
     this.#failPending(closedError());
     await this.#connection?.close(closedError());
   }

@@ -6,7 +6,7 @@ import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { ClientShares, ShareHolder } from "../primary/admission.js";
-import { abandonOrder, type Job } from "../primary/job.js";
+import type { Job } from "../primary/job.js";
 
 /** After a client's FIN, a pending response is probed with 102 Processing now and after these delays (see onPeerEnd). */
 const PROBE_AGAIN_MS = [100, 1_000];
@@ -72,7 +72,7 @@ export class HttpClient implements ShareHolder {
   closed(): Job[] {
     const jobs = [...this.#jobs];
     for (const job of jobs) this.remove(job);
-    for (const job of abandonOrder(jobs)) this.#hangUp(job);
+    for (const job of jobs) this.#hangUp(job);
     return jobs;
   }
 }

@@ -19,7 +19,7 @@ import type { Logger } from "pino";
 import { BadRequestError, type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
 import { type ClientShares, type ShareHolder, Throttle } from "../primary/admission.js";
 import type { RequestSink as Dispatcher } from "../store/keyed.js";
-import { abandonOrder, type Job, type Outcome } from "../primary/job.js";
+import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
 
@@ -314,6 +314,6 @@ class Connection implements ShareHolder {
     this.#options.shares.stopped(this);
     this.#log.debug({ remote: this.#socket.remoteAddress, cancelled: jobs.length, requestIds: jobs.map((j) => j.requestId).slice(0, 20) }, "client disconnected: cancelling its requests");
     // hangUp cancels them, except keyed requests: their client may come back for the reply.
-    for (const job of abandonOrder(jobs)) this.#dispatcher.hangUp(job);
+    for (const job of jobs) this.#dispatcher.hangUp(job);
   }
 }
