@@ -80,7 +80,7 @@ export function forkNodeProcess(
       }
     },
   };
-  if (options.frozenMs > 0) watchFrozen(node, options.frozenMs, options.log.child(options.source));
+  if (options.frozenMs > 0) watchFrozen(node, options.frozenMs, options.log, options.source);
   return node;
 }
 
@@ -93,7 +93,7 @@ export function forkNodeProcess(
  * alone. Polled every frozenMs / 4 (at least 50 ms); a read of that file costs ~10 µs.
  * Where /proc is missing (not Linux), nothing is watched.
  */
-function watchFrozen(node: NodeProcess, frozenMs: number, log: Logger): void {
+function watchFrozen(node: NodeProcess, frozenMs: number, log: Logger, source: Record<string, unknown>): void {
   const pid = node.child.pid;
   if (pid === undefined) return;
   const path = `/proc/${pid}/stat`;
@@ -116,7 +116,7 @@ function watchFrozen(node: NodeProcess, frozenMs: number, log: Logger): void {
     if (now - since < frozenMs) return;
     clearInterval(timer);
     node.cause = `stopped (SIGSTOP) for over ${frozenMs} ms (frozenNodeMs, --frozen-node-ms)`;
-    log.warn({ pid, frozenMs }, "node process stopped from outside: killing it, its requests are retried");
+    log.warn({ ...source, pid, frozenMs }, "node process stopped from outside: killing it, its requests are retried");
     node.kill();
   }, Math.max(50, Math.floor(frozenMs / 4)));
   timer.unref();
