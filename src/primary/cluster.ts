@@ -390,7 +390,7 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const store = await createStore(options, log);
   const open = await store.open();
   const readMs = Math.round(performance.now() - opening);
-  const supervisor = new Supervisor(options, handlers, log);
+  const supervisor = await Supervisor.create(options, handlers, log);
   const configs = await supervisor.start();
   const registry = new HandlerRegistry(handlers, configs, options);
   const random = options.seed === null ? Math.random : seededRandom(options.seed);

@@ -10,8 +10,7 @@ import type { CheckpointMsg, HandlerConfig, NodeKind, ResultMsg } from "../nodes
 import type { NodeListener } from "../nodes/compute-node.js";
 import { createProcessTransport } from "../nodes/process-transport.js";
 import { ThreadHost } from "../nodes/thread-host.js";
-import { createThreadTransport } from "../nodes/thread-transport.js";
-import type { ExitInfo } from "../nodes/transport.js";
+import type { ExitInfo, TransportFactory } from "../nodes/transport.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { HandlerSet } from "./handler-registry.js";
@@ -26,6 +25,8 @@ export class Supervisor {
   #stopping = false;
   /** The process hosting the thread nodes (threadHost "process"), or null. */
   readonly #threadHost: ThreadHost | null;
+  /** Where a thread node starts: in the host process, or in this one (threadHost "primary"). */
+  readonly #threadTransport: TransportFactory;
   observer: ClusterObserver = {};
 
   /** The handlers a node started from now on loads (a reload replaces it). */
@@ -33,7 +34,21 @@ export class Supervisor {
   readonly #nextIndex: Record<NodeKind, number> = { thread: 0, process: 0 };
   readonly #listener: NodeListener;
 
-  constructor(options: ResolvedOptions, handlers: HandlerSet, log: Logger) {
+  /**
+   * A supervisor for `options`' nodes (not started: start()). piscina is imported only
+   * when thread nodes run in this process (threadHost "primary"): with the default host
+   * process, the primary never loads it (~20 ms of a start).
+   */
+  static async create(options: ResolvedOptions, handlers: HandlerSet, log: Logger): Promise<Supervisor> {
+    if (options.threadHost === "process") {
+      const host = new ThreadHost(log);
+      return new Supervisor(options, handlers, log, host.transport, host);
+    }
+    const { createThreadTransport } = await import("../nodes/thread-transport.js");
+    return new Supervisor(options, handlers, log, createThreadTransport, null);
+  }
+
+  private constructor(options: ResolvedOptions, handlers: HandlerSet, log: Logger, threadTransport: TransportFactory, threadHost: ThreadHost | null) {
     this.#options = options;
     this.#log = log;
     this.#handlers = handlers;
@@ -44,7 +59,8 @@ export class Supervisor {
       onTakenBack: (node: ComputeNode, a: number) => this.#dispatcher?.onTakenBack(node, a),
       onCanHold: () => this.#dispatcher?.onCanHold(),
     };
-    this.#threadHost = options.threadHost === "process" ? new ThreadHost(log) : null;
+    this.#threadHost = threadHost;
+    this.#threadTransport = threadTransport;
     for (let i = 0; i < options.threads; i++) this.nodes.push(this.#make("thread"));
     for (let i = 0; i < options.processes; i++) this.nodes.push(this.#make("process"));
   }
@@ -68,7 +84,7 @@ export class Supervisor {
         concurrency: options.nodeConcurrency,
       },
       versions: this.#handlers.versions,
-      transport: kind === "thread" ? (this.#threadHost?.transport ?? createThreadTransport) : createProcessTransport,
+      transport: kind === "thread" ? this.#threadTransport : createProcessTransport,
       listener,
       log: this.#log,
     });

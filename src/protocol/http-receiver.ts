@@ -357,8 +357,8 @@ class HttpReceiver implements Front {
   }
 
   async #scrape(res: ServerResponse): Promise<void> {
-    const text = await this.#metrics.text();
-    send(res, 200, text, this.#metrics.contentType);
+    const { text, contentType } = await this.#metrics.scrape();
+    send(res, 200, text, contentType);
   }
 
   /** Whether `req` may use an admin endpoint; answers E_FORBIDDEN when not. */
