@@ -5,6 +5,7 @@
 import type { CommandModule } from "yargs";
 import { CrewError } from "./errors.js";
 import { UsageError } from "./commands/usage-error.js";
+import { preforkThreadHost } from "./nodes/host-prefork.js";
 
 /**
  * Each command's module, imported only when it is the one run: `crew start` does not
@@ -40,7 +41,9 @@ function endWhenStdoutCloses(): void {
 
 export async function main(argv: string[]): Promise<void> {
   const first = argv.find((arg) => !arg.startsWith("-"));
-  if (first !== "start") endWhenStdoutCloses();
+  // The thread host boots while this process loads the rest (host-prefork.ts).
+  if (first === "start") preforkThreadHost();
+  else endWhenStdoutCloses();
   try {
     const [{ default: yargs }, commands] = await Promise.all([import("yargs"), commandsFor(argv)]);
     // `crew <command> …` declares that one command as the default command, under the name

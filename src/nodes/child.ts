@@ -49,20 +49,24 @@ export function onEnded(node: NodeProcess, ended: (code: number | null, signal: 
 }
 
 /**
- * Forks `entry` as a node process. `frozenMs` > 0: the process is killed once it has been
- * seen stopped for that long (watchFrozen).
+ * Forks `entry` the way every node process is forked: JSON over IPC, stdout and stderr
+ * piped (read once the process is adopted by forkNodeProcess; until then they wait in
+ * their pipes), and leading a process group of its own (detached).
+ */
+export function forkDetached(entry: string, env: NodeJS.ProcessEnv, execArgv: string[]): ChildProcess {
+  return fork(entry, [], { env, execArgv, serialization: "json", stdio: ["ignore", "pipe", "pipe", "ipc"], detached: true });
+}
+
+/**
+ * Forks `entry` as a node process, or adopts `child`, forked earlier by forkDetached with
+ * the same entry, env and execArgv (host-prefork.ts). `frozenMs` > 0: the process is
+ * killed once it has been seen stopped for that long (watchFrozen).
  */
 export function forkNodeProcess(
   entry: string,
-  options: { env: NodeJS.ProcessEnv; execArgv: string[]; log: Logger; source: Record<string, unknown>; frozenMs: number },
+  options: { env: NodeJS.ProcessEnv; execArgv: string[]; log: Logger; source: Record<string, unknown>; frozenMs: number; child?: ChildProcess },
 ): NodeProcess {
-  const child = fork(entry, [], {
-    env: options.env,
-    execArgv: options.execArgv,
-    serialization: "json",
-    stdio: ["ignore", "pipe", "pipe", "ipc"],
-    detached: true,
-  });
+  const child = options.child ?? forkDetached(entry, options.env, options.execArgv);
   const output: RelayState = { outOfMemory: false };
   relayOutput(child.stdout!, options.log, options.source, "stdout", output);
   relayOutput(child.stderr!, options.log, options.source, "stderr", output);

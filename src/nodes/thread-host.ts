@@ -11,15 +11,13 @@
  * docs/recovery.md for the figures. A thread blocked in native code (execSync) no longer
  * delays the primary's exit: the host's process group is SIGKILLed at stop.
  */
-import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { forkNodeProcess, type NodeProcess, onEnded, processExit } from "./child.js";
 import type { FromHost, ToHost } from "./host-messages.js";
+import { HOST_ENTRY, HOST_EXEC_ARGV, takePreforked } from "./host-prefork.js";
 import { afterPass } from "./flush-pass.js";
 import { type FromNode, type ToNode, unsendable } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportEvents, TransportFactory, TransportOptions } from "./transport.js";
-
-const ENTRY = fileURLToPath(new URL("../node-runtime/host-entry.js", import.meta.url));
 
 interface Hosted {
   events: TransportEvents;
@@ -37,8 +35,11 @@ class HostProcess {
 
   constructor(log: Logger, frozenMs: number, onDead: (host: HostProcess) => void) {
     // Raw output (V8's report) cannot be told apart by thread: it names the host.
-    this.#proc = forkNodeProcess(ENTRY, { env: process.env, execArgv: [], log, source: { host: "threads" }, frozenMs });
+    // The one `crew start` forked ahead, if it is still there (host-prefork.ts); else a new one.
+    const preforked = takePreforked() ?? undefined;
+    this.#proc = forkNodeProcess(HOST_ENTRY, { env: process.env, execArgv: HOST_EXEC_ARGV, log, source: { host: "threads" }, frozenMs, child: preforked });
     const { child } = this.#proc;
+    log.info({ host: "threads", pid: child.pid, preforked: preforked !== undefined }, "thread host started");
     child.on("message", (batch: FromHost[]) => {
       for (const msg of batch) this.#receive(msg);
     });
