@@ -52,13 +52,14 @@ export class HandlerErrorLog {
   #suppressed = 0;
 
   constructor(
-    readonly log: Logger,
+    /** The node's logger, made at first use (output.ts nodeLogger). */
+    readonly log: () => Logger,
     readonly perWindow = 10,
     readonly windowMs = 10_000,
   ) {}
 
   record(err: unknown, ids: { requestId: string; attempt: number; handler: string }): void {
-    if (!this.log.isLevelEnabled("warn")) return;
+    if (!this.log().isLevelEnabled("warn")) return;
     const now = Date.now();
     if (now - this.#windowStart >= this.windowMs) {
       this.#windowStart = now;
@@ -72,6 +73,6 @@ export class HandlerErrorLog {
     const fields: Record<string, unknown> = { ...ids, err: err instanceof Error ? err : { message: errorMessage(err) } };
     if (this.#suppressed > 0) fields.suppressed = this.#suppressed;
     this.#suppressed = 0;
-    this.log.warn(fields, "handler threw");
+    this.log().warn(fields, "handler threw");
   }
 }

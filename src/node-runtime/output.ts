@@ -8,7 +8,8 @@
  * when one attempt is running.
  */
 import { writeSync } from "node:fs";
-import pino, { type Logger } from "pino";
+import { createRequire } from "node:module";
+import type { Logger } from "pino";
 
 /** Longest partial line kept while waiting for its newline; a longer one goes out in pieces. */
 const MAX_PARTIAL = 64 * 1024;
@@ -31,9 +32,20 @@ export function writeOut(text: string): void {
   }
 }
 
-/** The node's pino logger: JSON lines with `node`, written synchronously. */
-export function nodeLogger(level: string, nodeId: string): Logger {
-  return pino({ level, base: { node: nodeId } }, { write: writeOut });
+/**
+ * The node's pino logger (JSON lines with `node`, written synchronously), made at the
+ * first call: most nodes never log a line (only a handler's console output, ctx.log or a
+ * handler error does), and loading pino costs every node's start ~30 ms of one core.
+ */
+export function nodeLogger(level: string, nodeId: string): () => Logger {
+  let log: Logger | null = null;
+  return () => {
+    if (!log) {
+      const { pino } = createRequire(import.meta.url)("pino") as typeof import("pino");
+      log = pino({ level, base: { node: nodeId } }, { write: writeOut });
+    }
+    return log;
+  };
 }
 
 /**
@@ -41,9 +53,9 @@ export function nodeLogger(level: string, nodeId: string): Logger {
  * handler's own writes) into log lines: stdout at info, stderr at warn, each with
  * `stream` and the request id `requestId()` gives, if any.
  */
-export function captureConsole(log: Logger, requestId: () => string | undefined): void {
-  capture(process.stdout, "stdout", (fields, line) => log.info(fields, line), requestId);
-  capture(process.stderr, "stderr", (fields, line) => log.warn(fields, line), requestId);
+export function captureConsole(log: () => Logger, requestId: () => string | undefined): void {
+  capture(process.stdout, "stdout", (fields, line) => log().info(fields, line), requestId);
+  capture(process.stderr, "stderr", (fields, line) => log().warn(fields, line), requestId);
 }
 
 function capture(

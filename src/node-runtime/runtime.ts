@@ -23,7 +23,7 @@ export class NodeRuntime {
    * start in arrival order as slots free, so the oldest unfinished attempts are the running ones.
    */
   readonly #waiting: RunMsg[] = [];
-  readonly #log: Logger;
+  readonly #log: () => Logger;
   readonly #errors: HandlerErrorLog;
   #outbox: FromNode[] = [];
   #stop!: () => void;
@@ -160,7 +160,7 @@ export class NodeRuntime {
       checkpoint: (state: unknown) => this.#checkpoint(msg.a, running, state),
       // Most handlers never log: build the child logger on first use only.
       get log() {
-        child ??= log.child({ requestId: msg.requestId, attempt: msg.attempt, handler: msg.handler });
+        child ??= log().child({ requestId: msg.requestId, attempt: msg.attempt, handler: msg.handler });
         return child;
       },
     };
