@@ -3,15 +3,32 @@
 // (threadHost "primary"), lookahead on and off, against plain worker threads running fib
 // flat out (the ceiling); and a mix of 1 ms and 200 ms jobs (sleep-free CPU: fib sized to
 // each) on the default thread host, lookahead on and off. 16 requests in flight through cluster.run.
-// Rounds interleave the variants; medians. Only ratios within one run mean anything.
-// Usage: node benchmarks/lookahead.js [--rounds 3] [--seconds 3]
+// Rounds interleave the variants; each fib figure is divided by the ceiling of its own
+// round, and the medians of those ratios are reported (the machine's speed drifts between
+// rounds). Only ratios within one run mean anything.
+// --crew PATH (repeatable; default this checkout): the fib variants for each built checkout
+// side by side in the same rounds, to compare two versions of crew; --skip-mix leaves out the mix.
+// Usage: node benchmarks/lookahead.js [--rounds 3] [--seconds 3] [--crew A --crew B] [--skip-mix]
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { parseArgs } from "node:util";
-import { createCluster } from "../dist/index.js";
+import { basename, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { calibrateFib } from "./lib/measure.js";
 
-const { values } = parseArgs({ options: { rounds: { type: "string", default: "3" }, seconds: { type: "string", default: "3" } } });
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "3" },
+    seconds: { type: "string", default: "3" },
+    crew: { type: "string", multiple: true, default: [ROOT] },
+    "skip-mix": { type: "boolean", default: false },
+  },
+});
+const checkouts = await Promise.all(
+  values.crew.map(async (dir) => ({ dir: resolve(dir), createCluster: (await import(pathToFileURL(join(resolve(dir), "dist/index.js")).href)).createCluster })),
+);
+const label = (checkout) => (checkouts.length > 1 ? ` [${basename(checkout.dir)}]` : "");
 const ms = Number(values.seconds) * 1000;
 const short = calibrateFib(1);
 const fib2 = calibrateFib(2);
@@ -23,7 +40,7 @@ for (let n = short.n; n <= 40; n++) {
 }
 const HANDLERS = new URL("../workers", import.meta.url).pathname;
 
-async function crew(lookahead, payloadOf, threadHost = "process") {
+async function crew(lookahead, payloadOf, threadHost = "process", { createCluster } = checkouts[0]) {
   const c = await createCluster({ handlers: HANDLERS, threads: 2, threadHost, nodeLookahead: lookahead, logLevel: "silent" });
   let done = 0;
   let i = 0;
@@ -53,25 +70,34 @@ async function ceiling() {
 
 // One 200 ms job in every 50: the mix's work is half short, half long.
 const mix = (i) => ({ n: i % 50 === 0 ? long.n : short.n });
-const variants = {
-  "fib, 2 hosted nodes, lookahead on": () => crew(1, () => ({ n: fib2.n })),
-  "fib, 2 hosted nodes, lookahead off": () => crew(0, () => ({ n: fib2.n })),
-  "fib, 2 nodes in the primary, lookahead on": () => crew(1, () => ({ n: fib2.n }), "primary"),
-  "fib, 2 nodes in the primary, lookahead off": () => crew(0, () => ({ n: fib2.n }), "primary"),
-  "ceiling: 2 plain threads, no dispatch": ceiling,
-  "mix 1 ms + 200 ms, lookahead on": () => crew(1, mix),
-  "mix 1 ms + 200 ms, lookahead off": () => crew(0, mix),
-};
+const CEILING = "ceiling: 2 plain threads, no dispatch";
+const variants = { [CEILING]: ceiling };
+for (const checkout of checkouts) {
+  const fib = () => ({ n: fib2.n });
+  variants[`fib, 2 hosted nodes, lookahead on${label(checkout)}`] = () => crew(1, fib, "process", checkout);
+  variants[`fib, 2 hosted nodes, lookahead off${label(checkout)}`] = () => crew(0, fib, "process", checkout);
+  variants[`fib, 2 nodes in the primary, lookahead on${label(checkout)}`] = () => crew(1, fib, "primary", checkout);
+  variants[`fib, 2 nodes in the primary, lookahead off${label(checkout)}`] = () => crew(0, fib, "primary", checkout);
+}
+if (!values["skip-mix"]) {
+  variants["mix 1 ms + 200 ms, lookahead on"] = () => crew(1, mix);
+  variants["mix 1 ms + 200 ms, lookahead off"] = () => crew(0, mix);
+}
 const results = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
-for (let r = 0; r < Number(values.rounds); r++) for (const [k, f] of Object.entries(variants)) results[k].push(await f());
+const ofCeiling = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+for (let r = 0; r < Number(values.rounds); r++) {
+  for (const [k, f] of Object.entries(variants)) results[k].push(await f());
+  for (const k of Object.keys(variants)) ofCeiling[k].push(results[k][r] / results[CEILING][r]);
+}
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const m = Object.fromEntries(Object.entries(results).map(([k, xs]) => [k, median(xs)]));
 console.log(`fib(${fib2.n}) ≈ ${fib2.ms.toFixed(2)} ms; mix: fib(${short.n}) ≈ ${short.ms.toFixed(2)} ms and fib(${long.n}) ≈ ${long.ms.toFixed(0)} ms; median of ${values.rounds} × ${values.seconds} s`);
 for (const [k, v] of Object.entries(m)) console.log(`  ${k}: ${v.toFixed(0)} req/s`);
-const top = m["ceiling: 2 plain threads, no dispatch"];
-for (const where of ["hosted nodes", "nodes in the primary"]) {
-  const on = m[`fib, 2 ${where}, lookahead on`] / top;
-  const off = m[`fib, 2 ${where}, lookahead off`] / top;
-  console.log(`fib on 2 ${where} × ceiling: lookahead on ${on.toFixed(2)}, off ${off.toFixed(2)}`);
+for (const checkout of checkouts) {
+  for (const where of ["hosted nodes", "nodes in the primary"]) {
+    const on = median(ofCeiling[`fib, 2 ${where}, lookahead on${label(checkout)}`]);
+    const off = median(ofCeiling[`fib, 2 ${where}, lookahead off${label(checkout)}`]);
+    console.log(`fib on 2 ${where}${label(checkout)} × its round's ceiling (median): lookahead on ${on.toFixed(2)}, off ${off.toFixed(2)}`);
+  }
 }
-console.log(`mix, lookahead on ÷ off: ${(m["mix 1 ms + 200 ms, lookahead on"] / m["mix 1 ms + 200 ms, lookahead off"]).toFixed(2)}`);
+if (!values["skip-mix"]) console.log(`mix, lookahead on ÷ off: ${(m["mix 1 ms + 200 ms, lookahead on"] / m["mix 1 ms + 200 ms, lookahead off"]).toFixed(2)}`);
