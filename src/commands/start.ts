@@ -10,6 +10,7 @@ import { UsageError } from "./usage-error.js";
 import { createLogger } from "../logger.js";
 import { checkListenAddress, type ClusterOptions, resolveOptions } from "../options.js";
 import { createCluster } from "../primary/cluster.js";
+import { discardPreforked } from "../nodes/host-prefork.js";
 import { findHandlers } from "../primary/handler-registry.js";
 import { checkAddressFree, describeListenError } from "./check-address.js";
 import { type Gathered, gatherOptions, pick, relabel } from "./config-sources.js";
@@ -42,7 +43,12 @@ export const startCommand: CommandModule<object, object> = {
     }
     const signals = new SignalControl(logger, options.killGraceMs);
     logger.info({ handlers: options.handlers, threads: options.threads, processes: options.processes }, "starting nodes");
-    const cluster = await signals.starting(createCluster({ ...clusterInput, logger }));
+    let cluster;
+    try {
+      cluster = await signals.starting(createCluster({ ...clusterInput, logger }));
+    } finally {
+      discardPreforked(); // the thread host main() forked ahead: unneeded if no thread node took it
+    }
     if (signals.stopping) return;
     try {
       await cluster.listen({ port: listen.port, host: listen.host, httpPort: listen.httpPort ?? undefined, adminToken: listen.adminToken });

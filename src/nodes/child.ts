@@ -48,6 +48,16 @@ export function onEnded(node: NodeProcess, ended: (code: number | null, signal: 
   });
 }
 
+/** SIGKILLs `child` and every process in its group (it leads one: forkDetached); safe after it died. */
+export function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    // the group is gone already (every process in it exited)
+  }
+}
+
 /**
  * Forks `entry` the way every node process is forked: JSON over IPC, stdout and stderr
  * piped (read once the process is adopted by forkNodeProcess; until then they wait in
@@ -74,15 +84,7 @@ export function forkNodeProcess(
     child,
     output,
     cause: null,
-    kill() {
-      const pid = child.pid;
-      if (pid === undefined) return;
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // the group is gone already (every process in it exited)
-      }
-    },
+    kill: () => killGroup(child),
   };
   if (options.frozenMs > 0) watchFrozen(node, options.frozenMs, options.log, options.source);
   return node;

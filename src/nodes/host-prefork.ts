@@ -6,16 +6,16 @@
  * benchmarks/startup.js (README, Benchmarks).
  *
  * It is forked before the options are read, so it can turn out unneeded (no thread nodes,
- * `--thread-host primary`, `--help`): createCluster discards it once its nodes have
- * started, and until adopted it holds neither the event loop nor, should the primary
+ * `--thread-host primary`, `--help`): `crew start` discards it once createCluster has
+ * returned (its nodes have started), and until adopted it holds neither the event loop nor, should the primary
  * die, anything else (its IPC channel closes and it ends its group: host-entry.ts).
  *
- * Only node: imports here: this module is loaded before anything else.
+ * Nothing but node: modules and child.ts here: this module is loaded before anything else.
  */
 import type { ChildProcess } from "node:child_process";
 import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
-import { forkDetached } from "./child.js";
+import { forkDetached, killGroup } from "./child.js";
 
 /** The host process's entry point. */
 export const HOST_ENTRY = fileURLToPath(new URL("../node-runtime/host-entry.js", import.meta.url));
@@ -60,17 +60,12 @@ function holdsLoop(child: ChildProcess, hold: boolean): void {
   }
 }
 
-/** Kills the host forked ahead if nobody adopted it (createCluster, once its nodes started). */
+/** Kills the host forked ahead if nobody adopted it (`crew start`, once createCluster has returned or failed). */
 export function discardPreforked(): void {
   if (spare) discard(spare);
 }
 
 function discard(child: ChildProcess): void {
   if (spare === child) spare = null;
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, "SIGKILL"); // its group: the host leads one (forkDetached)
-  } catch {
-    // gone already
-  }
+  if (child.exitCode === null && child.signalCode === null) killGroup(child);
 }

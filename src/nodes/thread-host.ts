@@ -124,7 +124,10 @@ class HostProcess {
   }
 }
 
-/** Hands out thread-node transports living in one host process, started when first needed. */
+/**
+ * Hands out thread-node transports living in one host process, started when first needed
+ * (or adopted then, when `crew start` forked it ahead: host-prefork.ts).
+ */
 export class ThreadHost {
   readonly #log: Logger;
   #host: HostProcess | null = null;

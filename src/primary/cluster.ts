@@ -25,7 +25,6 @@ import type { HedgeStats } from "./hedger.js";
 import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
-import { discardPreforked } from "../nodes/host-prefork.js";
 import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
 import { KeyedRequests, type KeyedStats, type RequestSink } from "../store/keyed.js";
@@ -392,12 +391,7 @@ export async function createCluster(input: ClusterOptions = {}): Promise<Cluster
   const open = await store.open();
   const readMs = Math.round(performance.now() - opening);
   const supervisor = await Supervisor.create(options, handlers, log);
-  let configs;
-  try {
-    configs = await supervisor.start();
-  } finally {
-    discardPreforked(); // `crew start` forked a thread host ahead: unneeded if no thread node took it
-  }
+  const configs = await supervisor.start();
   const registry = new HandlerRegistry(handlers, configs, options);
   const random = options.seed === null ? Math.random : seededRandom(options.seed);
   const balancer = createBalancer(options.balancer, { random, weights: options.weights });

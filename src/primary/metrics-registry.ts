@@ -71,7 +71,6 @@ export function scrapedRegistry(source: MetricsSource): ScrapedRegistry {
   }
   liveGauges(registers, source.cluster);
   registerStoreMetrics(registry, () => source.cluster.storeMetrics());
-  processMetrics();
   return {
     contentType: registry.contentType,
     async text() {
