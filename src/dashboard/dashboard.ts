@@ -4,7 +4,7 @@
  * admin buttons use the front's own admin endpoints, under their rules.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Cluster } from "../primary/cluster.js";
+import type { ClusterView } from "../primary/cluster-view.js";
 import { isAsset, sendAsset } from "./assets.js";
 import { StreamHub, type StreamLimits } from "./hub.js";
 import { DashboardModel } from "./model.js";
@@ -20,7 +20,7 @@ export class Dashboard {
   readonly model: DashboardModel;
   readonly hub: StreamHub;
 
-  constructor(cluster: Cluster, limits: Partial<StreamLimits> = {}) {
+  constructor(cluster: ClusterView, limits: Partial<StreamLimits> = {}) {
     this.model = new DashboardModel(cluster);
     this.hub = new StreamHub(this.model, cluster.log, limits);
     this.model.onEvent = () => this.hub.notify();

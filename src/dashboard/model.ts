@@ -5,7 +5,7 @@
  * cluster's observer hooks. A cluster with its HTTP front up keeps the samples and the
  * timeline whether or not anyone watches, so a page opened late still has history.
  */
-import type { Cluster, ClusterStatus, NodeStatus } from "../primary/cluster.js";
+import type { ClusterStatus, ClusterView, NodeStatus } from "../primary/cluster-view.js";
 import type { ClusterEvent } from "../primary/observer.js";
 import type { RequestStatus } from "../primary/request-status.js";
 import type { HostStatus } from "../store/redis/redis-host.js";
@@ -59,14 +59,14 @@ const RETRY_IDS_NAMED = 3;
 export class DashboardModel {
   readonly series = new Series();
   readonly timeline = new Ring<TimelineEvent>(EVENTS_KEPT);
-  readonly #cluster: Cluster;
+  readonly #cluster: ClusterView;
   readonly #timer: NodeJS.Timeout;
   /** Retries of one crash, folded into one timeline line when the crash path is done. */
   readonly #retries = new Map<string, { ids: string[]; resumed: number }>();
   /** Called after each timeline entry, so viewers see it at once. */
   onEvent: () => void = () => {};
 
-  constructor(cluster: Cluster) {
+  constructor(cluster: ClusterView) {
     this.#cluster = cluster;
     cluster.observe({
       requestDone: (job, outcome) => this.series.record(performance.now() - job.submittedAt, outcome.ok),
@@ -141,7 +141,7 @@ function hostViews(status: ClusterStatus): HostView[] {
   return [self, ...listed.filter((host) => !host.self)];
 }
 
-function inFlight(cluster: Cluster): number {
+function inFlight(cluster: ClusterView): number {
   let n = 0;
   for (const node of cluster.nodes) n += node.inFlight;
   return n;

@@ -29,7 +29,10 @@ import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
 import { KeyedRequests, type KeyedStats, type RequestSink } from "../store/keyed.js";
 import type { HostStatus, RedisHost } from "../store/redis/redis-host.js";
-import type { StoreCounters, StoreStatus } from "../store/store.js";
+import type { StoreCounters } from "../store/store.js";
+import type { ClusterStatus, Front, HttpPort, ListenInfo, ListenOptions, NodeStatus, NodeSummary } from "./cluster-view.js";
+
+export type { ClusterStatus, Front, ListenInfo, ListenOptions, NodeStatus } from "./cluster-view.js";
 
 export interface RunOptions {
   key?: string;
@@ -40,67 +43,7 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-export interface ListenOptions {
-  /** TCP port; 0 picks a free one. Default 7070. */
-  port?: number;
-  /** Default 127.0.0.1: listening beyond loopback is a deliberate choice. */
-  host?: string;
-  /** HTTP port; no HTTP front unless given. */
-  httpPort?: number;
-  /** Allows the admin endpoints (node kill) from other hosts than loopback. */
-  adminToken?: string;
-}
-
-export interface ListenInfo {
-  host: string;
-  port: number;
-  httpPort: number | null;
-}
-
-export interface NodeStatus {
-  id: string;
-  kind: NodeKind;
-  pid: number | null;
-  threadId: number | null;
-  state: NodeState;
-  inFlight: number;
-  completed: number;
-  crashes: number;
-  restarts: number;
-  heapUsed: number | null;
-  rss: number | null;
-  lastExit: string | null;
-}
-
-export interface ClusterStatus {
-  nodes: NodeStatus[];
-  queue: { length: number; max: number };
-  requests: DispatchStats & HedgeStats & { active: number };
-  balancer: string;
-  draining: boolean;
-  /** The idempotency-key store (memory or journal), with replayed and joined counts. */
-  store: StoreStatus & { replayed: number; joined: number };
-  /** With --redis: this host's id, and every host of the cluster with its nodes. */
-  host?: string;
-  hosts?: HostStatus[];
-  uptimeMs: number;
-  /** Node counts: now (taking work), and the MIN..MAX range; scaleUpMs/idleTimeoutMs when elastic. */
-  scaling: {
-    threads: { now: number; min: number; max: number };
-    processes: { now: number; min: number; max: number };
-    elastic: { scaleUpMs: number; idleTimeoutMs: number } | null;
-  };
-}
-
-/** A receiver, as close() sees it: stop taking connections, then drop the open ones. */
-export interface Front {
-  stopAccepting(): void;
-  /** Ends the open connections after their last replies; resolves once they are gone. */
-  destroyConnections(): void | Promise<void>;
-}
-
-
-export class Cluster {
+export class Cluster implements HttpPort {
   readonly options: ResolvedOptions;
   readonly log: Logger;
   readonly #supervisor: Supervisor;
@@ -329,7 +272,7 @@ export class Cluster {
   }
 
   /** Live nodes, for metrics: id, kind, state and counters without a memory query. */
-  get nodes(): ReadonlyArray<{ id: string; kind: NodeKind; state: NodeState; inFlight: number; crashes: number; restarts: number; completed: number }> {
+  get nodes(): ReadonlyArray<NodeSummary> {
     return this.#supervisor.nodes;
   }
 

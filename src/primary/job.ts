@@ -4,11 +4,11 @@
  */
 import type { CrewError } from "../errors.js";
 import type { ComputeNode } from "../nodes/compute-node.js";
-import type { ReplyMeta } from "../protocol/frames.js";
+import type { Outcome, ReplyMeta } from "../protocol/frames.js";
 import type { HandlerSpec } from "./handler-registry.js";
 import type { Queued, WaitQueue } from "./queue.js";
 
-export type Outcome = { ok: true; json: string; meta: ReplyMeta } | { ok: false; error: CrewError; meta: ReplyMeta };
+export type { Outcome } from "../protocol/frames.js";
 
 /** Receives a request's one answer. May run synchronously inside submit() for requests refused at the door. */
 export type DoneCallback = (outcome: Outcome) => void;

@@ -13,7 +13,7 @@
 import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from "prom-client";
 import type { NodeState } from "../nodes/compute-node.js";
 import { registerStoreMetrics } from "../store/store-metrics.js";
-import type { Cluster } from "./cluster.js";
+import type { ClusterView } from "./cluster-view.js";
 import { BUCKETS, type HandlerSeries, type Latency, type NodeCounts } from "./metrics-series.js";
 
 const NODE_STATES: readonly NodeState[] = ["starting", "up", "down", "stopping", "stopped"];
@@ -22,7 +22,7 @@ const NODE_STATES: readonly NodeState[] = ["starting", "up", "down", "stopping",
 export interface MetricsSource {
   series: HandlerSeries[];
   nodes: ReadonlyMap<string, NodeCounts>;
-  cluster: Cluster;
+  cluster: ClusterView;
 }
 
 /** A cluster's registry, ready to be scraped. */
@@ -110,7 +110,7 @@ function counters(registers: Registry[], all: HandlerSeries[]): void {
 }
 
 /** Gauges that read the cluster when scraped rather than being kept up to date. */
-function liveGauges(registers: Registry[], cluster: Cluster): void {
+function liveGauges(registers: Registry[], cluster: ClusterView): void {
   new Gauge({
     name: "crew_requests_in_flight",
     help: "Attempts running on nodes now",

@@ -10,20 +10,20 @@
  * is imported at the first scrape, not at start.
  */
 import type { NodeKind } from "../nodes/messages.js";
-import type { Cluster } from "./cluster.js";
+import type { ClusterView } from "./cluster-view.js";
 import type { Job, Outcome } from "./job.js";
 import type { ScrapedRegistry } from "./metrics-registry.js";
 import { type HandlerSeries, Latency, type NodeCounts, UNKNOWN_HANDLER_LABEL } from "./metrics-series.js";
 
 /** A cluster's metrics: plain numbers fed by its observer hooks, published on scrape(). */
 export class ClusterMetrics {
-  readonly #cluster: Cluster;
+  readonly #cluster: ClusterView;
   readonly #series = new Map<string, HandlerSeries>();
   readonly #unknown: HandlerSeries;
   readonly #nodes = new Map<string, NodeCounts>();
   #registry: Promise<ScrapedRegistry> | null = null;
 
-  constructor(cluster: Cluster) {
+  constructor(cluster: ClusterView) {
     this.#cluster = cluster;
     for (const { name } of cluster.handlers) this.#series.set(name, newSeries(name, true));
     this.#unknown = newSeries(UNKNOWN_HANDLER_LABEL, false);
@@ -87,10 +87,10 @@ function count(series: HandlerSeries, code: string): void {
   series.codes.set(code, (series.codes.get(code) ?? 0) + 1);
 }
 
-const byCluster = new WeakMap<Cluster, ClusterMetrics>();
+const byCluster = new WeakMap<ClusterView, ClusterMetrics>();
 
 /** The cluster's metrics, created (and hooked up) on first use. */
-export function metricsFor(cluster: Cluster): ClusterMetrics {
+export function metricsFor(cluster: ClusterView): ClusterMetrics {
   let metrics = byCluster.get(cluster);
   if (!metrics) byCluster.set(cluster, (metrics = new ClusterMetrics(cluster)));
   return metrics;

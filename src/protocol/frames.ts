@@ -4,7 +4,6 @@
  */
 import { BadRequestError, type CrewError, type WireError } from "../errors.js";
 import { JsonSyntaxError, MAX_DEPTH, type Members, scanObject } from "./json-scan.js";
-import type { Outcome } from "../primary/job.js";
 
 export type RequestId = string | number;
 
@@ -49,6 +48,12 @@ export interface ReplyMeta {
   /** Several hosts (--redis): the host whose node ran the last attempt. */
   host?: string;
 }
+
+/**
+ * A request's one answer before it is written: its result as JSON text, or its error,
+ * with the reply's meta (the dispatcher makes it, each front encodes it).
+ */
+export type Outcome = { ok: true; json: string; meta: ReplyMeta } | { ok: false; error: CrewError; meta: ReplyMeta };
 
 export type Reply =
   | { id: RequestId | null; ok: true; result: unknown; meta?: ReplyMeta }

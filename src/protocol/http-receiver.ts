@@ -24,7 +24,7 @@ import {
   NotFoundError,
   OverloadedError,
 } from "../errors.js";
-import type { Cluster, Front, ListenOptions } from "../primary/cluster.js";
+import type { Front, HttpPort, ListenOptions } from "../primary/cluster-view.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
 import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
@@ -53,7 +53,7 @@ const JSON_TYPE = "application/json; charset=utf-8";
 const RUN_PREFIX = "/v1/run/";
 const KILL_ROUTE = /^\/v1\/nodes\/([^/]+)\/kill$/;
 
-export async function startHttpFront(cluster: Cluster, options: ListenOptions): Promise<{ front: Front; port: number }> {
+export async function startHttpFront(cluster: HttpPort, options: ListenOptions): Promise<{ front: Front; port: number }> {
   const host = options.host ?? DEFAULT_HOST;
   const guard = { allowedHosts: cluster.options.allowedHosts, listenHost: host };
   const receiver = new HttpReceiver(cluster, metricsFor(cluster), options.adminToken, guard);
@@ -92,14 +92,14 @@ function sha256(text: string): Buffer {
 
 class HttpReceiver implements Front {
   readonly #server: Server;
-  readonly #cluster: Cluster;
+  readonly #cluster: HttpPort;
   readonly #metrics: ClusterMetrics;
   readonly #adminToken: string | undefined;
   readonly #maxBody: number;
   readonly #guard: GuardOptions;
   readonly #dashboard: Dashboard;
 
-  constructor(cluster: Cluster, metrics: ClusterMetrics, adminToken: string | undefined, guard: GuardOptions) {
+  constructor(cluster: HttpPort, metrics: ClusterMetrics, adminToken: string | undefined, guard: GuardOptions) {
     this.#guard = guard;
     this.#cluster = cluster;
     this.#metrics = metrics;
@@ -272,7 +272,7 @@ class HttpReceiver implements Front {
     req.on("end", onEnd);
   }
 
-  #submit(res: ServerResponse, request: Parameters<Cluster["submit"]>[0]): void {
+  #submit(res: ServerResponse, request: Parameters<HttpPort["submit"]>[0]): void {
     // A connection's unanswered requests are capped like a TCP connection's. Node's HTTP
     // server resumes a paused socket whenever a body is read, so past the cap a pipelined
     // request is refused rather than left unread.
