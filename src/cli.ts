@@ -5,6 +5,7 @@
 import type { CommandModule } from "yargs";
 import { CrewError } from "./errors.js";
 import { UsageError } from "./commands/usage-error.js";
+import { PARSER_CONFIGURATION, START_FLAGS } from "./commands/flags.js";
 import { preforkThreadHost } from "./nodes/host-prefork.js";
 
 /**
@@ -39,12 +40,25 @@ function endWhenStdoutCloses(): void {
   });
 }
 
+/**
+ * `crew start` followed by plain flags runs without loading yargs (~100 ms of the start;
+ * commands/plain-flags.ts); false, having started nothing, when the line needs yargs.
+ */
+async function startWithoutYargs(argv: string[]): Promise<boolean> {
+  const [{ readPlainFlags }, { startCommand }] = await Promise.all([import("./commands/plain-flags.js"), import("./commands/start.js")]);
+  const flags = readPlainFlags(argv.slice(1), START_FLAGS);
+  if (flags === null) return false;
+  await startCommand.handler({ _: [], $0: "crew start", ...flags });
+  return true;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const first = argv.find((arg) => !arg.startsWith("-"));
   // The thread host boots while this process loads the rest (host-prefork.ts).
   if (first === "start") preforkThreadHost();
   else endWhenStdoutCloses();
   try {
+    if (argv[0] === "start" && (await startWithoutYargs(argv))) return;
     const [{ default: yargs }, commands] = await Promise.all([import("yargs"), commandsFor(argv)]);
     // `crew <command> …` declares that one command as the default command, under the name
     // "crew <command>": right after running a command that is not the default one, yargs
@@ -56,9 +70,7 @@ export async function main(argv: string[]): Promise<void> {
     const rest = only ? [...argv.slice(0, at), ...argv.slice(at + 1)] : argv;
     let cli = yargs(rest)
       .scriptName(only ? `crew ${first}` : "crew")
-      // Flags from the flag table stay text until config-sources.ts reads them, so a bad
-      // one is quoted as typed; options with a yargs type still get it.
-      .parserConfiguration({ "parse-numbers": false, "parse-positional-numbers": false });
+      .parserConfiguration(PARSER_CONFIGURATION);
     if (only) {
       cli = cli.command({ ...only, command: String(only.command).replace(/^\S+/, "$0") });
     } else {

@@ -36,6 +36,13 @@ export interface FlagSpec {
 
 export type FlagTable = Record<string, FlagSpec>;
 
+/**
+ * yargs' parser settings for every command: flags from the tables stay text until
+ * config-sources.ts reads them, so a bad one is quoted as typed; options with a yargs
+ * type still get it. plain-flags.ts reads the same way without yargs.
+ */
+export const PARSER_CONFIGURATION = { "parse-numbers": false, "parse-positional-numbers": false } as const;
+
 /** The cluster's address: every command takes these, with the same defaults. */
 export const ADDRESS_FLAGS = {
   host: { kind: "string", to: "listen", fallback: DEFAULT_HOST, describe: "The cluster's address (crew start binds it; 0.0.0.0 exposes the cluster)" },
