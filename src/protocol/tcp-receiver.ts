@@ -5,7 +5,10 @@
  * the queue (ClientShares), its unsent replies by TCP backpressure (the primary stops
  * reading from a client that does not read) and by maxUnsentReplyBytes (past it, the
  * client's requests still waiting are held, so they add no more replies), its idleness
- * by idleConnectionMs; the number of connections by maxConnections.
+ * by idleConnectionMs; the number of connections by maxConnections. And all of them
+ * together: past maxPendingBytes of replies unsent across the front's connections, the
+ * connection holding the most is cut (UnreadReplies), or a thousand clients that never
+ * read would each hold their share of results.
  *
  * A client that half-closes (shutdown(SHUT_WR), `nc -q1`) has sent everything: it still
  * gets every reply, and the socket closes after the last one. Only a real disconnect
@@ -34,17 +37,21 @@ export interface TcpReceiverOptions {
   maxConnections: number;
   idleConnectionMs: number;
   maxUnsentReplyBytes: number;
+  /** Replies unsent across all the front's connections before the one holding the most is cut. */
+  maxPendingBytes: number;
   shares: ClientShares;
 }
 
 export class TcpReceiver {
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
+  readonly #unread: UnreadReplies;
 
   constructor(dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
+    this.#unread = new UnreadReplies(options.maxPendingBytes);
     this.#server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       if (this.#connections.size >= options.maxConnections) return refuseConnection(socket, options.maxConnections, log);
-      const conn = new Connection(socket, dispatcher, options, log);
+      const conn = new Connection(socket, dispatcher, options, log, this.#unread);
       this.#connections.add(conn);
       socket.once("close", () => this.#connections.delete(conn));
     });
@@ -76,6 +83,40 @@ export class TcpReceiver {
   }
 }
 
+/**
+ * The replies a front's connections could not send yet (socket.writableLength: off the
+ * heap, so the heap guard never sees them). Each connection is bounded on its own
+ * (maxUnsentReplyBytes holds its waiting requests, but what is running still answers);
+ * past `max` bytes in all, the connection holding the most is cut: its client is not
+ * reading them, and the others' replies are not held up for it.
+ */
+class UnreadReplies {
+  readonly #backedUp = new Set<Connection>();
+
+  constructor(readonly max: number) {}
+
+  /** `conn` holds replies its client has not read: cuts the largest holders while over the budget. */
+  backedUp(conn: Connection): void {
+    this.#backedUp.add(conn);
+    let total = 0;
+    for (const c of this.#backedUp) total += c.unsent;
+    while (total > this.max) {
+      let worst: Connection | null = null;
+      for (const c of this.#backedUp) if (!worst || c.unsent > worst.unsent) worst = c;
+      if (!worst) return;
+      this.#backedUp.delete(worst);
+      const unsent = worst.unsent;
+      worst.cut(total);
+      total -= unsent;
+    }
+  }
+
+  /** `conn` sent everything (drain) or closed. */
+  drained(conn: Connection): void {
+    this.#backedUp.delete(conn);
+  }
+}
+
 const refusedConnections = new Throttle();
 
 /** One connection over the cap: told why, then ended. */
@@ -102,6 +143,7 @@ class Connection implements ShareHolder {
   readonly #dispatcher: Dispatcher;
   readonly #options: TcpReceiverOptions;
   readonly #log: Logger;
+  readonly #unread: UnreadReplies;
   readonly #splitter: LineSplitter;
   readonly #inflight = new Map<RequestId, Job>();
   readonly #closed: Promise<void>;
@@ -117,8 +159,9 @@ class Connection implements ShareHolder {
   #ending = false;
   #isClosed = false;
 
-  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
+  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger, unread: UnreadReplies) {
     this.#socket = socket;
+    this.#unread = unread;
     this.#dispatcher = dispatcher;
     this.#options = options;
     this.#log = log;
@@ -252,12 +295,25 @@ class Connection implements ShareHolder {
         this.#log.debug({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength }, "client not reading its replies: holding its waiting requests");
         this.#dispatcher.hold(this.#inflight.values());
       }
+      this.#unread.backedUp(this);
     }
     this.#endIfDone();
   };
 
+  /** Reply bytes written and not yet taken by the kernel. */
+  get unsent(): number {
+    return this.#socket.writableLength;
+  }
+
+  /** Closes the connection at once (a reset), dropping its unsent replies: 'close' cancels what it has in flight. */
+  cut(unreadTotal: number): void {
+    this.#log.warn({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength, unreadTotal, limit: this.#unread.max }, "replies unread across connections over maxPendingBytes: cutting the connection holding the most");
+    this.#socket.destroy();
+  }
+
   #onDrain(): void {
     this.#writeBlocked = false;
+    this.#unread.drained(this);
     if (this.#holding) {
       this.#holding = false;
       this.#dispatcher.release(this.#inflight.values());
@@ -306,6 +362,7 @@ class Connection implements ShareHolder {
   /** A client that hangs up cancels what it had in flight: nobody is left to answer. */
   #onClose(): void {
     this.#isClosed = true;
+    this.#unread.drained(this);
     this.#out = [];
     if (this.#quietTimer) clearTimeout(this.#quietTimer);
     const jobs = [...this.#inflight.values()];
