@@ -7,8 +7,7 @@
  * client's requests still waiting are held, so they add no more replies), its idleness
  * by idleConnectionMs; the number of connections by maxConnections. And all of them
  * together: past maxPendingBytes of replies unsent across the front's connections, the
- * connection holding the most is cut (UnreadReplies), or a thousand clients that never
- * read would each hold their share of results.
+ * connection holding the most is cut (unread-replies.ts).
  *
  * A client that half-closes (shutdown(SHUT_WR), `nc -q1`) has sent everything: it still
  * gets every reply, and the socket closes after the last one. Only a real disconnect
@@ -25,6 +24,7 @@ import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
+import { CUT_MESSAGE, type UnreadHolder, UnreadReplies } from "./unread-replies.js";
 
 /** How long an ended connection keeps reading (and dropping) before it is cut. */
 const LINGER_MS = 2000;
@@ -48,7 +48,7 @@ export class TcpReceiver {
   readonly #unread: UnreadReplies;
 
   constructor(dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
-    this.#unread = new UnreadReplies(options.maxPendingBytes);
+    this.#unread = new UnreadReplies(options.maxPendingBytes, log);
     this.#server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       if (this.#connections.size >= options.maxConnections) return refuseConnection(socket, options.maxConnections, log);
       const conn = new Connection(socket, dispatcher, options, log, this.#unread);
@@ -83,40 +83,6 @@ export class TcpReceiver {
   }
 }
 
-/**
- * The replies a front's connections could not send yet (socket.writableLength: off the
- * heap, so the heap guard never sees them). Each connection is bounded on its own
- * (maxUnsentReplyBytes holds its waiting requests, but what is running still answers);
- * past `max` bytes in all, the connection holding the most is cut: its client is not
- * reading them, and the others' replies are not held up for it.
- */
-class UnreadReplies {
-  readonly #backedUp = new Set<Connection>();
-
-  constructor(readonly max: number) {}
-
-  /** `conn` holds replies its client has not read: cuts the largest holders while over the budget. */
-  backedUp(conn: Connection): void {
-    this.#backedUp.add(conn);
-    let total = 0;
-    for (const c of this.#backedUp) total += c.unsent;
-    while (total > this.max) {
-      let worst: Connection | null = null;
-      for (const c of this.#backedUp) if (!worst || c.unsent > worst.unsent) worst = c;
-      if (!worst) return;
-      this.#backedUp.delete(worst);
-      const unsent = worst.unsent;
-      worst.cut(total);
-      total -= unsent;
-    }
-  }
-
-  /** `conn` sent everything (drain) or closed. */
-  drained(conn: Connection): void {
-    this.#backedUp.delete(conn);
-  }
-}
-
 const refusedConnections = new Throttle();
 
 /** One connection over the cap: told why, then ended. */
@@ -138,7 +104,7 @@ function endAfter(socket: Socket, last?: string): void {
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
-class Connection implements ShareHolder {
+class Connection implements ShareHolder, UnreadHolder {
   readonly #socket: Socket;
   readonly #dispatcher: Dispatcher;
   readonly #options: TcpReceiverOptions;
@@ -307,7 +273,7 @@ class Connection implements ShareHolder {
 
   /** Closes the connection at once (a reset), dropping its unsent replies: 'close' cancels what it has in flight. */
   cut(unreadTotal: number): void {
-    this.#log.warn({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength, unreadTotal, limit: this.#unread.max }, "replies unread across connections over maxPendingBytes: cutting the connection holding the most");
+    this.#log.warn({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength, unreadTotal, limit: this.#unread.max }, CUT_MESSAGE);
     this.#socket.destroy();
   }
 
