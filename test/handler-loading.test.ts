@@ -75,6 +75,19 @@ describe("handler modules that cannot load", () => {
     expect(err.message).toContain("half.js");
   });
 
+  it.each([
+    ["a BigInt", "export const config = { timeoutMs: 10n };\n", "config.timeoutMs must be an integer from 1 to 2147483647, got 10n"],
+    ["a getter that throws", 'export default { default: () => 1, config: { get timeoutMs() { throw new Error("no config today"); } } };\n', "no config today"],
+  ])("a config holding %s is refused naming the file, on either node kind", async (_what, text, detail) => {
+    const dir = folder(`config-${_what.replace(/\W+/g, "-")}`, { "odd.js": text.includes("export default") ? text : text + "export default () => 1;\n" });
+    for (const kind of [{ threads: 1 }, { processes: 1 }]) {
+      const err = await refusal({ handlers: dir, ...kind });
+      expect(err).toBeInstanceOf(HandlerLoadError);
+      expect(err.message).toContain(join(dir, "odd.js"));
+      expect(err.message).toContain(detail);
+    }
+  });
+
   it("a file whose name is not a handler name is refused, naming the file", async () => {
     const dir = folder("bad-name", { "two words.js": "export default () => 1;\n" });
     const err = await refusal({ handlers: dir, threads: 1 });

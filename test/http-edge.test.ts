@@ -3,10 +3,12 @@
  * the client before the close, and a drain that keeps answering health checks.
  */
 import { connect, type Socket } from "node:net";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Cluster, type ClusterOptions, createCluster } from "crew";
 import { LogCapture } from "./helpers/cluster.js";
 
+const BIG = fileURLToPath(new URL("./fixtures/unread", import.meta.url));
 const clusters: Cluster[] = [];
 afterEach(async () => {
   await Promise.all(clusters.splice(0).map((c) => c.close()));
@@ -62,6 +64,31 @@ describe("a client that hangs up", () => {
     expect(line.requestId).toEqual(expect.any(String));
     while ((await clusters[0]!.status()).requests.active > 0) await new Promise((r) => setImmediate(r));
     expect((await clusters[0]!.status()).requests.failed).toBe(1);
+  });
+});
+
+describe("clients that do not read their responses", () => {
+  it("are cut once the responses unread across connections pass maxPendingBytes, and a reading client is served", async () => {
+    const MB = 1024 * 1024;
+    const logs = new LogCapture();
+    const { port } = await start({ handlers: BIG, threads: 2, maxPendingBytes: 16 * MB, logger: logs.logger });
+    const idle = Array.from({ length: 8 }, () => raw(port));
+    for (const c of idle) {
+      c.socket.pause(); // reads nothing
+      c.socket.write(post("/v1/run/big", JSON.stringify({ n: 12 * MB })));
+    }
+    const cut = await logs.waitFor("replies unread across connections over maxPendingBytes: cutting the connection holding the most");
+    expect(cut.unreadTotal).toBeGreaterThan(16 * MB);
+    const res = await fetch(`http://127.0.0.1:${port}/v1/run/big`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"n":5}' });
+    expect(await res.json()).toMatchObject({ result: "xxxxx" });
+    // Reading again: a cut connection closes without its whole response; the others get theirs.
+    for (const c of idle) {
+      c.socket.resume();
+      c.socket.end();
+    }
+    await Promise.all(idle.map((c) => c.closed));
+    const whole = idle.map((c) => c.text().startsWith("HTTP/1.1 200") && c.text().endsWith("}}"));
+    expect(whole).toContain(false);
   });
 });
 

@@ -3,11 +3,13 @@
  * change, refusals that must reach the client before the close, the drain, idle
  * connections, the connection cap, slow readers and the queue's fair sharing.
  */
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Cluster, type ClusterOptions, createCluster } from "crew";
 import { LogCapture } from "./helpers/cluster.js";
 import { NdjsonSocket, SocketPool } from "./helpers/ndjson-socket.js";
 
+const BIG = fileURLToPath(new URL("./fixtures/unread", import.meta.url));
 const sockets = new SocketPool();
 const clusters: Cluster[] = [];
 
@@ -176,6 +178,29 @@ describe("a client that does not read its replies", () => {
     c.socket.resume();
     const replies = await c.waitForReplies(COUNT);
     expect(replies.every((r) => r.ok && (r.result as string).length === big.length)).toBe(true);
+  });
+
+  it("is cut when the replies unread across all connections pass maxPendingBytes, and a reading client is served", async () => {
+    // Small requests, 4 MB replies: each connection alone stays within maxUnsentReplyBytes.
+    const MB = 1024 * 1024;
+    const { cluster, port, logs } = await start({ handlers: BIG, threads: 2, maxPendingBytes: 16 * MB, maxUnsentReplyBytes: 64 * MB });
+    const idle = await Promise.all(Array.from({ length: 8 }, () => sockets.open(port)));
+    for (const c of idle) {
+      c.socket.pause(); // reads nothing
+      c.send(...Array.from({ length: 6 }, (_, i) => ({ id: i, handler: "big", payload: { n: 4 * MB } })));
+    }
+    const cut = await logs.waitFor("replies unread across connections over maxPendingBytes: cutting the connection holding the most");
+    expect(cut.unreadTotal).toBeGreaterThan(16 * MB);
+    expect(cut.limit).toBe(16 * MB);
+    // The primary serves on, a client that reads included.
+    const reader = await sockets.open(port);
+    expect(await reader.request({ id: "r", handler: "big", payload: { n: 10 } })).toMatchObject({ ok: true, result: "x".repeat(10) });
+    // Reading again: a connection that was cut closes after what reached it; the others get every reply.
+    for (const c of idle) c.socket.resume();
+    const outcomes = await Promise.all(idle.map((c) => c.waitForReplies(6).then(() => "all", () => "cut")));
+    expect(outcomes).toContain("cut");
+    for (const [i, c] of idle.entries()) if (outcomes[i] === "all") expect(c.replies.every((r) => r.ok)).toBe(true);
+    expect(await cluster.run("big", { n: 3 })).toBe("xxx");
   });
 });
 

@@ -39,8 +39,13 @@ export async function loadHandler(file: string, compiled?: string): Promise<Load
   if (typeof fn !== "function") {
     throw new HandlerModuleError(file, "has no default export function: export default function (payload, ctx) { … }");
   }
-  const config = mod.config ?? inner?.config ?? {};
-  return { fn: fn as Handler, config: checkConfig(file, config) };
+  try {
+    return { fn: fn as Handler, config: checkConfig(file, mod.config ?? inner?.config ?? {}) };
+  } catch (err) {
+    // A config whose reading throws (a getter, a Proxy) is refused like any bad config: naming the file.
+    if (err instanceof HandlerModuleError) throw err;
+    throw new HandlerModuleError(file, `config cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 async function importModule(file: string, compiled?: string): Promise<Record<string, unknown>> {
@@ -69,7 +74,7 @@ function checkConfig(file: string, config: unknown): HandlerConfig {
   if (!isObject(config)) throw new HandlerModuleError(file, "config must be an object");
   const c = config as Record<string, unknown>;
   const wrong = (field: string, expected: string) =>
-    new HandlerModuleError(file, `config.${field} must be ${expected}, got ${JSON.stringify(c[field])}`);
+    new HandlerModuleError(file, `config.${field} must be ${expected}, got ${describe(c[field])}`);
   if (c.timeoutMs !== undefined && !(Number.isInteger(c.timeoutMs) && (c.timeoutMs as number) > 0 && (c.timeoutMs as number) <= MAX_TIMEOUT_MS)) {
     throw wrong("timeoutMs", `an integer from 1 to ${MAX_TIMEOUT_MS}`);
   }
@@ -93,6 +98,12 @@ function checkConfig(file: string, config: unknown): HandlerConfig {
   if (c.isolation !== undefined) out.isolation = c.isolation as HandlerConfig["isolation"];
   if (c.prefer !== undefined) out.prefer = c.prefer as HandlerConfig["prefer"];
   return out;
+}
+
+/** A config value as the message shows it: JSON where JSON can say it (not a BigInt, a symbol, a function). */
+function describe(v: unknown): string {
+  if (typeof v === "bigint") return `${v}n`;
+  return (typeof v === "object" && v !== null) || typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? (JSON.stringify(v) ?? String(v)) : String(v);
 }
 
 function isObject(v: unknown): v is object {

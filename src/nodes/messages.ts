@@ -148,6 +148,15 @@ export interface TakenMsg {
 export type FromNode = LoadingMsg | ReadyMsg | InitFailedMsg | ResultMsg | CheckpointMsg | MemoryMsg | StartedMsg | TakenMsg;
 
 /**
+ * Whether what came in on a process node's IPC channel is one of crew's batches: an array
+ * of tagged objects. The channel is the handler's too (`process.send()` in handler code,
+ * pm2's `process.send("ready")`), and no such message may reach, let alone end, the primary.
+ */
+export function isNodeBatch(msgs: unknown): msgs is FromNode[] {
+  return Array.isArray(msgs) && msgs.every((m) => typeof m === "object" && m !== null && typeof (m as { t?: unknown }).t === "string");
+}
+
+/**
  * The answer for a message that could not be sent to its node (a payload the transport
  * cannot serialise: a BigInt, a cycle, nesting past the serialiser's stack): a run fails
  * alone, E_BAD_REQUEST, as never run; anything else is dropped (null).

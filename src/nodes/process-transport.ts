@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { forkNodeProcess, onEnded, processExit } from "./child.js";
-import type { FromNode, ToNode } from "./messages.js";
+import { isNodeBatch, type ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
 
 const CHANNEL_LOST_GRACE_MS = 1000;
@@ -28,8 +28,13 @@ export function createProcessTransport({ init, memoryMb, frozenMs, events, log }
     events.onExit(info);
   };
 
-  child.on("message", (msgs: FromNode[]) => {
-    if (!exited) events.onMessages(msgs);
+  let warned = false;
+  child.on("message", (msgs: unknown) => {
+    if (exited) return;
+    if (isNodeBatch(msgs)) return events.onMessages(msgs);
+    // A handler's own process.send(): dropped, and said once per process (a loop must not flood the log).
+    if (!warned) log.warn({ node: init.nodeId, pid: child.pid }, "a message on the node's IPC channel is not crew's: dropped");
+    warned = true;
   });
   onEnded(node, (code, signal) => exit(processExit(code, signal, node)));
   child.on("error", () => {

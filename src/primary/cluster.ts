@@ -197,10 +197,10 @@ export class Cluster implements HttpPort {
   async listen(options: ListenOptions = {}): Promise<ListenInfo> {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
     const { host, port } = checkListenAddress(options);
-    const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes } = this.options;
+    const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, maxPendingBytes } = this.options;
     const tcp = new TcpReceiver(
       this.#sink,
-      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, shares: this.shares },
+      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, maxPendingBytes, shares: this.shares },
       this.log,
     );
     const address = await tcp.listen(port, host);

@@ -28,6 +28,7 @@ import type { Front, HttpPort, ListenOptions } from "../primary/cluster-view.js"
 import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
 import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
+import { UnreadReplies } from "./unread-replies.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
@@ -98,6 +99,7 @@ class HttpReceiver implements Front {
   readonly #maxBody: number;
   readonly #guard: GuardOptions;
   readonly #dashboard: Dashboard;
+  readonly #unread: UnreadReplies;
 
   constructor(cluster: HttpPort, metrics: ClusterMetrics, adminToken: string | undefined, guard: GuardOptions) {
     this.#guard = guard;
@@ -106,6 +108,7 @@ class HttpReceiver implements Front {
     this.#adminToken = adminToken;
     this.#maxBody = cluster.options.maxFrameBytes;
     this.#dashboard = new Dashboard(cluster);
+    this.#unread = new UnreadReplies(cluster.options.maxPendingBytes, cluster.log);
     this.#server = createServer(
       {
         keepAlive: true,
@@ -291,6 +294,7 @@ class HttpReceiver implements Front {
       answered = true;
       if (job) client.remove(job);
       reply(res, outcome);
+      if (res.socket) this.#unread.wroteTo(res.socket);
     });
     if (job && !answered) client.add(job);
   }

@@ -5,7 +5,9 @@
  * the queue (ClientShares), its unsent replies by TCP backpressure (the primary stops
  * reading from a client that does not read) and by maxUnsentReplyBytes (past it, the
  * client's requests still waiting are held, so they add no more replies), its idleness
- * by idleConnectionMs; the number of connections by maxConnections.
+ * by idleConnectionMs; the number of connections by maxConnections. And all of them
+ * together: past maxPendingBytes of replies unsent across the front's connections, the
+ * connection holding the most is cut (unread-replies.ts).
  *
  * A client that half-closes (shutdown(SHUT_WR), `nc -q1`) has sent everything: it still
  * gets every reply, and the socket closes after the last one. Only a real disconnect
@@ -22,6 +24,7 @@ import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
+import { CUT_MESSAGE, type UnreadHolder, UnreadReplies } from "./unread-replies.js";
 
 /** How long an ended connection keeps reading (and dropping) before it is cut. */
 const LINGER_MS = 2000;
@@ -34,17 +37,21 @@ export interface TcpReceiverOptions {
   maxConnections: number;
   idleConnectionMs: number;
   maxUnsentReplyBytes: number;
+  /** Replies unsent across all the front's connections before the one holding the most is cut. */
+  maxPendingBytes: number;
   shares: ClientShares;
 }
 
 export class TcpReceiver {
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
+  readonly #unread: UnreadReplies;
 
   constructor(dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
+    this.#unread = new UnreadReplies(options.maxPendingBytes, log);
     this.#server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       if (this.#connections.size >= options.maxConnections) return refuseConnection(socket, options.maxConnections, log);
-      const conn = new Connection(socket, dispatcher, options, log);
+      const conn = new Connection(socket, dispatcher, options, log, this.#unread);
       this.#connections.add(conn);
       socket.once("close", () => this.#connections.delete(conn));
     });
@@ -97,11 +104,12 @@ function endAfter(socket: Socket, last?: string): void {
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
-class Connection implements ShareHolder {
+class Connection implements ShareHolder, UnreadHolder {
   readonly #socket: Socket;
   readonly #dispatcher: Dispatcher;
   readonly #options: TcpReceiverOptions;
   readonly #log: Logger;
+  readonly #unread: UnreadReplies;
   readonly #splitter: LineSplitter;
   readonly #inflight = new Map<RequestId, Job>();
   readonly #closed: Promise<void>;
@@ -117,8 +125,9 @@ class Connection implements ShareHolder {
   #ending = false;
   #isClosed = false;
 
-  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
+  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger, unread: UnreadReplies) {
     this.#socket = socket;
+    this.#unread = unread;
     this.#dispatcher = dispatcher;
     this.#options = options;
     this.#log = log;
@@ -252,12 +261,25 @@ class Connection implements ShareHolder {
         this.#log.debug({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength }, "client not reading its replies: holding its waiting requests");
         this.#dispatcher.hold(this.#inflight.values());
       }
+      this.#unread.backedUp(this);
     }
     this.#endIfDone();
   };
 
+  /** Reply bytes written and not yet taken by the kernel. */
+  get unsent(): number {
+    return this.#socket.writableLength;
+  }
+
+  /** Closes the connection at once (a reset), dropping its unsent replies: 'close' cancels what it has in flight. */
+  cut(unreadTotal: number): void {
+    this.#log.warn({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength, unreadTotal, limit: this.#unread.max }, CUT_MESSAGE);
+    this.#socket.destroy();
+  }
+
   #onDrain(): void {
     this.#writeBlocked = false;
+    this.#unread.drained(this);
     if (this.#holding) {
       this.#holding = false;
       this.#dispatcher.release(this.#inflight.values());
@@ -306,6 +328,7 @@ class Connection implements ShareHolder {
   /** A client that hangs up cancels what it had in flight: nobody is left to answer. */
   #onClose(): void {
     this.#isClosed = true;
+    this.#unread.drained(this);
     this.#out = [];
     if (this.#quietTimer) clearTimeout(this.#quietTimer);
     const jobs = [...this.#inflight.values()];
