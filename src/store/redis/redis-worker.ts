@@ -60,6 +60,8 @@ export class RedisWorker {
   #again = false;
   #stopped = false;
   #pullsStopped = false;
+  /** Creating the consumer groups again after Redis lost them (see #regroupIfLost). */
+  #regrouping = false;
   /** Moving average of claim-to-answer time, ms; starts high, so nothing is pulled ahead until requests prove short. */
   #avgMs = Infinity;
   /** When the connection last became ready: takeovers wait one host timeout after it, so live hosts can heartbeat first. */
@@ -137,6 +139,7 @@ export class RedisWorker {
       (err: unknown) => {
         this.#pulling = false;
         this.#d.log.debug({ err }, "pull failed");
+        this.#regroupIfLost(err);
       },
     );
   }
@@ -263,6 +266,29 @@ export class RedisWorker {
       this.pump();
     } catch (err) {
       this.#d.log.debug({ err }, "heartbeat failed");
+      this.#regroupIfLost(err);
     }
+  }
+
+  /**
+   * Redis came back without its data (restarted with no persistence, flushed): the
+   * queues' consumer groups went with it, and every pull, heartbeat and takeover fails
+   * NOGROUP until they exist again. Creates them (idempotent, so hosts racing here are
+   * harmless) and pulls: what was lost stays lost (docs/redis.md), new work runs.
+   */
+  #regroupIfLost(err: unknown): void {
+    if (!(err instanceof Error) || !err.message.includes("NOGROUP") || this.#regrouping) return;
+    this.#regrouping = true;
+    this.#d.queue.ensureGroups().then(
+      () => {
+        this.#regrouping = false;
+        this.#d.log.warn({ host: this.#d.host }, "the shared queue was gone from Redis (it lost its data): created it again");
+        this.pump();
+      },
+      (e: unknown) => {
+        this.#regrouping = false;
+        this.#d.log.debug({ err: e }, "creating the shared queue again failed");
+      },
+    );
   }
 }
