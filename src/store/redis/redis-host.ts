@@ -9,7 +9,7 @@ import type { ComputeNode } from "../../nodes/compute-node.js";
 import type { Dispatcher } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
 import type { ResolvedOptions } from "../../options.js";
-import { closeRedis, connectRedis, persistenceWarnings, type RedisConnections } from "./connection.js";
+import { closeRedis, connectRedis, persistenceWarnings, type RedisConnections, withoutPassword } from "./connection.js";
 import { HostChannels } from "./host-channels.js";
 import { Keys } from "./keys.js";
 import { RedisFront } from "./redis-front.js";
@@ -64,12 +64,12 @@ export class RedisHost {
   static async start(options: RedisHostOptions, deps: HostDeps): Promise<RedisHost> {
     const conns = await connectRedis(options.url, options.hostId, deps.log);
     try {
-      for (const warning of await persistenceWarnings(conns.cmd)) deps.log.warn({ redis: options.url }, warning);
+      for (const warning of await persistenceWarnings(conns.cmd)) deps.log.warn({ redis: withoutPassword(options.url) }, warning);
       const host = new RedisHost(conns, options, deps);
       await host.#queue.ensureGroups();
       await host.#channels.start();
       host.#worker.start();
-      deps.log.info({ host: options.hostId, cluster: options.cluster, redis: options.url, hostTimeoutMs: options.hostTimeoutMs }, "joined the cluster through Redis");
+      deps.log.info({ host: options.hostId, cluster: options.cluster, redis: withoutPassword(options.url), hostTimeoutMs: options.hostTimeoutMs }, "joined the cluster through Redis");
       return host;
     } catch (err) {
       closeRedis(conns);
