@@ -177,6 +177,35 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     expect(await s.request({ id: 2, handler: "echo", payload: 2 })).toMatchObject({ ok: true, meta: { host: "b" } });
   });
 
+  /** Polls the mid band's pending list until `host` holds `count` entries of it. */
+  async function holding(host: string, count: number): Promise<void> {
+    for (;;) {
+      const [, , , consumers] = (await redis.xpending(`crew:{${cluster}}:q:mid`, "hosts")) as [number, string, string, Array<[string, string]> | null];
+      if (Number((consumers ?? []).find(([name]) => name === host)?.[1] ?? 0) >= count) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  it("takeover finds a dead host's requests behind many a live host holds, with one free slot", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1, ["--node-concurrency", "11"]);
+    const s = await client(a);
+    // b fills its 11 slots with long jobs: the oldest 11 entries of the pending list.
+    for (let i = 0; i < 11; i++) s.send({ id: `long${i}`, handler: "steps", payload: { steps: 1000, ms: 50 } });
+    await holding("b", 11);
+    const c = await start("c", 1, ["--node-concurrency", "2"]);
+    const victims = [0, 1].map((i) => s.request({ id: `v${i}`, handler: "steps", payload: { steps: 10, ms: 50 }, timeoutMs: 20_000 }));
+    await holding("c", 2);
+    await c.kill();
+    // One slot frees on b. XAUTOCLAIM scans only COUNT × 10 pending entries per call:
+    // taking over one request, from the start of the list each time, b only ever looked at
+    // its own 10 live entries, and c's requests waited until b's long jobs ended.
+    s.send({ op: "cancel", id: "long0" });
+    for (const reply of await Promise.all(victims)) expect(reply).toMatchObject({ ok: true, result: { done: 10 }, meta: { host: "b", attempts: 2 } });
+    await b.waitFor("takeover", { from: "c" });
+  });
+
   it("priority bands hold across hosts: high before normal before low, whichever host accepted them", async () => {
     begin();
     const a = await start("a", 0);
