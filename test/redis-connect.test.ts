@@ -46,3 +46,24 @@ describe.skipIf(REDIS_SKIP !== null)("a password in the --redis URL", () => {
     }
   });
 });
+
+describe.skipIf(REDIS_SKIP !== null)("two hosts given the same --host-id", () => {
+  it("the second is refused while the first lives (they would read each other's replies), and starts once it is dead", async () => {
+    const server = await RedisServer.start();
+    const cluster = `dup${process.pid}`;
+    const first = await CrewHost.start("w", server.url, cluster, ["--threads", "1", "--processes", "0"]);
+    try {
+      const second = new CrewChild(["start", "--handlers", HOST_HANDLERS, "--redis", server.url, "--cluster", cluster, "--host-id", "w", "--threads", "1", "--processes", "0", "--port", "0", "--http-port", "0", "--log-level", "silent"]);
+      const { code } = await second.exited;
+      expect(code).toBe(1);
+      expect(second.stderr.join("")).toMatch(/^crew: E_INVALID_OPTION: .*--host-id w is in use by a live host/);
+      // A host SIGKILLed and started again under its id waits out the dead one's last heartbeat.
+      await first.kill();
+      const again = await CrewHost.start("w", server.url, cluster, ["--threads", "1", "--processes", "0"]);
+      await again.kill();
+    } finally {
+      await first.kill();
+      await server.stop();
+    }
+  });
+});

@@ -4,7 +4,9 @@
  * (RedisFront, the fronts' request sink) and the running side (RedisWorker, which feeds the
  * local dispatcher) to the host's channels. The dispatcher itself knows nothing of Redis.
  */
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { InvalidOptionError } from "../../errors.js";
 import type { ComputeNode } from "../../nodes/compute-node.js";
 import type { Dispatcher } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
@@ -65,6 +67,7 @@ export class RedisHost {
     const conns = await connectRedis(options.url, options.hostId, deps.log);
     try {
       for (const warning of await persistenceWarnings(conns.cmd)) deps.log.warn({ redis: withoutPassword(options.url) }, warning);
+      await refuseLiveTwin(conns.cmd, new Keys(options.cluster), options.hostId);
       const host = new RedisHost(conns, options, deps);
       await host.#queue.ensureGroups();
       await host.#channels.start();
@@ -128,6 +131,22 @@ export class RedisHost {
     await this.#channels.close();
     closeRedis(this.#conns);
   }
+}
+
+/**
+ * Two live hosts with one id would consume each other's replies (one reply stream per
+ * id, entries deleted once read) and heartbeat as one: their clients' replies get lost.
+ * The id's status key lives one host timeout past the last heartbeat, so a host that
+ * died (a restart under a fixed --host-id) is waited out once; a key still there after
+ * that was refreshed by a live host, and the start is refused.
+ */
+async function refuseLiveTwin(redis: Redis, keys: Keys, hostId: string): Promise<void> {
+  const key = keys.hostInfo(hostId);
+  const ttl = await redis.pttl(key);
+  if (ttl <= 0) return;
+  await new Promise((resolve) => setTimeout(resolve, ttl + 50));
+  if ((await redis.exists(key)) === 0) return;
+  throw new InvalidOptionError(`--host-id ${hostId} is in use by a live host of cluster ${JSON.stringify(keys.cluster)} on this Redis: give each host its own --host-id (the default, hostname-pid, is unique)`);
 }
 
 interface HostDeps {
