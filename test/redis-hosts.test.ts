@@ -206,6 +206,19 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     await b.waitFor("takeover", { from: "c" });
   });
 
+  it("a handler that needs a process node: runs on the host that has one, and answers E_NO_NODE when no live host has one", async () => {
+    begin();
+    const a = await start("a", 0);
+    await start("b", 1);
+    await start("c", 1);
+    const s = await client(a);
+    // No host has a process node: the answer a single host gives, not E_CRASHED after
+    // every host let it go in turn ("every attempt's host or node died").
+    expect(await s.request({ id: "none", handler: "isolated", payload: 1 })).toMatchObject({ ok: false, error: { code: "E_NO_NODE" } });
+    hosts.push(await CrewHost.start("p", server.url, cluster, ["--threads", "0", "--processes", "1"]));
+    expect(await s.request({ id: "one", handler: "isolated", payload: 2 })).toMatchObject({ ok: true, result: { payload: 2, kind: "process" }, meta: { host: "p" } });
+  });
+
   it("priority bands hold across hosts: high before normal before low, whichever host accepted them", async () => {
     begin();
     const a = await start("a", 0);
