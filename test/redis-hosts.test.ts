@@ -219,6 +219,21 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     expect(await s.request({ id: "one", handler: "isolated", payload: 2 })).toMatchObject({ ok: true, result: { payload: 2, kind: "process" }, meta: { host: "p" } });
   });
 
+  it("the replies of an accepting host that died do not stay in Redis for ever", async () => {
+    begin();
+    const a = await start("a", 0);
+    await start("b", 1);
+    const s = await client(a);
+    s.send({ id: "orphan", handler: "steps", payload: { steps: 4, ms: 50 } });
+    const { id } = await runningWithCheckpoint(1);
+    await a.kill();
+    while ((await redis.hget(`crew:{${cluster}}:r:${id}`, "done")) !== "1") await new Promise((resolve) => setTimeout(resolve, 10));
+    // Nobody reads a's reply stream any more (a host's default id, hostname-pid, is new at
+    // every start): without an expiry each dead host left its unread replies for good.
+    expect(await redis.xlen(`crew:{${cluster}}:rp:a`)).toBe(1);
+    expect(await redis.pttl(`crew:{${cluster}}:rp:a`)).toBeGreaterThan(0);
+  });
+
   it("priority bands hold across hosts: high before normal before low, whichever host accepted them", async () => {
     begin();
     const a = await start("a", 0);

@@ -172,6 +172,9 @@ return 1
  * acknowledges and deletes the queue entry, sends the reply to the accepting host and to
  * every host that joined with the same key, tells the claim holder to abort if another
  * host finished it, and lets the request expire after keepMs. 1 = answered, 0 = refused.
+ * A reply stream expires a day after its last reply, as the hosts zset forgets a host: a
+ * live host deletes what it reads, and no one reads a dead host's (its id, hostname-pid
+ * by default, is new at every start), which stayed in Redis for good.
  */
 export const FINISH = script(`
 local fence, reply, keep, cap, prefix, me, rid = unpack(ARGV)
@@ -194,6 +197,7 @@ for _, h in ipairs(to) do
   if not sent[h] then
     sent[h] = true
     redis.call('XADD', prefix .. 'rp:' .. h, 'MAXLEN', '~', cap, '*', 'r', rid, 'v', reply)
+    redis.call('PEXPIRE', prefix .. 'rp:' .. h, 86400000)
   end
 end
 redis.call('DEL', w)
