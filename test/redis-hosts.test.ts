@@ -234,6 +234,28 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     expect(await redis.pttl(`crew:{${cluster}}:rp:a`)).toBeGreaterThan(0);
   });
 
+  it("a reply whose entry in the reply stream was lost still answers at the deadline, with the result", async () => {
+    begin();
+    const a = await start("a", 0);
+    await start("b", 1);
+    const s = await client(a);
+    const pending = s.request({ id: "lost", handler: "steps", payload: { steps: 10, ms: 50 }, timeoutMs: 4000 });
+    const { id } = await runningWithCheckpoint(1);
+    // a stops reading its reply stream (frozen, its blocked read cut off)...
+    a.signal("SIGSTOP");
+    const reader = (await redis.client("LIST")) as string;
+    const readerId = /id=(\d+) [^\n]*name=crew-a-read/.exec(reader)![1]!;
+    await redis.client("KILL", "ID", readerId);
+    // ...and the reply's entry is lost before a reads it (as MAXLEN trimming or a Redis
+    // failover can lose it).
+    while ((await redis.hget(`crew:{${cluster}}:r:${id}`, "done")) !== "1") await new Promise((resolve) => setTimeout(resolve, 10));
+    await redis.del(`crew:{${cluster}}:rp:a`);
+    a.signal("SIGCONT");
+    // The deadline finds the request answered: a reads that reply instead of waiting for
+    // the stream entry for ever (the client got no reply at all).
+    expect(await pending).toMatchObject({ ok: true, result: { done: 10 }, meta: { host: "b" } });
+  });
+
   it("priority bands hold across hosts: high before normal before low, whichever host accepted them", async () => {
     begin();
     const a = await start("a", 0);
