@@ -52,8 +52,9 @@ describe.skipIf(REDIS_SKIP !== null)("two hosts given the same --host-id", () =>
     const server = await RedisServer.start();
     const cluster = `dup${process.pid}`;
     const first = await CrewHost.start("w", server.url, cluster, ["--threads", "1", "--processes", "0"]);
+    let second: CrewChild | null = null;
     try {
-      const second = new CrewChild(["start", "--handlers", HOST_HANDLERS, "--redis", server.url, "--cluster", cluster, "--host-id", "w", "--threads", "1", "--processes", "0", "--port", "0", "--http-port", "0", "--log-level", "silent"]);
+      second = new CrewChild(["start", "--handlers", HOST_HANDLERS, "--redis", server.url, "--cluster", cluster, "--host-id", "w", "--threads", "1", "--processes", "0", "--port", "0", "--http-port", "0", "--log-level", "silent"]);
       const { code } = await second.exited;
       expect(code).toBe(1);
       expect(second.stderr.join("")).toMatch(/^crew: E_INVALID_OPTION: .*--host-id w is in use by a live host/);
@@ -62,6 +63,7 @@ describe.skipIf(REDIS_SKIP !== null)("two hosts given the same --host-id", () =>
       const again = await CrewHost.start("w", server.url, cluster, ["--threads", "1", "--processes", "0"]);
       await again.kill();
     } finally {
+      if (second?.running) second.signal("SIGKILL");
       await first.kill();
       await server.stop();
     }
