@@ -227,6 +227,31 @@ describe("a journal crew must not use is refused and left as it is", () => {
   });
 });
 
+describe("a journal that cannot be written (a full disk)", () => {
+  it("keyed checkpointing jobs still answer, once, instead of waiting at ctx.checkpoint() until their deadline", async () => {
+    // 20 jobs at once, each holding a 200 KB checkpoint in the file: 4 MB, past a 2 MB
+    // cap on the primary's file sizes, so commits fail with EFBIG as on a full disk.
+    const file = join(dir, "full.db");
+    const args = [...(await primaryArgs(file)), "--node-concurrency", "5"];
+    args[args.indexOf("--threads") + 1] = "4";
+    const primary = await PrimaryProcess.start(args, { fileSizeKb: 2048 });
+    try {
+      const s = await NdjsonSocket.connect(portOf(args));
+      const pad = "x".repeat(200_000);
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => s.request({ id: i, handler: "ledger", payload: { n: 10, pad }, idempotencyKey: `full-${i}`, timeoutMs: 30_000 })),
+      );
+      await primary.waitFor("journal commit failed: these writes are lost");
+      for (const reply of replies) expect(reply).toMatchObject({ ok: true, result: { i: 10 } });
+      await s.ping();
+      expect(s.replies).toHaveLength(21);
+      s.socket.destroy();
+    } finally {
+      await primary.kill9();
+    }
+  });
+});
+
 describe("the journal in metrics and crew status", () => {
   it("counts journal writes, commits, replays and joins, and crew status shows the file, size and open requests", async () => {
     const file = join(dir, "metrics.db");

@@ -177,6 +177,85 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     expect(await s.request({ id: 2, handler: "echo", payload: 2 })).toMatchObject({ ok: true, meta: { host: "b" } });
   });
 
+  /** Polls the mid band's pending list until `host` holds `count` entries of it. */
+  async function holding(host: string, count: number): Promise<void> {
+    for (;;) {
+      const [, , , consumers] = (await redis.xpending(`crew:{${cluster}}:q:mid`, "hosts")) as [number, string, string, Array<[string, string]> | null];
+      if (Number((consumers ?? []).find(([name]) => name === host)?.[1] ?? 0) >= count) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  it("takeover finds a dead host's requests behind many a live host holds, with one free slot", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1, ["--node-concurrency", "11"]);
+    const s = await client(a);
+    // b fills its 11 slots with long jobs: the oldest 11 entries of the pending list.
+    for (let i = 0; i < 11; i++) s.send({ id: `long${i}`, handler: "steps", payload: { steps: 1000, ms: 50 } });
+    await holding("b", 11);
+    const c = await start("c", 1, ["--node-concurrency", "2"]);
+    const victims = [0, 1].map((i) => s.request({ id: `v${i}`, handler: "steps", payload: { steps: 10, ms: 50 }, timeoutMs: 20_000 }));
+    await holding("c", 2);
+    await c.kill();
+    // One slot frees on b. XAUTOCLAIM scans only COUNT × 10 pending entries per call:
+    // taking over one request, from the start of the list each time, b only ever looked at
+    // its own 10 live entries, and c's requests waited until b's long jobs ended.
+    s.send({ op: "cancel", id: "long0" });
+    for (const reply of await Promise.all(victims)) expect(reply).toMatchObject({ ok: true, result: { done: 10 }, meta: { host: "b", attempts: 2 } });
+    await b.waitFor("takeover", { from: "c" });
+  });
+
+  it("a handler that needs a process node: runs on the host that has one, and answers E_NO_NODE when no live host has one", async () => {
+    begin();
+    const a = await start("a", 0);
+    await start("b", 1);
+    await start("c", 1);
+    const s = await client(a);
+    // No host has a process node: the answer a single host gives, not E_CRASHED after
+    // every host let it go in turn ("every attempt's host or node died").
+    expect(await s.request({ id: "none", handler: "isolated", payload: 1 })).toMatchObject({ ok: false, error: { code: "E_NO_NODE" } });
+    hosts.push(await CrewHost.start("p", server.url, cluster, ["--threads", "0", "--processes", "1"]));
+    expect(await s.request({ id: "one", handler: "isolated", payload: 2 })).toMatchObject({ ok: true, result: { payload: 2, kind: "process" }, meta: { host: "p" } });
+  });
+
+  it("the replies of an accepting host that died do not stay in Redis for ever", async () => {
+    begin();
+    const a = await start("a", 0);
+    await start("b", 1);
+    const s = await client(a);
+    s.send({ id: "orphan", handler: "steps", payload: { steps: 4, ms: 50 } });
+    const { id } = await runningWithCheckpoint(1);
+    await a.kill();
+    while ((await redis.hget(`crew:{${cluster}}:r:${id}`, "done")) !== "1") await new Promise((resolve) => setTimeout(resolve, 10));
+    // Nobody reads a's reply stream any more (a host's default id, hostname-pid, is new at
+    // every start): without an expiry each dead host left its unread replies for good.
+    expect(await redis.xlen(`crew:{${cluster}}:rp:a`)).toBe(1);
+    expect(await redis.pttl(`crew:{${cluster}}:rp:a`)).toBeGreaterThan(0);
+  });
+
+  it("a reply whose entry in the reply stream was lost still answers at the deadline, with the result", async () => {
+    begin();
+    const a = await start("a", 0);
+    await start("b", 1);
+    const s = await client(a);
+    const pending = s.request({ id: "lost", handler: "steps", payload: { steps: 10, ms: 50 }, timeoutMs: 4000 });
+    const { id } = await runningWithCheckpoint(1);
+    // a stops reading its reply stream (frozen, its blocked read cut off)...
+    a.signal("SIGSTOP");
+    const reader = (await redis.client("LIST")) as string;
+    const readerId = /id=(\d+) [^\n]*name=crew-a-read/.exec(reader)![1]!;
+    await redis.client("KILL", "ID", readerId);
+    // ...and the reply's entry is lost before a reads it (as MAXLEN trimming or a Redis
+    // failover can lose it).
+    while ((await redis.hget(`crew:{${cluster}}:r:${id}`, "done")) !== "1") await new Promise((resolve) => setTimeout(resolve, 10));
+    await redis.del(`crew:{${cluster}}:rp:a`);
+    a.signal("SIGCONT");
+    // The deadline finds the request answered: a reads that reply instead of waiting for
+    // the stream entry for ever (the client got no reply at all).
+    expect(await pending).toMatchObject({ ok: true, result: { done: 10 }, meta: { host: "b" } });
+  });
+
   it("priority bands hold across hosts: high before normal before low, whichever host accepted them", async () => {
     begin();
     const a = await start("a", 0);

@@ -250,10 +250,22 @@ export class KeyedRequests implements RequestSink {
     else live.fence = fence;
   }
 
+  /**
+   * Keeps a checkpoint in the store before the node's `ctx.checkpoint()` resolves. A store
+   * that fails to (a journal commit failed: a full disk, an I/O error) is logged, and the
+   * attempt goes on from the checkpoint the primary holds in memory, as a reply goes out
+   * without it (#answered): left unacknowledged, the handler would wait at its `await
+   * ctx.checkpoint()` until its deadline.
+   */
   #checkpoint(job: Job, json: string): MaybePromise<boolean> {
     const live = this.#live.get(job.idempotencyKey!);
     if (!live) return false;
-    return this.#store.checkpoint(live.key, live.fence, json);
+    const kept = this.#store.checkpoint(live.key, live.fence, json);
+    if (!(kept instanceof Promise)) return kept;
+    return kept.catch((err: unknown) => {
+      this.#log.error({ err, key: live.key, requestId: job.requestId }, "the store could not keep a checkpoint: going on without it");
+      return true;
+    });
   }
 
   #conflict(req: SubmitRequest, done: DoneCallback): null {

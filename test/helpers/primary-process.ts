@@ -8,13 +8,16 @@ import { CrewChild, type Line, matches } from "./crew-process.js";
 export type LogLine = Line;
 
 export class PrimaryProcess extends CrewChild {
-  private constructor(args: string[]) {
-    super(["start", ...args]);
+  private constructor(args: string[], options: { fileSizeKb?: number } = {}) {
+    super(["start", ...args], options);
   }
 
-  /** Starts `crew start ARGS` and resolves once it listens (rejects if it exits first). */
-  static async start(args: string[]): Promise<PrimaryProcess> {
-    const p = new PrimaryProcess(["--log-level", "info", ...args]);
+  /**
+   * Starts `crew start ARGS` and resolves once it listens (rejects if it exits first).
+   * `fileSizeKb`: no file it writes may grow past this (a full disk; see CrewChild).
+   */
+  static async start(args: string[], options: { fileSizeKb?: number } = {}): Promise<PrimaryProcess> {
+    const p = new PrimaryProcess(["--log-level", "info", ...args], options);
     await p.waitFor("listening");
     return p;
   }

@@ -12,6 +12,7 @@
  */
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { UnavailableError } from "../../errors.js";
 
 export interface RedisConnections {
   /** Scripts and plain commands, with a timeout. */
@@ -49,7 +50,9 @@ function open(url: string, name: string, log: Logger, commandTimeout: number | u
 
 /**
  * Opens the three connections and waits until they are ready.
- * Throws when Redis cannot be reached at start (the cluster refuses to start without it).
+ * Throws UnavailableError (E_UNAVAILABLE) naming the URL, without its password, and the
+ * socket's error (ECONNREFUSED …) when Redis cannot be reached at start: the cluster
+ * refuses to start without it. ioredis itself only rejects with "Connection is closed.".
  */
 export async function connectRedis(url: string, host: string, log: Logger): Promise<RedisConnections> {
   const conns: RedisConnections = {
@@ -57,13 +60,30 @@ export async function connectRedis(url: string, host: string, log: Logger): Prom
     sub: open(url, `crew-${host}-sub`, log, undefined),
     blocking: open(url, `crew-${host}-read`, log, undefined),
   };
+  let first: Error | null = null;
+  const note = (err: Error): void => void (first ??= err);
+  for (const r of Object.values(conns) as Redis[]) r.on("error", note);
   try {
     await Promise.all(Object.values(conns).map((r: Redis) => r.connect()));
   } catch (err) {
     closeRedis(conns);
-    throw err;
+    const why = first ?? (err as Error);
+    throw new UnavailableError(`Redis at ${withoutPassword(url)} cannot be reached (--redis): ${why.message}`, { cause: why });
+  } finally {
+    for (const r of Object.values(conns) as Redis[]) r.off("error", note);
   }
   return conns;
+}
+
+/** The URL as it may be shown: any password replaced by `***`. */
+export function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(the --redis URL)";
+  }
 }
 
 export function closeRedis(conns: RedisConnections): void {

@@ -156,16 +156,23 @@ export class RedisFront implements RequestSink {
       return this.#answer(job, fail(job, error));
     }
     const stored: StoredReply = { ok: false, error: error.toJSON(), meta: { ...job.meta(), host: this.#d.host } };
+    const failAll = () => {
+      this.#waiting.delete(job.requestId);
+      for (const j of shared) this.#answer(j, fail(j, error));
+    };
     this.#d.queue.finish(job.requestId, null, stored, false).then(
       (res) => {
-        if (res === "already") return; // the result won: deliver() answers
-        this.#waiting.delete(job.requestId);
-        for (const j of shared) this.#answer(j, fail(j, error));
+        if (res !== "already") return failAll();
+        // The result won. It is on its way on this host's reply stream, but that entry can
+        // be lost (trimmed past MAXLEN, a Redis failover): read it from the request too,
+        // and deliver() answers once, whichever comes first. Waiting for the stream alone
+        // left such a client with no reply at all, past its deadline.
+        this.#d.queue.reply(job.requestId).then(
+          (reply) => (reply ? this.deliver(job.requestId, reply) : failAll()),
+          failAll,
+        );
       },
-      () => {
-        this.#waiting.delete(job.requestId);
-        for (const j of shared) this.#answer(j, fail(j, error));
-      },
+      failAll,
     );
   }
 

@@ -4,12 +4,14 @@
  * (RedisFront, the fronts' request sink) and the running side (RedisWorker, which feeds the
  * local dispatcher) to the host's channels. The dispatcher itself knows nothing of Redis.
  */
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { InvalidOptionError } from "../../errors.js";
 import type { ComputeNode } from "../../nodes/compute-node.js";
 import type { Dispatcher } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
 import type { ResolvedOptions } from "../../options.js";
-import { closeRedis, connectRedis, persistenceWarnings, type RedisConnections } from "./connection.js";
+import { closeRedis, connectRedis, persistenceWarnings, type RedisConnections, withoutPassword } from "./connection.js";
 import { HostChannels } from "./host-channels.js";
 import { Keys } from "./keys.js";
 import { RedisFront } from "./redis-front.js";
@@ -64,12 +66,13 @@ export class RedisHost {
   static async start(options: RedisHostOptions, deps: HostDeps): Promise<RedisHost> {
     const conns = await connectRedis(options.url, options.hostId, deps.log);
     try {
-      for (const warning of await persistenceWarnings(conns.cmd)) deps.log.warn({ redis: options.url }, warning);
+      for (const warning of await persistenceWarnings(conns.cmd)) deps.log.warn({ redis: withoutPassword(options.url) }, warning);
+      await refuseLiveTwin(conns.cmd, new Keys(options.cluster), options.hostId);
       const host = new RedisHost(conns, options, deps);
       await host.#queue.ensureGroups();
       await host.#channels.start();
       host.#worker.start();
-      deps.log.info({ host: options.hostId, cluster: options.cluster, redis: options.url, hostTimeoutMs: options.hostTimeoutMs }, "joined the cluster through Redis");
+      deps.log.info({ host: options.hostId, cluster: options.cluster, redis: withoutPassword(options.url), hostTimeoutMs: options.hostTimeoutMs }, "joined the cluster through Redis");
       return host;
     } catch (err) {
       closeRedis(conns);
@@ -128,6 +131,22 @@ export class RedisHost {
     await this.#channels.close();
     closeRedis(this.#conns);
   }
+}
+
+/**
+ * Two live hosts with one id would consume each other's replies (one reply stream per
+ * id, entries deleted once read) and heartbeat as one: their clients' replies get lost.
+ * The id's status key lives one host timeout past the last heartbeat, so a host that
+ * died (a restart under a fixed --host-id) is waited out once; a key still there after
+ * that was refreshed by a live host, and the start is refused.
+ */
+async function refuseLiveTwin(redis: Redis, keys: Keys, hostId: string): Promise<void> {
+  const key = keys.hostInfo(hostId);
+  const ttl = await redis.pttl(key);
+  if (ttl <= 0) return;
+  await new Promise((resolve) => setTimeout(resolve, ttl + 50));
+  if ((await redis.exists(key)) === 0) return;
+  throw new InvalidOptionError(`--host-id ${hostId} is in use by a live host of cluster ${JSON.stringify(keys.cluster)} on this Redis: give each host its own --host-id (the default, hostname-pid, is unique)`);
 }
 
 interface HostDeps {

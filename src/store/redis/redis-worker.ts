@@ -46,7 +46,7 @@ interface Held {
 }
 
 /** Outcomes that mean "this host let go", not the request's answer: another host will run it. */
-const LET_GO = new Set(["E_SHUTTING_DOWN", "E_OVERLOADED", "E_NO_NODE"]);
+const LET_GO = new Set(["E_SHUTTING_DOWN", "E_OVERLOADED"]);
 
 /** Claim-to-answer time (moving average) under which a host pulls ahead, ms. */
 const PREFETCH_BELOW_MS = 5;
@@ -60,6 +60,8 @@ export class RedisWorker {
   #again = false;
   #stopped = false;
   #pullsStopped = false;
+  /** Creating the consumer groups again after Redis lost them (see #regroupIfLost). */
+  #regrouping = false;
   /** Moving average of claim-to-answer time, ms; starts high, so nothing is pulled ahead until requests prove short. */
   #avgMs = Infinity;
   /** When the connection last became ready: takeovers wait one host timeout after it, so live hosts can heartbeat first. */
@@ -137,6 +139,7 @@ export class RedisWorker {
       (err: unknown) => {
         this.#pulling = false;
         this.#d.log.debug({ err }, "pull failed");
+        this.#regroupIfLost(err);
       },
     );
   }
@@ -207,17 +210,42 @@ export class RedisWorker {
 
   #answer(held: Held, outcome: Outcome): void {
     if (held.lost) return;
+    if (!outcome.ok && outcome.error.code === "E_NO_NODE") return void this.#noNode(held, outcome);
     if (!outcome.ok && LET_GO.has(outcome.error.code)) {
       // Not an answer: this host cannot run it (draining, full). Stop heartbeating it, so
       // another host takes it over after the host timeout.
       this.#held.delete(held.claim.requestId);
       return;
     }
+    this.#reply(held, outcome);
+  }
+
+  /** Keeps the request's reply and sends it to Redis (held there while Redis is away). */
+  #reply(held: Held, outcome: Outcome): void {
     const took = performance.now() - held.claimedAt;
     this.#avgMs = this.#avgMs === Infinity ? took : this.#avgMs * 0.9 + took * 0.1;
     const meta = { ...outcome.meta, host: this.#d.host };
     held.reply = outcome.ok ? { ok: true, json: outcome.json, meta } : { ok: false, error: outcome.error.toJSON(), meta };
     void this.#send(held);
+  }
+
+  /**
+   * No node of this host can run the request (a handler that needs a process node, on a
+   * host without one). Another host may have one: let go of it, and one takes it over.
+   * When no live host lists one, E_NO_NODE is the answer, as on a single host; letting go
+   * then only passed it from host to host until its attempts were spent (E_CRASHED).
+   */
+  async #noNode(held: Held, outcome: Outcome): Promise<void> {
+    let elsewhere = true;
+    try {
+      const hosts = await this.#d.queue.hosts();
+      elsewhere = hosts.some((h) => h.id !== this.#d.host && ((h.info as { nodes?: Array<{ kind: string }> }).nodes ?? []).some((n) => n.kind === "process"));
+    } catch {
+      // Redis away: let go, as before; the host that claims it next decides.
+    }
+    if (held.lost) return;
+    if (elsewhere) this.#held.delete(held.claim.requestId);
+    else this.#reply(held, outcome);
   }
 
   async #send(held: Held): Promise<void> {
@@ -263,6 +291,29 @@ export class RedisWorker {
       this.pump();
     } catch (err) {
       this.#d.log.debug({ err }, "heartbeat failed");
+      this.#regroupIfLost(err);
     }
+  }
+
+  /**
+   * Redis came back without its data (restarted with no persistence, flushed): the
+   * queues' consumer groups went with it, and every pull, heartbeat and takeover fails
+   * NOGROUP until they exist again. Creates them (idempotent, so hosts racing here are
+   * harmless) and pulls: what was lost stays lost (docs/redis.md), new work runs.
+   */
+  #regroupIfLost(err: unknown): void {
+    if (!(err instanceof Error) || !err.message.includes("NOGROUP") || this.#regrouping) return;
+    this.#regrouping = true;
+    this.#d.queue.ensureGroups().then(
+      () => {
+        this.#regrouping = false;
+        this.#d.log.warn({ host: this.#d.host }, "the shared queue was gone from Redis (it lost its data): created it again");
+        this.pump();
+      },
+      (e: unknown) => {
+        this.#regrouping = false;
+        this.#d.log.debug({ err: e }, "creating the shared queue again failed");
+      },
+    );
   }
 }

@@ -108,15 +108,25 @@ return out
  * KEYS: the queues. ARGV: host, count, minIdleMs, prefix. XAUTOCLAIM hands each idle
  * entry to one caller only (it resets the idle time as it claims), so a dead host's entry
  * gets one taker. Returns claimed requests, like PULL.
+ *
+ * One XAUTOCLAIM call looks at no more than COUNT × 10 pending entries and returns the
+ * cursor to go on from (https://redis.io/commands/xautoclaim/): the script follows it to
+ * the end of each band's pending list. Called once from the start, a host with one free
+ * slot saw only the 10 oldest entries, the live hosts' long jobs, and never reached a
+ * dead host's entries behind them.
  */
 export const TAKEOVER = script(`${TAKE}
 local host, n, idle, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local out = {}
 for i = 1, #KEYS do
-  local want = n - #out
-  if want <= 0 then break end
-  local r = redis.call('XAUTOCLAIM', KEYS[i], 'hosts', host, idle, '0-0', 'COUNT', want)
-  for _, e in ipairs(r[2]) do take(KEYS[i], bands[i], e, host, prefix, out) end
+  local cursor = '0-0'
+  repeat
+    local want = n - #out
+    if want <= 0 then break end
+    local r = redis.call('XAUTOCLAIM', KEYS[i], 'hosts', host, idle, cursor, 'COUNT', want)
+    for _, e in ipairs(r[2]) do take(KEYS[i], bands[i], e, host, prefix, out) end
+    cursor = r[1]
+  until cursor == '0-0'
 end
 return out
 `);
@@ -162,6 +172,9 @@ return 1
  * acknowledges and deletes the queue entry, sends the reply to the accepting host and to
  * every host that joined with the same key, tells the claim holder to abort if another
  * host finished it, and lets the request expire after keepMs. 1 = answered, 0 = refused.
+ * A reply stream expires a day after its last reply, as the hosts zset forgets a host: a
+ * live host deletes what it reads, and no one reads a dead host's (its id, hostname-pid
+ * by default, is new at every start), which stayed in Redis for good.
  */
 export const FINISH = script(`
 local fence, reply, keep, cap, prefix, me, rid = unpack(ARGV)
@@ -184,6 +197,7 @@ for _, h in ipairs(to) do
   if not sent[h] then
     sent[h] = true
     redis.call('XADD', prefix .. 'rp:' .. h, 'MAXLEN', '~', cap, '*', 'r', rid, 'v', reply)
+    redis.call('PEXPIRE', prefix .. 'rp:' .. h, 86400000)
   end
 end
 redis.call('DEL', w)

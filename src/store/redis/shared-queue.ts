@@ -160,6 +160,12 @@ export class SharedQueue {
     return out === 1 ? "answered" : out === 0 ? "already" : out === -2 ? "fenced" : "gone";
   }
 
+  /** The reply a request answered with, or null when it has none (unanswered, or expired). */
+  async reply(requestId: string): Promise<StoredReply | null> {
+    const json = await this.#redis.hget(this.#keys.request(requestId), "res");
+    return json === null ? null : (JSON.parse(json) as StoredReply);
+  }
+
   /** The hosts heartbeating now, with the info each last sent. */
   async hosts(): Promise<Array<{ id: string; lastSeen: number; info: unknown }>> {
     const ids = await this.#redis.zrange(this.#keys.hosts, 0, -1, "WITHSCORES");
