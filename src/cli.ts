@@ -2,10 +2,10 @@
  * The `crew` command line. Each command lives in src/commands/; this file only wires
  * them into yargs. Options are checked by the same resolveOptions as createCluster.
  */
+// Only small modules here, loaded before main() forks the thread host: each static import delays the fork.
 import type { CommandModule } from "yargs";
 import { CrewError } from "./errors.js";
 import { UsageError } from "./commands/usage-error.js";
-import { PARSER_CONFIGURATION, START_FLAGS } from "./commands/flags.js";
 import { preforkThreadHost } from "./nodes/host-prefork.js";
 
 /**
@@ -45,7 +45,11 @@ function endWhenStdoutCloses(): void {
  * commands/plain-flags.ts); false, having started nothing, when the line needs yargs.
  */
 async function startWithoutYargs(argv: string[]): Promise<boolean> {
-  const [{ readPlainFlags }, { startCommand }] = await Promise.all([import("./commands/plain-flags.js"), import("./commands/start.js")]);
+  const [{ readPlainFlags }, { START_FLAGS }, { startCommand }] = await Promise.all([
+    import("./commands/plain-flags.js"),
+    import("./commands/flags.js"),
+    import("./commands/start.js"),
+  ]);
   const flags = readPlainFlags(argv.slice(1), START_FLAGS);
   if (flags === null) return false;
   await startCommand.handler({ _: [], $0: "crew start", ...flags });
@@ -59,7 +63,7 @@ export async function main(argv: string[]): Promise<void> {
   else endWhenStdoutCloses();
   try {
     if (argv[0] === "start" && (await startWithoutYargs(argv))) return;
-    const [{ default: yargs }, commands] = await Promise.all([import("yargs"), commandsFor(argv)]);
+    const [{ default: yargs }, { PARSER_CONFIGURATION }, commands] = await Promise.all([import("yargs"), import("./commands/flags.js"), commandsFor(argv)]);
     // `crew <command> …` declares that one command as the default command, under the name
     // "crew <command>": right after running a command that is not the default one, yargs
     // renders and caches its whole help (command.js, cacheHelpMessage), 120–180 ms of
