@@ -36,13 +36,18 @@ describe.skipIf(REDIS_SKIP !== null)("Redis that lost its data", () => {
     return host;
   }
 
-  it("restarted empty: the hosts reconnect and new requests run again", async () => {
-    const cluster = `lost${process.pid}a`;
+  /** Host a accepts (no nodes), host b runs; one request has gone through b. */
+  async function twoHosts(cluster: string): Promise<{ a: CrewHost; b: CrewHost; s: NdjsonSocket }> {
     const a = await start("a", 0, cluster);
     const b = await start("b", 1, cluster);
     const s = await NdjsonSocket.connect(a.port);
     sockets.push(s);
     expect(await s.request({ id: "before", handler: "echo", payload: 1 })).toMatchObject({ ok: true, result: 1, meta: { host: "b" } });
+    return { a, b, s };
+  }
+
+  it("restarted empty: the hosts reconnect and new requests run again", async () => {
+    const { a, b, s } = await twoHosts(`lost${process.pid}a`);
     const [fromA, fromB] = [a.lines.length, b.lines.length];
     await server.kill("SIGKILL");
     await a.waitFor("redis connection error", { connection: "crew-a-cmd" }, fromA);
@@ -55,12 +60,7 @@ describe.skipIf(REDIS_SKIP !== null)("Redis that lost its data", () => {
   });
 
   it("flushed while connected: the hosts create the shared queue again and serve", async () => {
-    const cluster = `lost${process.pid}b`;
-    const a = await start("a", 0, cluster);
-    const b = await start("b", 1, cluster);
-    const s = await NdjsonSocket.connect(a.port);
-    sockets.push(s);
-    expect(await s.request({ id: "before", handler: "echo", payload: 1 })).toMatchObject({ ok: true, result: 1 });
+    const { s } = await twoHosts(`lost${process.pid}b`);
     const redis = new Redis(server.url);
     await redis.flushall();
     redis.disconnect();
