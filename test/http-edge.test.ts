@@ -92,6 +92,23 @@ describe("clients that do not read their responses", () => {
   });
 });
 
+describe("a client that pipelines requests and reads nothing", () => {
+  it("is cut once the responses waiting behind its first one pass maxPendingBytes (they have no socket yet)", async () => {
+    const MB = 1024 * 1024;
+    const logs = new LogCapture();
+    const { port } = await start({ handlers: BIG, threads: 2, maxPendingBytes: 16 * MB, logger: logs.logger });
+    const greedy = raw(port);
+    greedy.socket.pause(); // reads nothing
+    greedy.socket.write(Array.from({ length: 8 }, () => post("/v1/run/big", JSON.stringify({ n: 4 * MB }))).join(""));
+    const cut = await logs.waitFor("replies unread across connections over maxPendingBytes: cutting the connection holding the most");
+    expect(cut.unreadTotal).toBeGreaterThan(16 * MB);
+    greedy.socket.resume();
+    await greedy.closed;
+    // Cut before its last response was whole.
+    expect(greedy.text().endsWith("}}")).toBe(false);
+  });
+});
+
 describe("a chunked body that never ends", () => {
   it("gets its 413 before the connection closes, every time", async () => {
     const { port } = await start({ maxFrameBytes: 4096 });

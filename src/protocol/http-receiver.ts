@@ -294,7 +294,8 @@ class HttpReceiver implements Front {
       answered = true;
       if (job) client.remove(job);
       reply(res, outcome);
-      if (res.socket) this.#unread.wroteTo(res.socket);
+      // Its connection's socket: a pipelined response waits behind an earlier one without one.
+      this.#unread.wrote(res.req.socket, res);
     });
     if (job && !answered) client.add(job);
   }

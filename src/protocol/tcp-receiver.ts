@@ -24,7 +24,7 @@ import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
-import { CUT_MESSAGE, type UnreadHolder, UnreadReplies } from "./unread-replies.js";
+import { UnreadReplies } from "./unread-replies.js";
 
 /** How long an ended connection keeps reading (and dropping) before it is cut. */
 const LINGER_MS = 2000;
@@ -104,7 +104,7 @@ function endAfter(socket: Socket, last?: string): void {
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
-class Connection implements ShareHolder, UnreadHolder {
+class Connection implements ShareHolder {
   readonly #socket: Socket;
   readonly #dispatcher: Dispatcher;
   readonly #options: TcpReceiverOptions;
@@ -261,25 +261,13 @@ class Connection implements ShareHolder, UnreadHolder {
         this.#log.debug({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength }, "client not reading its replies: holding its waiting requests");
         this.#dispatcher.hold(this.#inflight.values());
       }
-      this.#unread.backedUp(this);
+      this.#unread.wrote(this.#socket);
     }
     this.#endIfDone();
   };
 
-  /** Reply bytes written and not yet taken by the kernel. */
-  get unsent(): number {
-    return this.#socket.writableLength;
-  }
-
-  /** Closes the connection at once (a reset), dropping its unsent replies: 'close' cancels what it has in flight. */
-  cut(unreadTotal: number): void {
-    this.#log.warn({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength, unreadTotal, limit: this.#unread.max }, CUT_MESSAGE);
-    this.#socket.destroy();
-  }
-
   #onDrain(): void {
     this.#writeBlocked = false;
-    this.#unread.drained(this);
     if (this.#holding) {
       this.#holding = false;
       this.#dispatcher.release(this.#inflight.values());
@@ -328,7 +316,6 @@ class Connection implements ShareHolder, UnreadHolder {
   /** A client that hangs up cancels what it had in flight: nobody is left to answer. */
   #onClose(): void {
     this.#isClosed = true;
-    this.#unread.drained(this);
     this.#out = [];
     if (this.#quietTimer) clearTimeout(this.#quietTimer);
     const jobs = [...this.#inflight.values()];

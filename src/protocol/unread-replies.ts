@@ -1,72 +1,113 @@
 /**
- * The replies a front's connections could not send yet (socket.writableLength: off the
- * heap, so the heap guard never sees them). A TCP connection is bounded on its own
- * (maxUnsentReplyBytes holds its waiting requests, but what is running still answers),
- * an HTTP connection by its one response at a time; a thousand clients that never read
- * would still each hold theirs. Past `max` bytes in all, the connection holding the most
- * is cut: its client is not reading them, and the others' replies are not held up for it.
+ * The replies a front's connections could not send yet: bytes in a socket's write buffer
+ * (socket.writableLength, off the heap, where the heap guard never looks) and HTTP
+ * responses queued behind an earlier one on the same connection (pipelining: they have
+ * no socket yet and keep their body on the heap). A TCP connection is bounded on its own
+ * (maxUnsentReplyBytes holds its waiting requests, but what is running still answers);
+ * a thousand clients that never read would still each hold theirs. Past `max` bytes in
+ * all, the connection holding the most is cut (a reset, which cancels what it has in
+ * flight): its client is not reading them, and the others' replies are not held up for it.
  */
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 
-export interface UnreadHolder {
-  /** Reply bytes written and not yet taken by the kernel. */
-  readonly unsent: number;
-  /** Closes the connection at once (a reset), dropping its unsent replies. */
-  cut(unreadTotal: number): void;
+/** An HTTP response as counted here (node:http's ServerResponse). */
+export interface QueuedResponse {
+  /** Null while it waits behind an earlier response on its connection. */
+  readonly socket: Socket | null;
+  /** Its bytes not yet handed to the kernel (with its socket's, once it has one). */
+  readonly writableLength: number;
+  readonly writableFinished: boolean;
+  once(event: "finish" | "close", listener: () => void): unknown;
 }
 
-export const CUT_MESSAGE = "replies unread across connections over maxPendingBytes: cutting the connection holding the most";
+/** One connection's unsent replies. */
+class Held {
+  /** Responses not yet finished, which may be waiting for the socket. */
+  readonly queued = new Set<QueuedResponse>();
 
+  constructor(readonly socket: Socket) {}
+
+  /** Bytes it holds unsent: its socket's buffer and the bodies of responses still waiting for it. */
+  get unsent(): number {
+    let bytes = this.socket.writableLength;
+    for (const res of this.queued) if (!res.socket) bytes += res.writableLength;
+    return bytes;
+  }
+
+  /** Whether it holds more than a socket takes without complaint (its high-water mark). */
+  get backedUp(): boolean {
+    if (this.socket.writableNeedDrain) return true;
+    for (const res of this.queued) if (!res.socket) return true;
+    return false;
+  }
+}
+
+/** The budget of unsent replies shared by a front's connections (see the file's comment). */
 export class UnreadReplies {
-  readonly #backedUp = new Set<UnreadHolder>();
-  readonly #sockets = new WeakMap<Socket, UnreadHolder>();
+  readonly #backedUp = new Set<Held>();
+  readonly #bySocket = new WeakMap<Socket, Held>();
 
+  /** `max`: bytes, the front's maxPendingBytes. */
   constructor(
     readonly max: number,
     readonly log: Logger,
   ) {}
 
-  /** `holder` has replies its client has not read: cuts the largest holders while over the budget. */
-  backedUp(holder: UnreadHolder): void {
-    this.#backedUp.add(holder);
+  /**
+   * Call after writing a reply on `socket`: a TCP frame, or an HTTP response `res` (which
+   * may wait behind an earlier one). While the connection holds replies its client has
+   * not read, they count against the budget; past it, the largest holders are cut.
+   */
+  wrote(socket: Socket, res?: QueuedResponse): void {
+    // The common case costs two reads: a response on its socket, within the high-water mark.
+    const waiting = res !== undefined && !res.socket && !res.writableFinished;
+    if (socket.destroyed || (!waiting && !socket.writableNeedDrain)) return;
+    const held = this.#heldFor(socket);
+    if (waiting) {
+      held.queued.add(res);
+      const done = (): void => {
+        if (held.queued.delete(res)) this.#settle(held);
+      };
+      res.once("finish", done);
+      res.once("close", done);
+    }
+    this.#backedUp.add(held);
+    this.#cutWhileOver();
+  }
+
+  #heldFor(socket: Socket): Held {
+    let held = this.#bySocket.get(socket);
+    if (!held) {
+      const created = new Held(socket);
+      this.#bySocket.set(socket, created);
+      socket.on("drain", () => this.#settle(created));
+      socket.once("close", () => this.#backedUp.delete(created));
+      held = created;
+    }
+    return held;
+  }
+
+  /** A socket drained or a queued response finished: off the list once nothing is backed up. */
+  #settle(held: Held): void {
+    if (!held.backedUp) this.#backedUp.delete(held);
+  }
+
+  #cutWhileOver(): void {
     let total = 0;
     for (const h of this.#backedUp) total += h.unsent;
     while (total > this.max) {
-      let worst: UnreadHolder | null = null;
-      for (const h of this.#backedUp) if (!worst || h.unsent > worst.unsent) worst = h;
+      let worst: Held | null = null;
+      let most = -1;
+      for (const h of this.#backedUp) {
+        const unsent = h.unsent;
+        if (unsent > most) [worst, most] = [h, unsent];
+      }
       if (!worst) return;
       this.#backedUp.delete(worst);
-      const unsent = worst.unsent;
-      worst.cut(total);
-      total -= unsent;
+      this.log.warn({ remote: worst.socket.remoteAddress, unsent: most, unreadTotal: total, limit: this.max }, "replies unread across connections over maxPendingBytes: cutting the connection holding the most");
+      worst.socket.destroy();
+      total -= most;
     }
-  }
-
-  /** `holder` sent everything (drain) or closed. */
-  drained(holder: UnreadHolder): void {
-    this.#backedUp.delete(holder);
-  }
-
-  /** For a front that writes to plain sockets (HTTP): call after a reply was written; counts it while the socket holds it. */
-  wroteTo(socket: Socket): void {
-    if (!socket.writableNeedDrain || socket.destroyed) return;
-    let holder = this.#sockets.get(socket);
-    if (!holder) {
-      const created: UnreadHolder = {
-        get unsent() {
-          return socket.writableLength;
-        },
-        cut: (unreadTotal) => {
-          this.log.warn({ remote: socket.remoteAddress, unsent: socket.writableLength, unreadTotal, limit: this.max }, CUT_MESSAGE);
-          socket.destroy();
-        },
-      };
-      holder = created;
-      this.#sockets.set(socket, created);
-      socket.on("drain", () => this.drained(created));
-      socket.once("close", () => this.drained(created));
-    }
-    this.backedUp(holder);
   }
 }
