@@ -136,6 +136,11 @@ describe("flags win over CREW_* variables, which win over the config file", () =
     expect(got.configFile).toBe("crew.config.json");
   });
 
+  it("--print-config shows the --redis URL without its password, as the logs do", async () => {
+    const got = await printConfig(["--redis", "redis://crew:s3cret@10.0.0.5:6379/2"]);
+    expect(got.options.redis).toBe("redis://crew:***@10.0.0.5:6379/2");
+  });
+
   it("--config FILE (or CREW_CONFIG) names another file; every flag has its variable", async () => {
     const file = join(folder("elsewhere", { "prod.json": JSON.stringify({ processes: 2, threads: 0, drainTimeoutMs: 5000 }) }), "prod.json");
     const byFlag = await printConfig(["--config", file]);

@@ -77,6 +77,7 @@ describe("handler modules that cannot load", () => {
 
   it.each([
     ["a BigInt", "export const config = { timeoutMs: 10n };\n", "config.timeoutMs must be an integer from 1 to 2147483647, got 10n"],
+    ["an object holding a BigInt", "export const config = { hedgeAfterMs: { ms: 10n } };\n", "config.hedgeAfterMs must be"],
     ["a getter that throws", 'export default { default: () => 1, config: { get timeoutMs() { throw new Error("no config today"); } } };\n', "no config today"],
   ])("a config holding %s is refused naming the file, on either node kind", async (_what, text, detail) => {
     const dir = folder(`config-${_what.replace(/\W+/g, "-")}`, { "odd.js": text.includes("export default") ? text : text + "export default () => 1;\n" });

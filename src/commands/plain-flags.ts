@@ -18,7 +18,7 @@ import { type FlagTable, kebab } from "./flags.js";
 /**
  * `args` (the words after the command name) as yargs would give them to the command's
  * handler — camelCase keys, values as typed (booleans as booleans) — or null when they
- * need yargs: help, version, a positional, `--`, a short or unknown flag, a camelCase or
+ * need yargs: help, version, a positional, a short or unknown flag, a camelCase or
  * negated (`--no-watch`) spelling, a value flag without a value, or a value for a boolean
  * flag. Never throws.
  */

@@ -16,6 +16,7 @@ import { checkAddressFree, describeListenError } from "./check-address.js";
 import { type Gathered, gatherOptions, pick, relabel } from "./config-sources.js";
 import { declareFlags, START_FLAGS } from "./flags.js";
 import { SignalControl } from "./signals.js";
+import { withoutPassword } from "../store/redis/redis-url.js";
 
 export const startCommand: CommandModule<object, object> = {
   command: "start",
@@ -80,6 +81,7 @@ function printConfig(gathered: Gathered): void {
   const options: Record<string, unknown> = { ...resolveOptions(pick(gathered.values, START_FLAGS, "cluster")) };
   delete options.logger;
   const listen = pick(gathered.values, START_FLAGS, "listen");
+  if (typeof options.redis === "string") options.redis = withoutPassword(options.redis); // printed as the logs show it
   const out = { options: { ...options, ...checkListenAddress(listen), adminToken: listen.adminToken === undefined ? null : "(set)" }, from: gathered.from, configFile: gathered.file };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }

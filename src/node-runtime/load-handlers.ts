@@ -100,10 +100,19 @@ function checkConfig(file: string, config: unknown): HandlerConfig {
   return out;
 }
 
-/** A config value as the message shows it: JSON where JSON can say it (not a BigInt, a symbol, a function). */
+/**
+ * A config value as the message shows it: JSON where JSON can say it, else its String()
+ * (a BigInt as 10n, an object holding one, a symbol, a function), at most 120 characters.
+ */
 function describe(v: unknown): string {
-  if (typeof v === "bigint") return `${v}n`;
-  return (typeof v === "object" && v !== null) || typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? (JSON.stringify(v) ?? String(v)) : String(v);
+  let text: string | undefined;
+  try {
+    text = typeof v === "bigint" ? `${v}n` : JSON.stringify(v);
+  } catch {
+    text = undefined; // a BigInt or a cycle inside an object
+  }
+  text ??= String(v);
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
 function isObject(v: unknown): v is object {

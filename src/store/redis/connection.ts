@@ -13,6 +13,7 @@
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { UnavailableError } from "../../errors.js";
+import { withoutPassword } from "./redis-url.js";
 
 export interface RedisConnections {
   /** Scripts and plain commands, with a timeout. */
@@ -73,17 +74,6 @@ export async function connectRedis(url: string, host: string, log: Logger): Prom
     for (const r of Object.values(conns) as Redis[]) r.off("error", note);
   }
   return conns;
-}
-
-/** The URL as it may be shown: any password replaced by `***`. */
-export function withoutPassword(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(the --redis URL)";
-  }
 }
 
 export function closeRedis(conns: RedisConnections): void {
