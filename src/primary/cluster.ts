@@ -12,6 +12,7 @@ import type { NodeState } from "../nodes/compute-node.js";
 import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { checkIdempotencyKey, checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
+import { UnreadReplies } from "../protocol/unread-replies.js";
 import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
@@ -198,16 +199,18 @@ export class Cluster implements HttpPort {
     if (this.#closing) throw new ShuttingDownError("listen() after close()");
     const { host, port } = checkListenAddress(options);
     const { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, maxPendingBytes } = this.options;
+    // One budget of unread replies for both fronts: --max-pending-bytes across every connection.
+    const unread = new UnreadReplies(maxPendingBytes, this.log);
     const tcp = new TcpReceiver(
       this.#sink,
-      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, maxPendingBytes, shares: this.shares },
+      { maxFrameBytes, maxConnectionInflight, maxConnections, idleConnectionMs, maxUnsentReplyBytes, unread, shares: this.shares },
       this.log,
     );
     const address = await tcp.listen(port, host);
     this.#addFront(tcp);
     let httpPort: number | null = null;
     if (options.httpPort !== undefined) {
-      const http = await startHttpFront(this, { ...options, host });
+      const http = await startHttpFront(this, { ...options, host }, unread);
       this.#addFront(http.front);
       httpPort = http.port;
     }

@@ -28,7 +28,7 @@ import type { Front, HttpPort, ListenOptions } from "../primary/cluster-view.js"
 import type { Job, Outcome } from "../primary/job.js";
 import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
 import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
-import { UnreadReplies } from "./unread-replies.js";
+import type { UnreadReplies } from "./unread-replies.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
 import { checkIdempotencyKey, checkRunFields } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
@@ -54,10 +54,10 @@ const JSON_TYPE = "application/json; charset=utf-8";
 const RUN_PREFIX = "/v1/run/";
 const KILL_ROUTE = /^\/v1\/nodes\/([^/]+)\/kill$/;
 
-export async function startHttpFront(cluster: HttpPort, options: ListenOptions): Promise<{ front: Front; port: number }> {
+export async function startHttpFront(cluster: HttpPort, options: ListenOptions, unread: UnreadReplies): Promise<{ front: Front; port: number }> {
   const host = options.host ?? DEFAULT_HOST;
   const guard = { allowedHosts: cluster.options.allowedHosts, listenHost: host };
-  const receiver = new HttpReceiver(cluster, metricsFor(cluster), options.adminToken, guard);
+  const receiver = new HttpReceiver(cluster, metricsFor(cluster), options.adminToken, guard, unread);
   const port = await receiver.listen(options.httpPort ?? DEFAULT_HTTP_PORT, host);
   return { front: receiver, port };
 }
@@ -101,14 +101,14 @@ class HttpReceiver implements Front {
   readonly #dashboard: Dashboard;
   readonly #unread: UnreadReplies;
 
-  constructor(cluster: HttpPort, metrics: ClusterMetrics, adminToken: string | undefined, guard: GuardOptions) {
+  constructor(cluster: HttpPort, metrics: ClusterMetrics, adminToken: string | undefined, guard: GuardOptions, unread: UnreadReplies) {
     this.#guard = guard;
     this.#cluster = cluster;
     this.#metrics = metrics;
     this.#adminToken = adminToken;
     this.#maxBody = cluster.options.maxFrameBytes;
     this.#dashboard = new Dashboard(cluster);
-    this.#unread = new UnreadReplies(cluster.options.maxPendingBytes, cluster.log);
+    this.#unread = unread;
     this.#server = createServer(
       {
         keepAlive: true,

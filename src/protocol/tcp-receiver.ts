@@ -6,7 +6,7 @@
  * reading from a client that does not read) and by maxUnsentReplyBytes (past it, the
  * client's requests still waiting are held, so they add no more replies), its idleness
  * by idleConnectionMs; the number of connections by maxConnections. And all of them
- * together: past maxPendingBytes of replies unsent across the front's connections, the
+ * together: past maxPendingBytes of replies unsent across connections (the HTTP front's too), the
  * connection holding the most is cut (unread-replies.ts).
  *
  * A client that half-closes (shutdown(SHUT_WR), `nc -q1`) has sent everything: it still
@@ -24,7 +24,7 @@ import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
 import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
-import { UnreadReplies } from "./unread-replies.js";
+import type { UnreadReplies } from "./unread-replies.js";
 
 /** How long an ended connection keeps reading (and dropping) before it is cut. */
 const LINGER_MS = 2000;
@@ -37,8 +37,8 @@ export interface TcpReceiverOptions {
   maxConnections: number;
   idleConnectionMs: number;
   maxUnsentReplyBytes: number;
-  /** Replies unsent across all the front's connections before the one holding the most is cut. */
-  maxPendingBytes: number;
+  /** The budget of replies unsent across connections, shared with the HTTP front. */
+  unread: UnreadReplies;
   shares: ClientShares;
 }
 
@@ -48,7 +48,7 @@ export class TcpReceiver {
   readonly #unread: UnreadReplies;
 
   constructor(dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
-    this.#unread = new UnreadReplies(options.maxPendingBytes, log);
+    this.#unread = options.unread;
     this.#server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       if (this.#connections.size >= options.maxConnections) return refuseConnection(socket, options.maxConnections, log);
       const conn = new Connection(socket, dispatcher, options, log, this.#unread);

@@ -1,5 +1,5 @@
 /**
- * The replies a front's connections could not send yet: bytes in a socket's write buffer
+ * The replies the fronts' connections (TCP and HTTP: one budget) could not send yet: bytes in a socket's write buffer
  * (socket.writableLength, off the heap, where the heap guard never looks) and HTTP
  * responses queued behind an earlier one on the same connection (pipelining: they have
  * no socket yet and keep their body on the heap). A TCP connection is bounded on its own
@@ -43,7 +43,7 @@ class Held {
   }
 }
 
-/** The budget of unsent replies shared by a front's connections (see the file's comment). */
+/** The budget of unsent replies shared by every connection of both fronts (see the file's comment). */
 export class UnreadReplies {
   readonly #backedUp = new Set<Held>();
   readonly #bySocket = new WeakMap<Socket, Held>();
