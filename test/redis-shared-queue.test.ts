@@ -11,6 +11,7 @@ import { Keys } from "../dist/store/redis/keys.js";
 import { HostChannels } from "../dist/store/redis/host-channels.js";
 import { SharedQueue, type StoredReply } from "../dist/store/redis/shared-queue.js";
 import { persistenceWarnings } from "../dist/store/redis/connection.js";
+import { TAKEOVER_SCANS } from "../dist/store/redis/scripts.js";
 import { REDIS_SKIP, RedisServer } from "./helpers/redis-server.js";
 
 const OK = (v: unknown): StoredReply => ({ ok: true, json: JSON.stringify(v), meta: { node: "t0", attempts: 1, ms: 1 } });
@@ -110,6 +111,26 @@ describe.skipIf(REDIS_SKIP !== null)("redis shared queue", () => {
     const taken = (await Promise.all(hosts.map((q) => q.takeover(20, 50)))).flat();
     expect(new Set(taken.map((t) => t.requestId)).size).toBe(taken.length);
     expect(taken.length).toBe(20);
+  });
+
+  it("a takeover walks a bounded stretch of the pending list, and the next one goes on from there", async () => {
+    // A live host's entries, more than one takeover looks at with one free slot, then a dead host's.
+    const live = TAKEOVER_SCANS * 10 + 10;
+    for (let i = 0; i < live; i++) await a.enqueue(req());
+    const mine = await a.pull(live);
+    const c = new SharedQueue(redis, keys, "c", { maxQueue: 1000, resultTtlMs: 60_000 });
+    const dead = req();
+    await a.enqueue(dead);
+    expect(await c.pull(1)).toMatchObject([{ requestId: dead.requestId }]);
+    const idleDead = async () => {
+      const pending = (await redis.xpending(keys.queue("mid"), "hosts", "-", "+", 1, "c")) as Array<[string]>;
+      return idleOf(keys, pending[0]![0]);
+    };
+    while ((await idleDead()) < 50) await new Promise((resolve) => setTimeout(resolve, 10));
+    await a.heartbeat(mine, {}, 3000); // a is alive: its entries are not idle
+    expect(await b.takeover(1, 50)).toEqual([]);
+    await a.heartbeat(mine, {}, 3000);
+    expect(await b.takeover(1, 50)).toMatchObject([{ requestId: dead.requestId, previousHolder: "c" }]);
   });
 
   it("fences a stale holder: its checkpoints and result are refused, the holder's are kept", async () => {

@@ -104,31 +104,41 @@ end
 return out
 `);
 
+/** XAUTOCLAIM calls per band in one TAKEOVER: each looks at ≤ COUNT × 10 pending entries. */
+export const TAKEOVER_SCANS = 32;
+
 /**
- * KEYS: the queues. ARGV: host, count, minIdleMs, prefix. XAUTOCLAIM hands each idle
- * entry to one caller only (it resets the idle time as it claims), so a dead host's entry
- * gets one taker. Returns claimed requests, like PULL.
+ * KEYS: the queues. ARGV: host, count, minIdleMs, prefix, then each band's cursor.
+ * XAUTOCLAIM hands each idle entry to one caller only (it resets the idle time as it
+ * claims), so a dead host's entry gets one taker. Returns { cursors, claimed requests
+ * (like PULL) }.
  *
  * One XAUTOCLAIM call looks at no more than COUNT × 10 pending entries and returns the
- * cursor to go on from (https://redis.io/commands/xautoclaim/): the script follows it to
- * the end of each band's pending list. Called once from the start, a host with one free
- * slot saw only the 10 oldest entries, the live hosts' long jobs, and never reached a
- * dead host's entries behind them.
+ * cursor to go on from (https://redis.io/commands/xautoclaim/). Called once from the
+ * start, a host with one free slot saw only the 10 oldest entries, the live hosts' long
+ * jobs, and never reached a dead host's entries behind them. Following the cursor to the
+ * end in one script would block Redis for as long as the pending list is (100k requests
+ * in flight: ~10k calls per heartbeat of every idle host); so each band's walk goes on
+ * for at most TAKEOVER_SCANS calls and resumes from its cursor at the next heartbeat.
  */
 export const TAKEOVER = script(`${TAKE}
 local host, n, idle, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local out = {}
+local cursors = {}
 for i = 1, #KEYS do
-  local cursor = '0-0'
+  local cursor = ARGV[4 + i] or '0-0'
+  local scans = 0
   repeat
     local want = n - #out
     if want <= 0 then break end
     local r = redis.call('XAUTOCLAIM', KEYS[i], 'hosts', host, idle, cursor, 'COUNT', want)
     for _, e in ipairs(r[2]) do take(KEYS[i], bands[i], e, host, prefix, out) end
     cursor = r[1]
-  until cursor == '0-0'
+    scans = scans + 1
+  until cursor == '0-0' or scans >= ${TAKEOVER_SCANS}
+  cursors[i] = cursor
 end
-return out
+return {cursors, out}
 `);
 
 /**

@@ -75,6 +75,8 @@ export class SharedQueue {
   readonly #redis: Redis;
   readonly #keys: Keys;
   readonly #host: string;
+  /** Where each band's walk of its pending list goes on at the next takeover ("0-0": from the start). */
+  #takeoverCursors: string[] = [];
   readonly #options: Required<SharedQueueOptions>;
 
   constructor(redis: Redis, keys: Keys, host: string, options: SharedQueueOptions) {
@@ -127,10 +129,16 @@ export class SharedQueue {
     return claimed(await runScript(this.#redis, PULL, this.#keys.queues, [this.#host, count, this.#keys.prefix]));
   }
 
-  /** Claims up to `count` requests whose holder has not heartbeated for `minIdleMs`. */
+  /**
+   * Claims up to `count` requests whose holder has not heartbeated for `minIdleMs`. Each
+   * call walks a bounded stretch of each band's pending list, from where the last one
+   * stopped (scripts.ts, TAKEOVER).
+   */
   async takeover(count: number, minIdleMs: number): Promise<Claimed[]> {
     if (count <= 0) return [];
-    return claimed(await runScript(this.#redis, TAKEOVER, this.#keys.queues, [this.#host, count, minIdleMs, this.#keys.prefix]));
+    const [cursors, out] = (await runScript(this.#redis, TAKEOVER, this.#keys.queues, [this.#host, count, minIdleMs, this.#keys.prefix, ...this.#takeoverCursors])) as [string[], unknown];
+    this.#takeoverCursors = cursors;
+    return claimed(out);
   }
 
   /**
