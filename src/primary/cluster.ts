@@ -2,13 +2,11 @@
  * A cluster: the nodes, their supervisor, the dispatcher, and the receivers, wired
  * once. `createCluster` resolves when every node has loaded the handlers.
  */
-import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { BadRequestError, type CrewError, errorFromWire, ShuttingDownError } from "../errors.js";
 import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
-import type { NodeState } from "../nodes/compute-node.js";
 import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
 import { checkIdempotencyKey, checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
@@ -16,20 +14,19 @@ import { UnreadReplies } from "../protocol/unread-replies.js";
 import { ClientShares } from "./admission.js";
 import { createBalancer } from "./balancers/index.js";
 import { seededRandom } from "./balancers/seeded-random.js";
-import { Dispatcher, type DispatchStats, type SubmitRequest } from "./dispatcher.js";
+import { Dispatcher, type SubmitRequest } from "./dispatcher.js";
 import { type HandlerSpec, HandlerRegistry, readHandlerSet } from "./handler-registry.js";
 import type { DoneCallback, Job } from "./job.js";
 import type { ClusterObserver } from "./observer.js";
 import { Reloader, type ReloadResult } from "./reloader.js";
 import { watchHandlers } from "./watcher.js";
-import type { HedgeStats } from "./hedger.js";
 import { isElastic, Scaler } from "./scaler.js";
 import { describeRequests, type RequestStatus } from "./request-status.js";
 import { Supervisor } from "./supervisor.js";
 import { compileHandlers } from "./transpile.js";
 import { createStore } from "../store/index.js";
 import { KeyedRequests, type KeyedStats, type RequestSink } from "../store/keyed.js";
-import type { HostStatus, RedisHost } from "../store/redis/redis-host.js";
+import type { RedisHost } from "../store/redis/redis-host.js";
 import type { StoreCounters } from "../store/store.js";
 import type { ClusterStatus, Front, HttpPort, ListenInfo, ListenOptions, NodeStatus, NodeSummary } from "./cluster-view.js";
 

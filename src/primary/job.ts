@@ -2,7 +2,6 @@
  * One accepted request, across all its attempts. It holds the request's last
  * checkpoint (so nothing outlives the request) and answers exactly once.
  */
-import type { CrewError } from "../errors.js";
 import type { ComputeNode } from "../nodes/compute-node.js";
 import type { Outcome, ReplyMeta } from "../protocol/frames.js";
 import type { HandlerSpec } from "./handler-registry.js";

@@ -45,13 +45,11 @@ export interface TcpReceiverOptions {
 export class TcpReceiver {
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
-  readonly #unread: UnreadReplies;
 
   constructor(dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
-    this.#unread = options.unread;
     this.#server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       if (this.#connections.size >= options.maxConnections) return refuseConnection(socket, options.maxConnections, log);
-      const conn = new Connection(socket, dispatcher, options, log, this.#unread);
+      const conn = new Connection(socket, dispatcher, options, log);
       this.#connections.add(conn);
       socket.once("close", () => this.#connections.delete(conn));
     });
@@ -109,7 +107,6 @@ class Connection implements ShareHolder {
   readonly #dispatcher: Dispatcher;
   readonly #options: TcpReceiverOptions;
   readonly #log: Logger;
-  readonly #unread: UnreadReplies;
   readonly #splitter: LineSplitter;
   readonly #inflight = new Map<RequestId, Job>();
   readonly #closed: Promise<void>;
@@ -125,9 +122,8 @@ class Connection implements ShareHolder {
   #ending = false;
   #isClosed = false;
 
-  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger, unread: UnreadReplies) {
+  constructor(socket: Socket, dispatcher: Dispatcher, options: TcpReceiverOptions, log: Logger) {
     this.#socket = socket;
-    this.#unread = unread;
     this.#dispatcher = dispatcher;
     this.#options = options;
     this.#log = log;
@@ -261,7 +257,7 @@ class Connection implements ShareHolder {
         this.#log.debug({ remote: this.#socket.remoteAddress, unsent: this.#socket.writableLength }, "client not reading its replies: holding its waiting requests");
         this.#dispatcher.hold(this.#inflight.values());
       }
-      this.#unread.wrote(this.#socket);
+      this.#options.unread.wrote(this.#socket);
     }
     this.#endIfDone();
   };
