@@ -156,24 +156,27 @@ export class RedisFront implements RequestSink {
       return this.#answer(job, fail(job, error));
     }
     const stored: StoredReply = { ok: false, error: error.toJSON(), meta: { ...job.meta(), host: this.#d.host } };
-    const failAll = () => {
-      this.#waiting.delete(job.requestId);
-      for (const j of shared) this.#answer(j, fail(j, error));
-    };
-    this.#d.queue.finish(job.requestId, null, stored, false).then(
-      (res) => {
-        if (res !== "already") return failAll();
-        // The result won. It is on its way on this host's reply stream, but that entry can
-        // be lost (trimmed past MAXLEN, a Redis failover): read it from the request too,
-        // and deliver() answers once, whichever comes first. Waiting for the stream alone
-        // left such a client with no reply at all, past its deadline.
-        this.#d.queue.reply(job.requestId).then(
-          (reply) => (reply ? this.deliver(job.requestId, reply) : failAll()),
-          failAll,
-        );
-      },
-      failAll,
-    );
+    void this.#answerGivenUp(job.requestId, shared, error, stored);
+  }
+
+  /**
+   * Answers `error` in Redis, then here to every caller waiting for `requestId`; unless the
+   * result got there first. That result is on its way on this host's reply stream, but the
+   * entry can be lost (trimmed past MAXLEN, a Redis failover): it is read from the request
+   * too, and deliver() answers once, whichever comes first. Waiting for the stream alone
+   * left such a client with no reply at all, past its deadline.
+   */
+  async #answerGivenUp(requestId: string, shared: Job[], error: CrewError, stored: StoredReply): Promise<void> {
+    try {
+      if ((await this.#d.queue.finish(requestId, null, stored, false)) === "already") {
+        const reply = await this.#d.queue.reply(requestId);
+        if (reply) return this.deliver(requestId, reply);
+      }
+    } catch {
+      // Redis refused the write or the read: the error is the answer.
+    }
+    this.#waiting.delete(requestId);
+    for (const j of shared) this.#answer(j, fail(j, error));
   }
 
   /** Stops waiting for a keyed request's reply here; it runs on, and stays in Redis for the key. */
