@@ -17,7 +17,7 @@ import { HostChannels } from "./host-channels.js";
 import { Keys } from "./keys.js";
 import { RedisFront } from "./redis-front.js";
 import { RedisWorker } from "./redis-worker.js";
-import { SharedQueue } from "./shared-queue.js";
+import { type HostInfo, SharedQueue } from "./shared-queue.js";
 
 export interface RedisHostOptions {
   url: string;
@@ -35,7 +35,7 @@ export interface HostStatus {
   lastSeenMs: number;
   self: boolean;
   held: number;
-  nodes: Array<{ id: string; kind: string; state: string; inFlight: number }>;
+  nodes: HostInfo["nodes"];
 }
 
 export class RedisHost {
@@ -110,10 +110,7 @@ export class RedisHost {
     }
     const now = Date.now();
     return hosts
-      .map(({ id, lastSeen, info }) => {
-        const i = info as { nodes?: HostStatus["nodes"]; held?: number };
-        return { id, lastSeenMs: now - lastSeen, self: id === this.#options.hostId, held: i.held ?? 0, nodes: i.nodes ?? [] };
-      })
+      .map(({ id, lastSeen, info }) => ({ id, lastSeenMs: now - lastSeen, self: id === this.#options.hostId, held: info.held ?? 0, nodes: info.nodes ?? [] }))
       .sort((a, b) => Number(b.self) - Number(a.self) || a.id.localeCompare(b.id));
   }
 

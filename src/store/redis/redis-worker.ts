@@ -17,7 +17,7 @@ import type { ComputeNode } from "../../nodes/compute-node.js";
 import type { Dispatcher } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
 import type { Job, Outcome } from "../../primary/job.js";
-import type { Claimed, SharedQueue, StoredReply } from "./shared-queue.js";
+import type { Claimed, HostInfo, SharedQueue, StoredReply } from "./shared-queue.js";
 
 export interface RedisWorkerDeps {
   queue: SharedQueue;
@@ -239,7 +239,7 @@ export class RedisWorker {
     let elsewhere = true;
     try {
       const hosts = await this.#d.queue.hosts();
-      elsewhere = hosts.some((h) => h.id !== this.#d.host && ((h.info as { nodes?: Array<{ kind: string }> }).nodes ?? []).some((n) => n.kind === "process"));
+      elsewhere = hosts.some((h) => h.id !== this.#d.host && (h.info.nodes ?? []).some((n) => n.kind === "process"));
     } catch {
       // Redis away: let go, as before; the host that claims it next decides.
     }
@@ -280,7 +280,7 @@ export class RedisWorker {
     if (!this.#d.connected()) return;
     try {
       const holding = [...this.#held.values()].filter((h) => !h.lost).map((h) => h.claim);
-      const info = { nodes: this.#d.nodes.map((n) => ({ id: n.id, kind: n.kind, state: n.state, inFlight: n.inFlight })), held: holding.length };
+      const info: HostInfo = { nodes: this.#d.nodes.map((n) => ({ id: n.id, kind: n.kind, state: n.state, inFlight: n.inFlight })), held: holding.length };
       const lost = await this.#d.queue.heartbeat(holding, info, Math.max(this.#d.hostTimeoutMs, 2 * this.#heartbeatMs));
       for (const id of lost) this.abort(id, "another host took the request over (this host missed its heartbeats)");
       await this.#flush();

@@ -71,6 +71,12 @@ export interface SharedQueueOptions {
   replyCap?: number;
 }
 
+/** What a host says of itself with each heartbeat: its nodes, and how many requests it holds. */
+export interface HostInfo {
+  nodes: Array<{ id: string; kind: string; state: string; inFlight: number }>;
+  held: number;
+}
+
 export class SharedQueue {
   readonly #redis: Redis;
   readonly #keys: Keys;
@@ -174,17 +180,17 @@ export class SharedQueue {
     return json === null ? null : (JSON.parse(json) as StoredReply);
   }
 
-  /** The hosts heartbeating now, with the info each last sent. */
-  async hosts(): Promise<Array<{ id: string; lastSeen: number; info: unknown }>> {
+  /** The hosts heartbeating now, with the info each last sent (as RedisWorker sends it: HostInfo). */
+  async hosts(): Promise<Array<{ id: string; lastSeen: number; info: Partial<HostInfo> }>> {
     const ids = await this.#redis.zrange(this.#keys.hosts, 0, -1, "WITHSCORES");
-    const out: Array<{ id: string; lastSeen: number; info: unknown }> = [];
+    const out: Array<{ id: string; lastSeen: number; info: Partial<HostInfo> }> = [];
     const pairs: Array<[string, number]> = [];
     for (let i = 0; i < ids.length; i += 2) pairs.push([ids[i]!, Number(ids[i + 1])]);
     if (pairs.length === 0) return out;
     const infos = await this.#redis.mget(...pairs.map(([id]) => this.#keys.hostInfo(id)));
     pairs.forEach(([id, lastSeen], i) => {
       const info = infos[i];
-      if (info) out.push({ id, lastSeen, info: JSON.parse(info) as unknown });
+      if (info) out.push({ id, lastSeen, info: JSON.parse(info) as Partial<HostInfo> });
     });
     return out;
   }
