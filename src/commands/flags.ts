@@ -72,7 +72,7 @@ export const START_FLAGS = {
   timeoutMs: { kind: "number", describe: "Default deadline per request" },
   maxQueue: { kind: "number", describe: "Requests waiting for a node before E_OVERLOADED" },
   maxFrameBytes: { kind: "number", describe: "Largest TCP frame or HTTP body" },
-  maxPendingBytes: { kind: "number", describe: "Bytes of requests accepted and unanswered before E_OVERLOADED; also the replies clients leave unread, all connections together, before the one holding the most is closed" },
+  maxPendingBytes: { kind: "number", describe: "Bytes of requests accepted and unanswered before E_OVERLOADED; also the replies clients leave unread, all connections together, before the one holding the most is closed (once backed up for 1 s; at once past twice this)" },
   maxCheckpointBytes: { kind: "number", describe: "Largest checkpoint state (as JSON)" },
   maxResultBytes: { kind: "number", describe: "Largest handler result (as JSON); a larger one answers E_HANDLER" },
   threadHost: { kind: "string", choices: ["process", "primary"], describe: "Where thread nodes run: one host process (no handler's memory use can abort the primary) or the primary itself (faster)" },
