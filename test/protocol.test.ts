@@ -6,7 +6,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Cluster, createCluster } from "crew";
-import { NdjsonSocket, SocketPool } from "./helpers/ndjson-socket.js";
+import { SocketPool } from "./helpers/ndjson-socket.js";
 
 const HANDLERS = fileURLToPath(new URL("./fixtures/runtime/handlers", import.meta.url));
 const MAX_FRAME = 1024;

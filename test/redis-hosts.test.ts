@@ -259,7 +259,7 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
   it("priority bands hold across hosts: high before normal before low, whichever host accepted them", async () => {
     begin();
     const a = await start("a", 0);
-    const b = await start("b", 1);
+    await start("b", 1);
     const s = await client(a);
     const busy = s.request({ id: "busy", handler: "steps", payload: { steps: 1000, ms: 20 } });
     await runningWithCheckpoint(1);

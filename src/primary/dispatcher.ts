@@ -81,7 +81,6 @@ export class Dispatcher {
   readonly #attempts: Attempts;
   readonly #lookahead: Lookahead;
   readonly #placement: Placement;
-  readonly #nodes: readonly ComputeNode[];
   readonly #hedger = new Hedger({
     spare: (job, busy) => this.#placement.spare(job, busy),
     startHedge: (job, node) => this.#startHedge(job, node),
@@ -109,7 +108,6 @@ export class Dispatcher {
     log: Logger;
   }) {
     this.#placement = new Placement(deps.nodes, deps.balancer, deps.options.nodePipeline, deps.options.nodeLookahead ?? 0);
-    this.#nodes = deps.nodes;
     this.#attempts = new Attempts(deps.options.killGraceMs, deps.log);
     this.#lookahead = new Lookahead(deps.nodes, this.#attempts, this.#placement);
     this.#registry = deps.registry;
