@@ -2,12 +2,15 @@
  * Connecting to Redis at start. `--redis` pointing at a port where nothing listens (Redis
  * down, a wrong port): the start fails with E_UNAVAILABLE naming the URL (without its
  * password) and the flag, not with ioredis's bare "Connection is closed." and a stack
- * trace. And a password in the URL never reaches the logs.
+ * trace. A password in the URL never reaches the logs. And a host id is held by one live
+ * host at a time (a lease in Redis: src/store/redis/host-lease.ts).
  */
+import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { createCluster, type CrewError } from "crew";
 import { CrewChild } from "./helpers/crew-process.js";
 import { CrewHost, HOST_HANDLERS } from "./helpers/crew-host.js";
+import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { freePort, REDIS_SKIP, RedisServer } from "./helpers/redis-server.js";
 
 describe("Redis refusing connections at start", () => {
@@ -65,6 +68,57 @@ describe.skipIf(REDIS_SKIP !== null)("two hosts given the same --host-id", () =>
     } finally {
       if (second?.running) second.signal("SIGKILL");
       await first.kill();
+      await server.stop();
+    }
+  });
+
+  it("of two hosts started at once with one id, exactly one joins and the other is refused", async () => {
+    // In one process, so both reach Redis within microseconds of each other: a check of
+    // the id followed by a heartbeat let both through here, where the lease's SET NX lets one.
+    const server = await RedisServer.start();
+    const options = { handlers: HOST_HANDLERS, threads: 0, processes: 0, redis: server.url, cluster: `twins${process.pid}`, hostId: "w", logLevel: "silent" } as const;
+    try {
+      const outcomes = await Promise.allSettled([createCluster(options), createCluster(options)]);
+      const joined = outcomes.filter((o) => o.status === "fulfilled");
+      expect(joined).toHaveLength(1);
+      const refused = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected")!.reason as CrewError;
+      expect(refused.code).toBe("E_INVALID_OPTION");
+      expect(refused.message).toMatch(/--host-id w is in use by a live host/);
+      await (joined[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof createCluster>>>).value.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("a host stopped cleanly gives its id back; one that missed its heartbeats while another took its id stops taking work", async () => {
+    const server = await RedisServer.start();
+    const redis = new Redis(server.url, { maxRetriesPerRequest: null });
+    const cluster = `lease${process.pid}`;
+    const lease = `crew:{${cluster}}:lease:w`;
+    try {
+      const clean = await CrewHost.start("w", server.url, cluster, ["--threads", "1", "--processes", "0"]);
+      expect(await redis.get(lease)).not.toBeNull();
+      clean.signal("SIGTERM");
+      expect((await clean.exited).code).toBe(0);
+      expect(await redis.get(lease)).toBeNull(); // a restart under "w" goes on at once
+
+      const stopped = await CrewHost.start("w", server.url, cluster, ["--threads", "1", "--processes", "0", "--host-timeout-ms", "300"]);
+      const held = await redis.get(lease);
+      stopped.signal("SIGSTOP"); // its lease expires 300 ms after its last heartbeat
+      const taker = await CrewHost.start("w", server.url, cluster, ["--threads", "1", "--processes", "0", "--host-timeout-ms", "300"]);
+      expect(await redis.get(lease)).not.toBe(held);
+      const from = stopped.lines.length;
+      stopped.signal("SIGCONT");
+      const line = await stopped.waitFor("another host took this host's --host-id while this one missed its heartbeats: this host stops taking work from the cluster; restart it (give each host its own --host-id)", {}, from);
+      expect(line).toMatchObject({ level: 50, host: "w" });
+      const taken = await redis.get(lease);
+      expect(taken).not.toBe(held); // the stopped host did not take it back
+      const s = await NdjsonSocket.connect(taker.port);
+      expect(await s.request({ id: 1, handler: "echo", payload: "still served" })).toMatchObject({ ok: true, result: "still served" });
+      s.socket.destroy();
+      await Promise.all([stopped.kill(), taker.kill()]);
+    } finally {
+      redis.disconnect();
       await server.stop();
     }
   });

@@ -66,6 +66,11 @@ export class Keys {
     return `${this.prefix}host:${host}`;
   }
 
+  /** The lease on a host id (host-lease.ts): the token of the host that holds it. */
+  lease(host: string): string {
+    return `${this.prefix}lease:${host}`;
+  }
+
   /** Pub/sub: "there is new work" (payload: the band). */
   get workChannel(): string {
     return `${this.prefix}work`;

@@ -4,9 +4,7 @@
  * (RedisFront, the fronts' request sink) and the running side (RedisWorker, which feeds the
  * local dispatcher) to the host's channels. The dispatcher itself knows nothing of Redis.
  */
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { InvalidOptionError } from "../../errors.js";
 import type { ComputeNode } from "../../nodes/compute-node.js";
 import type { Dispatcher } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
@@ -14,9 +12,10 @@ import type { ResolvedOptions } from "../../options.js";
 import { closeRedis, connectRedis, persistenceWarnings, type RedisConnections } from "./connection.js";
 import { withoutPassword } from "./redis-url.js";
 import { HostChannels } from "./host-channels.js";
+import { HostLease } from "./host-lease.js";
 import { Keys } from "./keys.js";
 import { RedisFront } from "./redis-front.js";
-import { RedisWorker } from "./redis-worker.js";
+import { liveForMs, RedisWorker } from "./redis-worker.js";
 import { type HostInfo, SharedQueue } from "./shared-queue.js";
 
 export interface RedisHostOptions {
@@ -45,16 +44,18 @@ export class RedisHost {
   readonly #conns: RedisConnections;
   readonly #queue: SharedQueue;
   readonly #options: RedisHostOptions;
+  readonly #lease: HostLease;
 
-  private constructor(conns: RedisConnections, options: RedisHostOptions, deps: HostDeps) {
+  private constructor(conns: RedisConnections, options: RedisHostOptions, lease: HostLease, deps: HostDeps) {
     this.#conns = conns;
     this.#options = options;
-    const keys = new Keys(options.cluster);
+    this.#lease = lease;
+    const keys = lease.keys;
     const host = options.hostId;
     this.#queue = new SharedQueue(conns.cmd, keys, host, { maxQueue: options.maxQueue, resultTtlMs: options.resultTtlMs });
     const connected = () => conns.cmd.status === "ready";
     this.front = new RedisFront({ queue: this.#queue, registry: deps.registry, host, connected, observer: () => deps.dispatcher.observer, log: deps.log });
-    this.#worker = new RedisWorker({ queue: this.#queue, dispatcher: deps.dispatcher, nodes: deps.nodes, registry: deps.registry, host, hostTimeoutMs: options.hostTimeoutMs, nodePipeline: options.nodePipeline, connected, log: deps.log });
+    this.#worker = new RedisWorker({ queue: this.#queue, dispatcher: deps.dispatcher, nodes: deps.nodes, registry: deps.registry, host, hostTimeoutMs: options.hostTimeoutMs, nodePipeline: options.nodePipeline, connected, renewLease: () => lease.renew(), log: deps.log });
     this.#channels = new HostChannels(conns, keys, host, {
       reply: (id, reply) => this.front.deliver(id, reply),
       work: () => this.#worker.pump(),
@@ -68,8 +69,9 @@ export class RedisHost {
     const conns = await connectRedis(options.url, options.hostId, deps.log);
     try {
       for (const warning of await persistenceWarnings(conns.cmd)) deps.log.warn({ redis: withoutPassword(options.url) }, warning);
-      await refuseLiveTwin(conns.cmd, new Keys(options.cluster), options.hostId);
-      const host = new RedisHost(conns, options, deps);
+      const lease = new HostLease(conns.cmd, new Keys(options.cluster), options.hostId, liveForMs(options.hostTimeoutMs));
+      await lease.claim();
+      const host = new RedisHost(conns, options, lease, deps);
       await host.#queue.ensureGroups();
       await host.#channels.start();
       host.#worker.start();
@@ -126,25 +128,11 @@ export class RedisHost {
 
   async close(timeoutMs: number): Promise<void> {
     await this.#worker.close(timeoutMs);
+    // A clean stop gives the id back: a restart under it need not wait out the lease.
+    await this.#lease.release().catch(() => {});
     await this.#channels.close();
     closeRedis(this.#conns);
   }
-}
-
-/**
- * Two live hosts with one id would consume each other's replies (one reply stream per
- * id, entries deleted once read) and heartbeat as one: their clients' replies get lost.
- * The id's status key lives one host timeout past the last heartbeat, so a host that
- * died (a restart under a fixed --host-id) is waited out once; a key still there after
- * that was refreshed by a live host, and the start is refused.
- */
-async function refuseLiveTwin(redis: Redis, keys: Keys, hostId: string): Promise<void> {
-  const key = keys.hostInfo(hostId);
-  const ttl = await redis.pttl(key);
-  if (ttl <= 0) return;
-  await new Promise((resolve) => setTimeout(resolve, ttl + 50));
-  if ((await redis.exists(key)) === 0) return;
-  throw new InvalidOptionError(`--host-id ${hostId} is in use by a live host of cluster ${JSON.stringify(keys.cluster)} on this Redis: give each host its own --host-id (the default, hostname-pid, is unique)`);
 }
 
 interface HostDeps {

@@ -29,6 +29,8 @@ export interface RedisWorkerDeps {
   /** Short requests a node may hold ahead (--node-pipeline): how many more a host may pull while its requests are short. */
   nodePipeline: number;
   connected: () => boolean;
+  /** Renews this host's lease on its id (host-lease.ts): false once another host holds the id. */
+  renewLease: () => Promise<boolean>;
   log: Logger;
 }
 
@@ -47,6 +49,16 @@ interface Held {
 
 /** Outcomes that mean "this host let go", not the request's answer: another host will run it. */
 const LET_GO = new Set(["E_SHUTTING_DOWN", "E_OVERLOADED"]);
+
+/** How often a host heartbeats, ms: a quarter of the host timeout (see the file header). */
+export function heartbeatMsOf(hostTimeoutMs: number): number {
+  return Math.max(10, Math.floor(hostTimeoutMs / 4));
+}
+
+/** How long a heartbeat keeps a host alive (its status, its lease), ms: the host timeout, and at least two heartbeats. */
+export function liveForMs(hostTimeoutMs: number): number {
+  return Math.max(hostTimeoutMs, 2 * heartbeatMsOf(hostTimeoutMs));
+}
 
 /** Claim-to-answer time (moving average) under which a host pulls ahead, ms. */
 const PREFETCH_BELOW_MS = 5;
@@ -69,7 +81,7 @@ export class RedisWorker {
 
   constructor(deps: RedisWorkerDeps) {
     this.#d = deps;
-    this.#heartbeatMs = Math.max(10, Math.floor(deps.hostTimeoutMs / 4));
+    this.#heartbeatMs = heartbeatMsOf(deps.hostTimeoutMs);
   }
 
   /** Requests this host runs for the cluster now. */
@@ -279,9 +291,10 @@ export class RedisWorker {
   async #beat(): Promise<void> {
     if (!this.#d.connected()) return;
     try {
+      if (!(await this.#d.renewLease())) return this.#lostId();
       const holding = [...this.#held.values()].filter((h) => !h.lost).map((h) => h.claim);
       const info: HostInfo = { nodes: this.#d.nodes.map((n) => ({ id: n.id, kind: n.kind, state: n.state, inFlight: n.inFlight })), held: holding.length };
-      const lost = await this.#d.queue.heartbeat(holding, info, Math.max(this.#d.hostTimeoutMs, 2 * this.#heartbeatMs));
+      const lost = await this.#d.queue.heartbeat(holding, info, liveForMs(this.#d.hostTimeoutMs));
       for (const id of lost) this.abort(id, "another host took the request over (this host missed its heartbeats)");
       await this.#flush();
       const room = this.room();
@@ -293,6 +306,21 @@ export class RedisWorker {
       this.#d.log.debug({ err }, "heartbeat failed");
       this.#regroupIfLost(err);
     }
+  }
+
+  /**
+   * Another host holds this host's id: this one missed its heartbeats for a host timeout
+   * (stopped, or cut off from Redis) and a host started under the same --host-id
+   * meanwhile. Two hosts heartbeating as one would lose each other's work: this one stops
+   * pulling and heartbeating, and what it held is taken over like a dead host's.
+   */
+  #lostId(): void {
+    this.#pullsStopped = true;
+    this.#stopped = true;
+    this.#d.log.error(
+      { host: this.#d.host, held: this.#held.size },
+      "another host took this host's --host-id while this one missed its heartbeats: this host stops taking work from the cluster; restart it (give each host its own --host-id)",
+    );
   }
 
   /**
