@@ -219,6 +219,25 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     expect(await s.request({ id: "one", handler: "isolated", payload: 2 })).toMatchObject({ ok: true, result: { payload: 2, kind: "process" }, meta: { host: "p" } });
   });
 
+  it("a host that cannot run a request lets go of it uncounted, and the host that can takes it once it has room", async () => {
+    begin();
+    const a = await start("a", 0);
+    const b = await start("b", 1);
+    const p = await CrewHost.start("p", server.url, cluster, ["--threads", "0", "--processes", "1"]);
+    hosts.push(p);
+    const s = await client(a);
+    // p's one process node is busy, so b, which has room but no process node, pulls the next one.
+    const busy = s.request({ id: "busy", handler: "isolated-steps", payload: { steps: 1000, ms: 20 } });
+    await runningWithCheckpoint(1);
+    const wanted = s.request({ id: "wanted", handler: "isolated", payload: 3 });
+    await b.waitFor("let go: no node here can run it, a node on another host can", { handler: "isolated" });
+    s.send({ op: "cancel", id: "busy" });
+    expect(await busy).toMatchObject({ ok: false, error: { code: "E_CANCELLED" } });
+    // Not E_CRASHED, and one attempt: b's claim was given back, as it ran nowhere.
+    expect(await wanted).toMatchObject({ ok: true, result: { payload: 3, kind: "process" }, meta: { host: "p", attempts: 1 } });
+    expect(p.lines.some((l) => l.msg === "takeover")).toBe(false); // the let-go cleared b as the holder
+  });
+
   it("the replies of an accepting host that died do not stay in Redis for ever", async () => {
     begin();
     const a = await start("a", 0);

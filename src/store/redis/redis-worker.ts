@@ -60,6 +60,9 @@ export function liveForMs(hostTimeoutMs: number): number {
   return Math.max(hostTimeoutMs, 2 * heartbeatMsOf(hostTimeoutMs));
 }
 
+/** Request ids this host let go of, remembered so each is logged once (it may come back every heartbeat). */
+const LET_GO_REMEMBERED = 1024;
+
 /** Claim-to-answer time (moving average) under which a host pulls ahead, ms. */
 const PREFETCH_BELOW_MS = 5;
 
@@ -76,6 +79,8 @@ export class RedisWorker {
   #regrouping = false;
   /** Moving average of claim-to-answer time, ms; starts high, so nothing is pulled ahead until requests prove short. */
   #avgMs = Infinity;
+  /** Requests let go of (#noNode), oldest first: logged at info once, then at debug. */
+  readonly #letGo = new Set<string>();
   /** When the connection last became ready: takeovers wait one host timeout after it, so live hosts can heartbeat first. */
   #readySince = performance.now();
 
@@ -243,21 +248,34 @@ export class RedisWorker {
 
   /**
    * No node of this host can run the request (a handler that needs a process node, on a
-   * host without one). Another host may have one: let go of it, and one takes it over.
-   * When no live host lists one, E_NO_NODE is the answer, as on a single host; letting go
-   * then only passed it from host to host until its attempts were spent (E_CRASHED).
+   * host without one). Another host may have one: let go of it, uncounted, and the next
+   * heartbeat of a host with room takes it over (SharedQueue.letGo). When no live host
+   * lists one, E_NO_NODE is the answer, as on a single host; letting go then only passed
+   * it from host to host until its deadline.
    */
   async #noNode(held: Held, outcome: Outcome): Promise<void> {
+    const { claim } = held;
     let elsewhere = true;
     try {
       const hosts = await this.#d.queue.hosts();
       elsewhere = hosts.some((h) => h.id !== this.#d.host && (h.info.nodes ?? []).some((n) => n.kind === "process"));
     } catch {
-      // Redis away: let go, as before; the host that claims it next decides.
+      // Redis away: stop heartbeating it; it is taken over a host timeout from now.
     }
     if (held.lost) return;
-    if (elsewhere) this.#held.delete(held.claim.requestId);
-    else this.#reply(held, outcome);
+    if (!elsewhere) return this.#reply(held, outcome);
+    this.#held.delete(claim.requestId);
+    // While the hosts that can run it are busy, this host may take it over again at each
+    // heartbeat and let it go again, uncounted: each time it looks whether one still lives.
+    const again = this.#letGo.has(claim.requestId);
+    if (!again) {
+      this.#letGo.add(claim.requestId);
+      if (this.#letGo.size > LET_GO_REMEMBERED) this.#letGo.delete(this.#letGo.values().next().value!);
+    }
+    const line = { requestId: claim.requestId, host: this.#d.host, handler: claim.handler };
+    this.#d.log[again ? "debug" : "info"](line, "let go: no node here can run it, a node on another host can");
+    await this.#d.queue.letGo(claim, this.#d.hostTimeoutMs).catch(() => {});
+    this.pump();
   }
 
   async #send(held: Held): Promise<void> {

@@ -168,6 +168,24 @@ end
 return lost
 `);
 
+/**
+ * KEYS: request, its queue stream. ARGV: fence, host, entryId, idleMs. A host lets go of a
+ * request none of its nodes can run (a handler that needs a process node), while another
+ * host can: the claim's attempt is given back (it ran nowhere), the holder is cleared (so
+ * the next taker logs no takeover), and the entry's idle time is set to idleMs (the host
+ * timeout), so another host's next heartbeat takes it over instead of one host timeout
+ * later. 1 when let go, 0 when this host no longer held it (fenced, answered, gone).
+ */
+export const LET_GO = script(`
+local fence, host, entry, idle = unpack(ARGV)
+local v = redis.call('HMGET', KEYS[1], 'f', 'own', 'done')
+if v[1] ~= fence or v[2] ~= host or v[3] then return 0 end
+redis.call('HINCRBY', KEYS[1], 'att', -1)
+redis.call('HSET', KEYS[1], 'own', '')
+redis.call('XCLAIM', KEYS[2], 'hosts', host, 0, entry, 'IDLE', idle, 'JUSTID')
+return 1
+`);
+
 /** KEYS: request. ARGV: fence, state. 1 when stored, 0 when refused (fenced, answered, gone). */
 export const CHECKPOINT = script(`
 local v = redis.call('HMGET', KEYS[1], 'f', 'done')

@@ -7,7 +7,7 @@ import type { Redis } from "ioredis";
 import type { WireError } from "../../errors.js";
 import type { ReplyMeta } from "../../protocol/frames.js";
 import { type Band, bandOf, BANDS, GROUP, type Keys } from "./keys.js";
-import { CHECKPOINT, ENQUEUE, FINISH, HEARTBEAT, PULL, runScript, TAKEOVER } from "./scripts.js";
+import { CHECKPOINT, ENQUEUE, FINISH, HEARTBEAT, LET_GO, PULL, runScript, TAKEOVER } from "./scripts.js";
 
 /** A reply as kept in Redis; `json` is the result as JSON text. */
 export type StoredReply = { ok: true; json: string; meta: ReplyMeta } | { ok: false; error: WireError; meta: ReplyMeta };
@@ -155,6 +155,16 @@ export class SharedQueue {
     const args: Array<string | number> = [this.#host, Date.now(), ttlMs, JSON.stringify(info), this.#keys.prefix];
     for (const h of held) args.push(h.band, h.entryId, h.requestId, h.fence);
     return (await runScript(this.#redis, HEARTBEAT, [this.#keys.hosts, this.#keys.hostInfo(this.#host)], args)) as string[];
+  }
+
+  /**
+   * Lets go of a claim this host cannot run, for another host's next takeover (scripts.ts,
+   * LET_GO): its attempt is not counted, and it is idle for `idleMs` at once. False when
+   * the claim was no longer this host's.
+   */
+  async letGo(claim: Claimed, idleMs: number): Promise<boolean> {
+    const keys = [this.#keys.request(claim.requestId), this.#keys.queue(claim.band)];
+    return (await runScript(this.#redis, LET_GO, keys, [claim.fence, this.#host, claim.entryId, idleMs])) === 1;
   }
 
   /** Stores a checkpoint if `fence` still holds the request; false when refused. */
