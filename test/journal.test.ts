@@ -241,7 +241,7 @@ describe("a journal that cannot be written (a full disk)", () => {
       const replies = await Promise.all(
         Array.from({ length: 20 }, (_, i) => s.request({ id: i, handler: "ledger", payload: { n: 10, pad }, idempotencyKey: `full-${i}`, timeoutMs: 30_000 })),
       );
-      await primary.waitFor("journal commit failed: these writes are lost");
+      await primary.waitFor("journal commit failed: its writes are kept and retried until they commit");
       for (const reply of replies) expect(reply).toMatchObject({ ok: true, result: { i: 10 } });
       await s.ping();
       expect(s.replies).toHaveLength(21);
