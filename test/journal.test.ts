@@ -266,6 +266,8 @@ describe("the journal in metrics and crew status", () => {
       const writes = Number(/^crew_journal_writes_total (\d+)$/m.exec(text)?.[1]);
       expect(writes).toBeGreaterThanOrEqual(1); // the request, its attempt and its reply fold into one row when they share a commit
       expect(Number(/^crew_journal_commit_seconds_count (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+      expect(text).toMatch(/^crew_journal_retained_writes 0$/m);
+      expect(text).toMatch(/^crew_journal_dropped_writes_total 0$/m);
       const shown = formatStatus(await cluster.status());
       expect(shown).toMatch(new RegExp(`^journal +${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} · \\d+\\.\\d MiB · 0 open · 1 replies kept`, "m"));
     } finally {
