@@ -5,7 +5,8 @@
  * room back by raising it. The writes of a failed commit commit later, in order and before
  * newer ones, and the failed batch's waiters are rejected at once; a request whose INSERT
  * failed ends up with its latest row; a batch too big for the room given back commits in
- * parts; past the memory cap the oldest writes are dropped, and logged.
+ * parts; past the memory cap the oldest writes are dropped, and logged, as is a write no
+ * retry can commit.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -211,6 +212,26 @@ describe("a commit that fails on a full disk", () => {
       { row: 3, attempts: 0 },
     ]);
     expect(lines.find((l) => l.level === INFO)).toMatchObject({ writes: 4, dropped: 1 });
+    commits.close();
+    db.close();
+  });
+
+  it("a write that fails alone with an error no retry fixes (a constraint) is dropped, and the writes after it commit", async () => {
+    const db = await openJournalFile(join(dir, "poison.db"), "normal");
+    const { log, lines } = capture();
+    const commits = new GroupCommit(db, log);
+    const sql = statements(db);
+    commits.add(sql.insert(1, "one"), 3);
+    commits.add(sql.insert(1, "again"), 5); // the same rowid: SQLITE_CONSTRAINT_PRIMARYKEY
+    commits.add(sql.insert(2, "two"), 3);
+    await expect(commits.committed()).rejects.toMatchObject({ code: "SQLITE_CONSTRAINT_PRIMARYKEY" });
+    await commits.caughtUp();
+    expect(sql.rows().map((r) => r.row)).toEqual([1, 2]);
+    expect(commits.counters.retained).toMatchObject({ writes: 0, dropped: 1 });
+    expect(lines.filter((l) => l.level === ERROR).map((l) => l.msg)).toEqual([
+      "journal commit failed: its writes are kept and retried until they commit",
+      "journal: a write failed with an error no retry fixes: it was dropped and is lost",
+    ]);
     commits.close();
     db.close();
   });

@@ -15,7 +15,9 @@
  * rejected at once, and so are those of batches queued while older writes wait to be
  * retried (their writes commit after them, later): a checkpoint or a reply never waits
  * for the disk (keyed.ts answers from memory and logs). What is retained is bounded by
- * MAX_RETAINED_BYTES: past it the oldest writes are dropped, and lost.
+ * MAX_RETAINED_BYTES: past it the oldest writes are dropped, and lost. So is one write
+ * that fails alone with an error that is not the disk's (a constraint): no retry helps.
+ * The error is logged once when commits start failing, and the catching up once at info.
  */
 import type { Logger } from "pino";
 import type { Database } from "./journal-file.js";
@@ -244,11 +246,23 @@ export class GroupCommit {
     } else this.#caughtUpNow();
   };
 
-  /** Tries the `n` oldest writes kept in one transaction; true if they committed. Halves or doubles the next try. */
+  /**
+   * Tries the `n` oldest writes kept in one transaction; true if they committed (or the
+   * one write tried was dropped). Halves or doubles the next try.
+   */
   #retryOnce(n: number): boolean {
     const err = this.#commit(this.#retained.oldest(n));
     if (err) {
       this.#outage!.err = err;
+      if (n === 1 && !mayPassLater(err)) {
+        // One write failing alone for another reason than the disk (a constraint, a value
+        // too big, a bug) fails the same way on every retry, and would hold every later
+        // write behind it for good.
+        this.#retained.drop(1);
+        this.#outage!.dropped++;
+        this.#log.error({ err }, "journal: a write failed with an error no retry fixes: it was dropped and is lost");
+        return true;
+      }
       this.#chunk = Math.max(1, Math.floor(n / 2));
       return false;
     }
@@ -325,6 +339,15 @@ const CAUGHT_UP = Promise.resolve();
 
 function newBatch(): Batch {
   return { writes: [], sizes: [], promise: null, resolve: null, reject: null };
+}
+
+/**
+ * Whether a failed commit may pass on a later try: the disk or the file (full, I/O,
+ * locked, read-only, out of memory, corrupt). Any other error is the write's own.
+ */
+function mayPassLater(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && /^SQLITE_(FULL|IOERR|BUSY|LOCKED|NOMEM|READONLY|CANTOPEN|PROTOCOL|CORRUPT|NOTADB)/.test(code);
 }
 
 /** The rejection of writes queued behind retained ones. */

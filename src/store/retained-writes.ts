@@ -56,10 +56,9 @@ export class RetainedWrites {
     }
     let dropped = 0;
     while (this.bytes > this.maxBytes && this.writes > 0) {
-      this.#forget(1);
+      this.drop(1);
       dropped++;
     }
-    this.dropped += dropped;
     return dropped;
   }
 
@@ -71,6 +70,12 @@ export class RetainedWrites {
   /** Forgets the oldest `n` writes: they committed. */
   shift(n: number): void {
     this.#forget(n);
+  }
+
+  /** Forgets the oldest `n` writes, counted as dropped: they will never commit. */
+  drop(n: number): void {
+    this.#forget(n);
+    this.dropped += n;
   }
 
   /** Forgets every write (the journal closed with them uncommitted). */
