@@ -241,7 +241,7 @@ describe("a journal that cannot be written (a full disk)", () => {
       const replies = await Promise.all(
         Array.from({ length: 20 }, (_, i) => s.request({ id: i, handler: "ledger", payload: { n: 10, pad }, idempotencyKey: `full-${i}`, timeoutMs: 30_000 })),
       );
-      await primary.waitFor("journal commit failed: these writes are lost");
+      await primary.waitFor("journal commit failed: its writes are kept and retried until they commit");
       for (const reply of replies) expect(reply).toMatchObject({ ok: true, result: { i: 10 } });
       await s.ping();
       expect(s.replies).toHaveLength(21);
@@ -266,6 +266,8 @@ describe("the journal in metrics and crew status", () => {
       const writes = Number(/^crew_journal_writes_total (\d+)$/m.exec(text)?.[1]);
       expect(writes).toBeGreaterThanOrEqual(1); // the request, its attempt and its reply fold into one row when they share a commit
       expect(Number(/^crew_journal_commit_seconds_count (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+      expect(text).toMatch(/^crew_journal_retained_writes 0$/m);
+      expect(text).toMatch(/^crew_journal_dropped_writes_total 0$/m);
       const shown = formatStatus(await cluster.status());
       expect(shown).toMatch(new RegExp(`^journal +${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} · \\d+\\.\\d MiB · 0 open · 1 replies kept`, "m"));
     } finally {

@@ -34,7 +34,11 @@ interface Row {
   expires_at: number | null;
 }
 
-/** A request's row while its INSERT waits in the batch: later writes of the same batch fold into it. */
+/**
+ * A request's row while its INSERT waits in the batch: later writes of the same batch fold
+ * into it. Once the batch is sealed (taken to commit) they no longer do: the INSERT may
+ * fail and be retried as it is, and later writes follow it as UPDATEs.
+ */
 interface PendingRow {
   attempts: number;
   checkpoint: string | null;
@@ -54,7 +58,7 @@ export class JournalStore implements RequestStore {
   readonly #commits: GroupCommit;
   readonly #log: Logger;
   readonly #sql;
-  /** Rows inserted in the batch not yet committed: an echo's insert, attempt and reply become one write. */
+  /** Rows inserted in the batch not yet sealed: an echo's insert, attempt and reply become one write. */
   readonly #pending = new Map<string, PendingRow>();
   /** The rowid the next accepted request gets: rows are appended in acceptance order. */
   #nextRow = 1;
@@ -63,14 +67,23 @@ export class JournalStore implements RequestStore {
 
   /** Opens the file (see journal-file.ts for what is refused). */
   static async create(file: string, limits: JournalLimits, log: Logger): Promise<JournalStore> {
-    return new JournalStore(file, await openJournalFile(file, limits.sync), limits, log);
+    return JournalStore.fromDatabase(file, await openJournalFile(file, limits.sync), limits, log);
+  }
+
+  /**
+   * The store on a connection `openJournalFile(file)` returned, which it then owns (and
+   * closes). create() opens one; tests pass their own to reach its pragmas (a full disk:
+   * `max_page_count`).
+   */
+  static fromDatabase(file: string, db: Database, limits: KeyTableLimits, log: Logger): JournalStore {
+    return new JournalStore(file, db, limits, log);
   }
 
   private constructor(file: string, db: Database, limits: KeyTableLimits, log: Logger) {
     this.file = file;
     this.#db = db;
     this.#table = new KeyTable(limits);
-    this.#commits = new GroupCommit(db, log);
+    this.#commits = new GroupCommit(db, log, { onSeal: () => this.#pending.clear() });
     this.#log = log;
     this.#sql = {
       insert: db.prepare(
@@ -89,6 +102,11 @@ export class JournalStore implements RequestStore {
 
   get counters(): StoreCounters {
     return this.#commits.counters;
+  }
+
+  /** Resolves once no write is kept for retry after a failed commit (GroupCommit.caughtUp). */
+  caughtUp(): Promise<void> {
+    return this.#commits.caughtUp();
   }
 
   /**
@@ -130,10 +148,11 @@ export class JournalStore implements RequestStore {
       this.#table.setRow(key, rowId);
       const row: PendingRow = { attempts: 0, checkpoint: null, reply: null, expiresAt: null };
       this.#pending.set(key, row);
-      this.#commits.add(() => {
-        if (this.#pending.get(key) === row) this.#pending.delete(key);
-        s.run(rowId, key, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline, accepted, row.attempts, row.checkpoint, row.reply, row.expiresAt);
-      });
+      this.#commits.add(
+        () => s.run(rowId, key, requestId, handler, payloadJson, fingerprint, priority, timeoutMs, deadline, accepted, row.attempts, row.checkpoint, row.reply, row.expiresAt),
+        // Read if the commit fails, once the row's folds are in.
+        () => key.length + (payloadJson?.length ?? 0) + (row.checkpoint?.length ?? 0) + (row.reply?.length ?? 0),
+      );
     }
     return result;
   }
@@ -142,7 +161,7 @@ export class JournalStore implements RequestStore {
     const row = this.#pending.get(key);
     const rowId = this.#table.rowOf(key);
     if (row) row.attempts = attempt;
-    else if (rowId !== undefined) this.#commits.add(() => this.#sql.attempt.run(attempt, rowId));
+    else if (rowId !== undefined) this.#commits.add(() => this.#sql.attempt.run(attempt, rowId), 0);
     return attempt;
   }
 
@@ -150,7 +169,7 @@ export class JournalStore implements RequestStore {
     const row = this.#pending.get(key);
     const rowId = this.#table.rowOf(key);
     if (row) row.checkpoint = json;
-    else if (rowId !== undefined) this.#commits.add(() => this.#sql.checkpoint.run(json, rowId));
+    else if (rowId !== undefined) this.#commits.add(() => this.#sql.checkpoint.run(json, rowId), json.length);
     return this.#commits.committed();
   }
 
@@ -162,7 +181,7 @@ export class JournalStore implements RequestStore {
     const row = this.#pending.get(key);
     const rowId = this.#table.rowOf(key);
     if (row) Object.assign(row, { reply: text, expiresAt, checkpoint: null });
-    else if (rowId !== undefined) this.#commits.add(() => this.#sql.finish.run(text, expiresAt, rowId));
+    else if (rowId !== undefined) this.#commits.add(() => this.#sql.finish.run(text, expiresAt, rowId), text.length);
     return this.#commits.committed();
   }
 
@@ -202,7 +221,7 @@ export class JournalStore implements RequestStore {
 
   #remove(row: number): void {
     const s = this.#sql.remove;
-    this.#commits.add(() => s.run(row));
+    this.#commits.add(() => s.run(row), 0);
   }
 }
 

@@ -9,7 +9,7 @@ import type { AdmitResult, NewRequest, OpenRequest, RequestStore, StoreCounters,
 
 export class MemoryStore implements RequestStore {
   readonly kind = "memory" as const;
-  readonly counters: StoreCounters = { writes: 0, commits: null };
+  readonly counters: StoreCounters = { writes: 0, commits: null, retained: null };
   readonly #table: KeyTable;
   readonly #sweeper: NodeJS.Timeout;
 

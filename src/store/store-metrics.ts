@@ -1,8 +1,9 @@
 /**
  * The store's Prometheus metrics, read when scraped: idempotent runs replayed and joined,
- * and for the journal its writes and a histogram of its commits' latency.
+ * and for the journal its writes, a histogram of its commits' latency, and the writes
+ * kept for retry after a failed commit (and those dropped past their cap).
  */
-import { Counter, type Metric, type Registry } from "prom-client";
+import { Counter, Gauge, type Metric, type Registry } from "prom-client";
 import type { KeyedStats } from "./keyed.js";
 import type { StoreCounters } from "./store.js";
 
@@ -20,7 +21,19 @@ export function registerStoreMetrics(registry: Registry, read: () => { stats: Ke
     });
   counter("crew_idempotent_replayed_total", "Runs answered with the reply kept for their idempotency key", () => read().stats.replayed);
   counter("crew_idempotent_joined_total", "Runs that joined the unanswered request holding their idempotency key", () => read().stats.joined);
+  const gauge = (name: string, help: string, pick: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(pick());
+      },
+    });
   counter("crew_journal_writes_total", "Records written to the journal (requests, attempts, checkpoints, replies, deletions)", () => read().counters.writes);
+  gauge("crew_journal_retained_writes", "Journal writes whose commit failed, kept to be retried", () => read().counters.retained?.writes ?? 0);
+  gauge("crew_journal_retained_bytes", "Bytes held by the journal writes kept to be retried", () => read().counters.retained?.bytes ?? 0);
+  counter("crew_journal_dropped_writes_total", "Journal writes kept for retry that were dropped past their memory cap (lost)", () => read().counters.retained?.dropped ?? 0);
   registry.registerMetric(commitHistogram(read));
 }
 

@@ -84,6 +84,11 @@ export interface StoreCounters {
   writes: number;
   /** Committed transactions, with their latency: seconds per commit, as histogram buckets. */
   commits: { buckets: readonly number[]; counts: number[]; sum: number; count: number } | null;
+  /**
+   * Writes whose commit failed, kept to be retried: how many, the bytes they hold, and
+   * how many were dropped past the cap (lost). Null for a store that never retries.
+   */
+  retained: { readonly writes: number; readonly bytes: number; readonly dropped: number } | null;
 }
 
 export interface RequestStore {

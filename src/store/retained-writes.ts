@@ -1,0 +1,100 @@
+/**
+ * The journal's writes whose commit failed, oldest first, kept until GroupCommit's
+ * retries commit them: a FIFO that counts the bytes its writes hold in memory and, past
+ * a cap, drops the oldest.
+ */
+
+/** One write: a prepared statement and its parameters, run inside a transaction. */
+export type Write = () => void;
+
+/**
+ * What a write holds in memory, bytes (string lengths: payload, checkpoint, reply text).
+ * A function is read only if the write is retained: a row that later writes of its batch
+ * fold into knows its size once the batch is sealed.
+ */
+export type WriteSize = number | (() => number);
+
+/**
+ * Bytes counted for every write on top of its text: the closure, its captured numbers
+ * and short strings (request id, handler, fingerprint), the queue's slots. An estimate,
+ * so that a million small writes count for something against the cap.
+ */
+const WRITE_BYTES = 200;
+
+export class RetainedWrites {
+  readonly maxBytes: number;
+  /** Writes kept, oldest first, from #head on. */
+  #writes: Write[] = [];
+  #sizes: number[] = [];
+  #head = 0;
+  /** Bytes the writes kept hold (their text plus WRITE_BYTES each). */
+  bytes = 0;
+  /** Writes dropped past maxBytes since this journal opened. */
+  dropped = 0;
+
+  /** `maxBytes`: the cap, bytes; the oldest writes go past it. */
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
+
+  /** Writes kept. */
+  get writes(): number {
+    return this.#writes.length - this.#head;
+  }
+
+  /**
+   * Appends `writes` (oldest first) with their sizes, then drops the oldest writes kept
+   * until the rest fit in maxBytes. Returns how many were dropped (0 mostly).
+   */
+  push(writes: readonly Write[], sizes: readonly WriteSize[]): number {
+    for (let i = 0; i < writes.length; i++) {
+      const size = sizes[i]!;
+      const bytes = (typeof size === "number" ? size : size()) + WRITE_BYTES;
+      this.#writes.push(writes[i]!);
+      this.#sizes.push(bytes);
+      this.bytes += bytes;
+    }
+    let dropped = 0;
+    while (this.bytes > this.maxBytes && this.writes > 0) {
+      this.drop(1);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /** The oldest `n` writes (a copy), still kept until `shift`. */
+  oldest(n: number): Write[] {
+    return this.#writes.slice(this.#head, this.#head + n);
+  }
+
+  /** Forgets the oldest `n` writes: they committed. */
+  shift(n: number): void {
+    this.#forget(n);
+  }
+
+  /** Forgets the oldest `n` writes, counted as dropped: they will never commit. */
+  drop(n: number): void {
+    this.#forget(n);
+    this.dropped += n;
+  }
+
+  /** Forgets every write (the journal closed with them uncommitted). */
+  clear(): void {
+    this.#forget(this.writes);
+  }
+
+  #forget(n: number): void {
+    for (let i = this.#head; i < this.#head + n; i++) this.bytes -= this.#sizes[i]!;
+    this.#head += n;
+    // Compact once the forgotten front is most of the arrays, so shifting stays O(1) amortised.
+    if (this.#head === this.#writes.length) {
+      this.#writes = [];
+      this.#sizes = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#writes.length) {
+      this.#writes = this.#writes.slice(this.#head);
+      this.#sizes = this.#sizes.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
