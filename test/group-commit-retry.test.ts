@@ -6,11 +6,15 @@
  * newer ones, and the failed batch's waiters are rejected at once; a request whose INSERT
  * failed ends up with its latest row; a batch too big for the room given back commits in
  * parts; past the memory cap the oldest writes are dropped, and logged, as is a write no
- * retry can commit.
+ * retry can commit. And a write-ahead log that cannot grow (a file-size limit, `ulimit -f`,
+ * below the 4 MiB past which SQLite resets it by itself) is reset before a retry.
  */
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import type BetterSqlite3 from "better-sqlite3";
 import pino, { type Logger } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -234,6 +238,20 @@ describe("a commit that fails on a full disk", () => {
     ]);
     commits.close();
     db.close();
+  });
+
+  it("a write-ahead log that cannot grow is reset before a retry: the kept writes commit (a child process under ulimit -f)", async () => {
+    const file = join(dir, "wal-limit.db");
+    const script = fileURLToPath(new URL("./fixtures/wal-limit/fill-wal.js", import.meta.url));
+    // 2048 blocks of 512 bytes (a POSIX shell's unit): no file may pass 1 MiB.
+    const { stdout } = await promisify(execFile)("/bin/sh", ["-c", `trap '' XFSZ; ulimit -f 2048 && exec "$@"`, "sh", process.execPath, script, file]);
+    const out = JSON.parse(stdout) as { failedAt: number | null; last: number; rows: Array<{ id: number; head: string; length: number }>; lines: string[] };
+    expect(out.failedAt).not.toBeNull(); // the log reached the limit: a commit failed
+    expect(out.lines).toContain("journal commit failed: its writes are kept and retried until they commit");
+    expect(out.lines).toContain("journal caught up: the writes kept after a failed commit have committed");
+    // Each row holds the last value written to it: update k wrote digit k % 10 to row k % 3 + 1.
+    const lastFor = (id: number) => [0, 1, 2].map((d) => out.last - d).find((k) => (k % 3) + 1 === id)!;
+    expect(out.rows).toEqual([1, 2, 3].map((id) => ({ id, head: String(lastFor(id) % 10), length: 200_000 })));
   });
 
   it("close() commits the writes kept if there is room, and logs those it cannot commit as lost", async () => {

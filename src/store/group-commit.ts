@@ -21,6 +21,7 @@
  */
 import type { Logger } from "pino";
 import type { Database } from "./journal-file.js";
+import { WritesBehindError } from "./store.js";
 import { RetainedWrites, type Write, type WriteSize } from "./retained-writes.js";
 
 export type { Write, WriteSize } from "./retained-writes.js";
@@ -235,6 +236,7 @@ export class GroupCommit {
     this.#retryTimer = null;
     if (this.#closed || !this.#outage) return;
     if (this.#retained.writes === 0) return this.#caughtUpNow(); // all dropped past the cap
+    this.#resetWal();
     if (!this.#retryOnce(Math.min(this.#chunk, this.#retained.writes))) {
       this.#scheduleRetry(this.#retryDelay);
       this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS);
@@ -270,6 +272,21 @@ export class GroupCommit {
     this.#outage!.retried += n;
     this.#chunk = Math.min(n * 2, MAX_BATCH);
     return true;
+  }
+
+  /**
+   * Before a retry: copies the write-ahead log into the database and truncates it
+   * (`PRAGMA wal_checkpoint(TRUNCATE)`; no other connection reads this file). SQLite only
+   * does so by itself once the log passes 1,000 pages (4 MiB); a disk or a file-size
+   * limit that fills before then would fail every retry, the log never shrinking. Its
+   * failure (the copy needs room too) is the retry's to report.
+   */
+  #resetWal(): void {
+    try {
+      this.#db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch {
+      // the retry below fails the same way, and says so
+    }
   }
 
   #caughtUpNow(): void {
@@ -352,5 +369,5 @@ function mayPassLater(err: Error): boolean {
 
 /** The rejection of writes queued behind retained ones. */
 function behind(cause: Error): Error {
-  return new Error("journal: earlier writes failed to commit and are being retried; these commit after them", { cause });
+  return new WritesBehindError("journal: earlier writes failed to commit and are being retried; these commit after them", { cause });
 }

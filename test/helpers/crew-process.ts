@@ -31,11 +31,12 @@ export class CrewChild {
    * Spawns `node bin/crew.js ARGS` (ARGS starts with the subcommand). `fileSizeKb` caps
    * the size of any file the process writes (`ulimit -f`, with SIGXFSZ ignored): a write
    * past it fails with EFBIG, as on a full disk, without touching the machine's disks.
+   * (`ulimit -f` counts 512-byte blocks in a POSIX shell: dash, or bash as sh.)
    */
   constructor(args: string[], options: { detached?: boolean; fileSizeKb?: number } = {}) {
     const [command, argv] = options.fileSizeKb === undefined
       ? [process.execPath, [BIN, ...args]]
-      : ["/bin/sh", ["-c", `trap '' XFSZ; ulimit -f ${options.fileSizeKb} && exec "$@"`, "sh", process.execPath, BIN, ...args]];
+      : ["/bin/sh", ["-c", `trap '' XFSZ; ulimit -f ${options.fileSizeKb * 2} && exec "$@"`, "sh", process.execPath, BIN, ...args]];
     this.child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"], detached: options.detached ?? false });
     this.exited = new Promise((resolve) =>
       this.child.on("exit", (code, signal) => {
