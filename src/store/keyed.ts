@@ -26,7 +26,7 @@ import {
 import type { Dispatcher, SubmitRequest } from "../primary/dispatcher.js";
 import type { DoneCallback, Durability, Job, Outcome } from "../primary/job.js";
 import { newRequestId } from "../primary/request-id.js";
-import type { MaybePromise, NewRequest, OpenRequest, RequestStore, StoredReply } from "./store.js";
+import { type MaybePromise, type NewRequest, type OpenRequest, type RequestStore, type StoredReply, WritesBehindError } from "./store.js";
 
 /** What the receivers and `cluster.run` submit through: the dispatcher's entry, with keys. */
 export interface RequestSink extends Pick<Dispatcher, "queueFull" | "hold" | "release" | "shed"> {
@@ -227,7 +227,7 @@ export class KeyedRequests implements RequestSink {
     };
     if (!(kept instanceof Promise)) return deliver();
     kept.then(deliver, (err: unknown) => {
-      this.#log.error({ err, key: live.key }, "the store could not keep a reply: answering without it");
+      this.#log[level(err)]({ err, key: live.key }, "the store could not keep a reply: answering without it");
       deliver();
     });
   }
@@ -263,7 +263,7 @@ export class KeyedRequests implements RequestSink {
     const kept = this.#store.checkpoint(live.key, live.fence, json);
     if (!(kept instanceof Promise)) return kept;
     return kept.catch((err: unknown) => {
-      this.#log.error({ err, key: live.key, requestId: job.requestId }, "the store could not keep a checkpoint: going on without it");
+      this.#log[level(err)]({ err, key: live.key, requestId: job.requestId }, "the store could not keep a checkpoint: going on without it");
       return true;
     });
   }
@@ -305,4 +305,9 @@ function toStored(outcome: Outcome): StoredReply {
 function toOutcome(reply: StoredReply, replayed: boolean): Outcome {
   const meta = replayed ? { ...reply.meta, replayed: true } : reply.meta;
   return reply.ok ? { ok: true, json: reply.json, meta } : { ok: false, error: errorFromWire(reply.error), meta };
+}
+
+/** How loud a store's refusal is: an error, unless the store reported its outage itself. */
+function level(err: unknown): "error" | "debug" {
+  return err instanceof WritesBehindError ? "debug" : "error";
 }

@@ -130,3 +130,11 @@ export interface RequestStore {
   /** Writes what is pending and releases the store (timers, file). Safe to call twice. */
   close(): Promise<void>;
 }
+
+/**
+ * A write the store refused to wait for because earlier ones are still being retried
+ * (the journal after a failed commit: group-commit.ts). The store logged the failure
+ * once; callers log each of these at debug, or a full disk would log one error per
+ * checkpoint and reply.
+ */
+export class WritesBehindError extends Error {}
