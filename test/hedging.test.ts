@@ -96,7 +96,10 @@ describe("hedged requests", () => {
 
   it("never hedges a request twice, with budget and free nodes to spare; never hedges a handler that does not ask", async () => {
     cluster = await createCluster({ handlers: HANDLERS, threads: 3, logLevel: "silent" });
-    await warmUp("hedge-ms", 60); // earns 3 tokens: the budget would allow more than one
+    // Earns 3 tokens, so the budget would allow more than one hedge. hedge-late's requests
+    // are never hedged: warming up hedge-ms itself hedged every quick request that took
+    // over 20 ms, and under load that spent all 4 tokens, so the hedge never came.
+    await warmUp("hedge-late", 60);
     const before = (await cluster.status()).requests.hedges;
     const reply = await cluster.call("hedge-ms", { mode: "all-hang", dir }, { timeoutMs: 400 });
     expect(reply).toMatchObject({ ok: false, error: { code: "E_TIMEOUT" } });

@@ -84,9 +84,12 @@ describe("a primary killed with kill -9 and started again on its journal", () =>
     const payload = { n: 2, hold: { port: gate.port, at: 1 } };
     let primary = await PrimaryProcess.start(args);
     const s = await NdjsonSocket.connect(portOf(args));
-    const deadline = Date.now() + 3000;
     s.send({ id: 1, handler: "ledger", payload, idempotencyKey: "late", timeoutMs: 3000 });
     await gate.arrival();
+    // The primary accepted the request before its handler reached the gate: its deadline
+    // is at the latest 3 s from now (a stamp taken before sending is no bound: a loaded
+    // primary may read the frame later, and its deadline is then later too).
+    const deadline = Date.now() + 3000;
     await primary.kill9();
     // The primary stays down past the request's deadline: that is the condition under test.
     await sleep(Math.max(0, deadline - Date.now()) + 50);
