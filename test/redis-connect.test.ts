@@ -90,7 +90,7 @@ describe.skipIf(REDIS_SKIP !== null)("two hosts given the same --host-id", () =>
     }
   });
 
-  it("a host stopped cleanly gives its id back; one that missed its heartbeats while another took its id stops taking work", async () => {
+  it("a host stopped cleanly gives its id back; one that missed its heartbeats while another took its id retires: refuses, stops reading the id's replies, /healthz 503", async () => {
     const server = await RedisServer.start();
     const redis = new Redis(server.url, { maxRetriesPerRequest: null });
     const cluster = `lease${process.pid}`;
@@ -113,8 +113,14 @@ describe.skipIf(REDIS_SKIP !== null)("two hosts given the same --host-id", () =>
       expect(line).toMatchObject({ level: 50, host: "w" });
       const taken = await redis.get(lease);
       expect(taken).not.toBe(held); // the stopped host did not take it back
+      const old = await NdjsonSocket.connect(stopped.port);
+      expect(await old.request({ id: 1, handler: "echo", payload: "refused" })).toMatchObject({ ok: false, error: { code: "E_UNAVAILABLE" } });
+      expect((await fetch(`http://127.0.0.1:${stopped.httpPort}/healthz`)).status).toBe(503);
+      old.socket.destroy();
+      // The id's replies all reach the host that holds it now: none is read away by the old one.
       const s = await NdjsonSocket.connect(taker.port);
-      expect(await s.request({ id: 1, handler: "echo", payload: "still served" })).toMatchObject({ ok: true, result: "still served" });
+      const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => s.request({ id: i, handler: "echo", payload: i })));
+      replies.forEach((reply, i) => expect(reply).toMatchObject({ ok: true, result: i }));
       s.socket.destroy();
       await Promise.all([stopped.kill(), taker.kill()]);
     } finally {

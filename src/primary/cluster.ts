@@ -90,8 +90,9 @@ export class Cluster implements HttpPort {
     return this.#registry.list();
   }
 
+  /** Taking no more requests: draining, or (--redis) this host lost its id to another. */
   get draining(): boolean {
-    return this.#dispatcher.draining;
+    return this.#dispatcher.draining || this.#redis?.retired === true;
   }
 
   /** Adds a watcher (metrics); its hooks run on the hot path. */

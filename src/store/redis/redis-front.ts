@@ -43,6 +43,8 @@ export class RedisFront implements RequestSink {
   #next = 0;
   readonly #epoch = Date.now().toString(36);
   #draining = false;
+  /** Set once this host lost its id (retire()): every request is refused with it. */
+  #retired: CrewError | null = null;
   #idle: Array<() => void> = [];
 
   constructor(deps: RedisFrontDeps) {
@@ -58,6 +60,7 @@ export class RedisFront implements RequestSink {
 
   submit(req: SubmitRequest, done: DoneCallback): Job | null {
     const spec = this.#d.registry.get(req.handler);
+    if (this.#retired) return this.#refuse(req.handler, done, this.#retired);
     if (this.#draining) return this.#refuse(req.handler, done, new ShuttingDownError("the host is shutting down"));
     if (!spec) return this.#refuse(req.handler, done, new UnknownHandlerError(`no handler named ${JSON.stringify(req.handler)}`));
     if (!this.#d.connected()) return this.#refuse(req.handler, done, new UnavailableError("Redis cannot be reached: retry later"));
@@ -141,6 +144,19 @@ export class RedisFront implements RequestSink {
       });
     }
     for (const jobs of [...this.#waiting.values()]) for (const job of jobs) this.#giveUp(job, new ShuttingDownError("the host shut down before the request answered"));
+  }
+
+  /**
+   * This host lost its id to another (redis-host.ts): its reply stream is the other's now,
+   * so no reply reaches it. Refuses every request from now on with `error`, and answers
+   * it here to those waiting. Only here: each runs on where it is, and a keyed one's
+   * result is kept in Redis for its client to ask another host with the same key.
+   */
+  retire(error: CrewError): void {
+    this.#retired = error;
+    const waiting = [...this.#waiting.values()].flat();
+    this.#waiting.clear();
+    for (const job of waiting) this.#answer(job, fail(job, error));
   }
 
   /**

@@ -5,6 +5,7 @@
  * local dispatcher) to the host's channels. The dispatcher itself knows nothing of Redis.
  */
 import type { Logger } from "pino";
+import { UnavailableError } from "../../errors.js";
 import type { ComputeNode } from "../../nodes/compute-node.js";
 import type { Dispatcher } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
@@ -45,6 +46,7 @@ export class RedisHost {
   readonly #queue: SharedQueue;
   readonly #options: RedisHostOptions;
   readonly #lease: HostLease;
+  #retired = false;
 
   private constructor(conns: RedisConnections, options: RedisHostOptions, lease: HostLease, deps: HostDeps) {
     this.#conns = conns;
@@ -55,7 +57,7 @@ export class RedisHost {
     this.#queue = new SharedQueue(conns.cmd, keys, host, { maxQueue: options.maxQueue, resultTtlMs: options.resultTtlMs });
     const connected = () => conns.cmd.status === "ready";
     this.front = new RedisFront({ queue: this.#queue, registry: deps.registry, host, connected, observer: () => deps.dispatcher.observer, log: deps.log });
-    this.#worker = new RedisWorker({ queue: this.#queue, dispatcher: deps.dispatcher, nodes: deps.nodes, registry: deps.registry, host, hostTimeoutMs: options.hostTimeoutMs, nodePipeline: options.nodePipeline, connected, renewLease: () => lease.renew(), log: deps.log });
+    this.#worker = new RedisWorker({ queue: this.#queue, dispatcher: deps.dispatcher, nodes: deps.nodes, registry: deps.registry, host, hostTimeoutMs: options.hostTimeoutMs, nodePipeline: options.nodePipeline, connected, renewLease: () => lease.renew(), onLostId: () => this.#retire(), log: deps.log });
     this.#channels = new HostChannels(conns, keys, host, {
       reply: (id, reply) => this.front.deliver(id, reply),
       work: () => this.#worker.pump(),
@@ -95,6 +97,22 @@ export class RedisHost {
 
   get hostId(): string {
     return this.#options.hostId;
+  }
+
+  /** True once this host lost its id to another (it then refuses every request: /healthz says 503). */
+  get retired(): boolean {
+    return this.#retired;
+  }
+
+  /**
+   * Another host holds this host's id: its reply stream (one per id) is the other's now.
+   * Reading it too would take the other's replies, and this host's clients would get none:
+   * the reading stops, and the front refuses (E_UNAVAILABLE) and answers those waiting.
+   */
+  #retire(): void {
+    this.#retired = true;
+    this.front.retire(new UnavailableError(`host ${this.#options.hostId} lost its --host-id to another host: this host takes no more requests; send them to another host`));
+    void this.#channels.close();
   }
 
   /** A local node came up or finished a request: there may be room to pull. */

@@ -31,6 +31,8 @@ export interface RedisWorkerDeps {
   connected: () => boolean;
   /** Renews this host's lease on its id (host-lease.ts): false once another host holds the id. */
   renewLease: () => Promise<boolean>;
+  /** Called once when another host holds this host's id: the host retires (redis-host.ts). */
+  onLostId: () => void;
   log: Logger;
 }
 
@@ -83,6 +85,8 @@ export class RedisWorker {
   readonly #letGo = new Set<string>();
   /** When the connection last became ready: takeovers wait one host timeout after it, so live hosts can heartbeat first. */
   #readySince = performance.now();
+  /** The heartbeat under way (resolved when none is): close() waits for it. */
+  #beating: Promise<void> = Promise.resolve();
 
   constructor(deps: RedisWorkerDeps) {
     this.#d = deps;
@@ -120,6 +124,8 @@ export class RedisWorker {
     }
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    // A heartbeat under way would renew the lease after the host released it (and show it alive).
+    await this.#beating;
   }
 
   /**
@@ -301,7 +307,8 @@ export class RedisWorker {
   /** Every heartbeatMs: heartbeat, send held replies, take over dead hosts' requests, pull. */
   #tick(): void {
     if (this.#stopped) return;
-    this.#beat().finally(() => {
+    this.#beating = this.#beat();
+    this.#beating.finally(() => {
       if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), this.#heartbeatMs);
     });
   }
@@ -333,12 +340,14 @@ export class RedisWorker {
    * pulling and heartbeating, and what it held is taken over like a dead host's.
    */
   #lostId(): void {
+    if (this.#stopped) return;
     this.#pullsStopped = true;
     this.#stopped = true;
     this.#d.log.error(
       { host: this.#d.host, held: this.#held.size },
       "another host took this host's --host-id while this one missed its heartbeats: this host stops taking work from the cluster; restart it (give each host its own --host-id)",
     );
+    this.#d.onLostId();
   }
 
   /**
