@@ -220,6 +220,35 @@ describe("a commit that fails on a full disk", () => {
     db.close();
   });
 
+  it("past the memory cap a DELETE is never dropped: a request released during the outage does not come back at the next start", async () => {
+    const file = join(dir, "released.db");
+    const limits = { maxKeys: 1000, maxBytes: 1 << 30, ttlMs: 600_000 };
+    const { log } = capture();
+    const db = await openJournalFile(file, "normal");
+    const store = JournalStore.fromDatabase(file, db, limits, log);
+    await store.open();
+    store.admit(request("k1", '"small"'));
+    await store.checkpoint("k1", 0, '{"c":1}'); // k1's row is in the file
+    noRoom(db);
+    const big = JSON.stringify("x".repeat(10 * 1024 * 1024));
+    store.admit(request("k2", big));
+    await expect(store.checkpoint("k2", 0, "{}")).rejects.toMatchObject({ code: "SQLITE_FULL" });
+    store.release("k1"); // cancelled: its row must go, and its DELETE waits behind k2's INSERT
+    for (let i = 3; i <= 9; i++) {
+      store.admit(request(`k${i}`, big));
+      await store.checkpoint(`k${i}`, 0, "{}").catch(() => {});
+    }
+    expect(store.counters.retained!.dropped).toBeGreaterThan(0); // 80 MiB of payloads against a 64 MiB cap
+    room(db);
+    await store.caughtUp();
+    await store.close();
+    const again = await JournalStore.create(file, { ...limits, sync: "normal" }, log);
+    const open = (await again.open()).map((r) => r.idempotencyKey);
+    expect(open).not.toContain("k1");
+    expect(open).toContain("k9"); // the newest were kept
+    await again.close();
+  });
+
   it("a write that fails alone with an error no retry fixes (a constraint) is dropped, and the writes after it commit", async () => {
     const db = await openJournalFile(join(dir, "poison.db"), "normal");
     const { log, lines } = capture();

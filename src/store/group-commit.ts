@@ -21,7 +21,7 @@
  */
 import type { Logger } from "pino";
 import type { Database } from "./journal-file.js";
-import { WritesBehindError } from "./store.js";
+import { WriteKeptError } from "./store.js";
 import { RetainedWrites, type Write, type WriteSize } from "./retained-writes.js";
 
 export type { Write, WriteSize } from "./retained-writes.js";
@@ -70,6 +70,8 @@ interface Batch {
   writes: Write[];
   /** What each write holds, bytes (read only if the batch fails). */
   sizes: WriteSize[];
+  /** Per write: never dropped past the cap (a DELETE; see RetainedWrites.push). */
+  keeps: boolean[];
   /** Created on demand: most batches have nobody waiting for them. */
   promise: Promise<boolean> | null;
   resolve: ((ok: boolean) => void) | null;
@@ -135,12 +137,15 @@ export class GroupCommit {
   /**
    * Queues a write for the current batch. `bytes`: what the write holds in memory (its
    * text: payload, checkpoint, reply), counted against MAX_RETAINED_BYTES if its commit
-   * fails. Ignored once closed.
+   * fails. `keep`: never dropped past that cap, only moved behind newer writes (a row's
+   * DELETE, which no later write of its row follows: RetainedWrites.push). Ignored once
+   * closed.
    */
-  add(write: Write, bytes: WriteSize): void {
+  add(write: Write, bytes: WriteSize, keep = false): void {
     if (this.#closed) return;
     this.#batch.writes.push(write);
     this.#batch.sizes.push(bytes);
+    this.#batch.keeps.push(keep);
     if (this.#batch.writes.length >= MAX_BATCH) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
@@ -200,7 +205,7 @@ export class GroupCommit {
     this.#outage = { since: performance.now(), err, retried: 0, dropped: 0, unlogged: 0, droppedLoggedAt: null };
     this.#log.error({ err, writes: batch.writes.length }, "journal commit failed: its writes are kept and retried until they commit");
     this.#retain(batch);
-    batch.reject?.(err);
+    batch.reject?.(new WriteKeptError("journal commit failed: kept, to retry", err));
     this.#scheduleRetry(RETRY_FIRST_MS);
     this.#retryDelay = RETRY_FIRST_MS * 2;
   }
@@ -218,6 +223,7 @@ export class GroupCommit {
     this.#retryTimer = null;
     while (this.#retained.writes > 0) {
       const n = Math.min(this.#chunk, this.#retained.writes);
+      this.#resetWal();
       if (this.#retryOnce(n)) continue;
       if (n === 1) break;
     }
@@ -302,7 +308,7 @@ export class GroupCommit {
 
   /** Keeps a failed or held-back batch's writes, dropping the oldest past the cap (logged, throttled). */
   #retain(batch: Batch): void {
-    const dropped = this.#retained.push(batch.writes, batch.sizes);
+    const dropped = this.#retained.push(batch.writes, batch.sizes, batch.keeps);
     if (dropped === 0) return;
     const outage = this.#outage!;
     outage.dropped += dropped;
@@ -355,7 +361,7 @@ const COMMITTED = Promise.resolve(true);
 const CAUGHT_UP = Promise.resolve();
 
 function newBatch(): Batch {
-  return { writes: [], sizes: [], promise: null, resolve: null, reject: null };
+  return { writes: [], sizes: [], keeps: [], promise: null, resolve: null, reject: null };
 }
 
 /**
@@ -369,5 +375,5 @@ function mayPassLater(err: Error): boolean {
 
 /** The rejection of writes queued behind retained ones. */
 function behind(cause: Error): Error {
-  return new WritesBehindError("journal: earlier writes failed to commit and are being retried; these commit after them", { cause });
+  return new WriteKeptError("journal: earlier writes failed to commit and are being retried; these commit after them", cause);
 }

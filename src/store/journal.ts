@@ -221,7 +221,7 @@ export class JournalStore implements RequestStore {
 
   #remove(row: number): void {
     const s = this.#sql.remove;
-    this.#commits.add(() => s.run(row), 0);
+    this.#commits.add(() => s.run(row), 0, true); // never dropped: the row would come back at the next start
   }
 }
 

@@ -26,7 +26,7 @@ import {
 import type { Dispatcher, SubmitRequest } from "../primary/dispatcher.js";
 import type { DoneCallback, Durability, Job, Outcome } from "../primary/job.js";
 import { newRequestId } from "../primary/request-id.js";
-import { type MaybePromise, type NewRequest, type OpenRequest, type RequestStore, type StoredReply, WritesBehindError } from "./store.js";
+import { type MaybePromise, type NewRequest, type OpenRequest, type RequestStore, type StoredReply, WriteKeptError } from "./store.js";
 
 /** What the receivers and `cluster.run` submit through: the dispatcher's entry, with keys. */
 export interface RequestSink extends Pick<Dispatcher, "queueFull" | "hold" | "release" | "shed"> {
@@ -309,5 +309,5 @@ function toOutcome(reply: StoredReply, replayed: boolean): Outcome {
 
 /** How loud a store's refusal is: an error, unless the store reported its outage itself. */
 function level(err: unknown): "error" | "debug" {
-  return err instanceof WritesBehindError ? "debug" : "error";
+  return err instanceof WriteKeptError ? "debug" : "error";
 }

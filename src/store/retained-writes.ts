@@ -26,6 +26,8 @@ export class RetainedWrites {
   /** Writes kept, oldest first, from #head on. */
   #writes: Write[] = [];
   #sizes: number[] = [];
+  /** Per write: never dropped past the cap (see push). */
+  #keeps: boolean[] = [];
   #head = 0;
   /** Bytes the writes kept hold (their text plus WRITE_BYTES each). */
   bytes = 0;
@@ -45,17 +47,29 @@ export class RetainedWrites {
   /**
    * Appends `writes` (oldest first) with their sizes, then drops the oldest writes kept
    * until the rest fit in maxBytes. Returns how many were dropped (0 mostly).
+   *
+   * A write with `keeps[i]` set is not dropped: it moves behind the newest instead. That
+   * is for a row's DELETE (a request released, a reply expired): dropped, its row would
+   * come back at the next start and run again; moved later, it still follows its row's
+   * INSERT and UPDATEs, and no write of that row comes after it (row ids are not reused).
+   * Only when every write kept is such a one are they dropped too.
    */
-  push(writes: readonly Write[], sizes: readonly WriteSize[]): number {
+  push(writes: readonly Write[], sizes: readonly WriteSize[], keeps: readonly boolean[]): number {
     for (let i = 0; i < writes.length; i++) {
       const size = sizes[i]!;
-      const bytes = (typeof size === "number" ? size : size()) + WRITE_BYTES;
-      this.#writes.push(writes[i]!);
-      this.#sizes.push(bytes);
-      this.bytes += bytes;
+      this.#append(writes[i]!, (typeof size === "number" ? size : size()) + WRITE_BYTES, keeps[i]!);
     }
     let dropped = 0;
+    let moved = 0;
     while (this.bytes > this.maxBytes && this.writes > 0) {
+      const i = this.#head;
+      if (this.#keeps[i] && moved < this.writes) {
+        const [write, bytes] = [this.#writes[i]!, this.#sizes[i]!];
+        this.#forget(1);
+        this.#append(write, bytes, true);
+        moved++;
+        continue;
+      }
       this.drop(1);
       dropped++;
     }
@@ -83,6 +97,13 @@ export class RetainedWrites {
     this.#forget(this.writes);
   }
 
+  #append(write: Write, bytes: number, keep: boolean): void {
+    this.#writes.push(write);
+    this.#sizes.push(bytes);
+    this.#keeps.push(keep);
+    this.bytes += bytes;
+  }
+
   #forget(n: number): void {
     for (let i = this.#head; i < this.#head + n; i++) this.bytes -= this.#sizes[i]!;
     this.#head += n;
@@ -90,10 +111,12 @@ export class RetainedWrites {
     if (this.#head === this.#writes.length) {
       this.#writes = [];
       this.#sizes = [];
+      this.#keeps = [];
       this.#head = 0;
     } else if (this.#head > 1024 && this.#head * 2 > this.#writes.length) {
       this.#writes = this.#writes.slice(this.#head);
       this.#sizes = this.#sizes.slice(this.#head);
+      this.#keeps = this.#keeps.slice(this.#head);
       this.#head = 0;
     }
   }

@@ -33,7 +33,7 @@ export function registerStoreMetrics(registry: Registry, read: () => { stats: Ke
   counter("crew_journal_writes_total", "Records written to the journal (requests, attempts, checkpoints, replies, deletions)", () => read().counters.writes);
   gauge("crew_journal_retained_writes", "Journal writes whose commit failed, kept to be retried", () => read().counters.retained?.writes ?? 0);
   gauge("crew_journal_retained_bytes", "Bytes held by the journal writes kept to be retried", () => read().counters.retained?.bytes ?? 0);
-  counter("crew_journal_dropped_writes_total", "Journal writes kept for retry that were dropped past their memory cap (lost)", () => read().counters.retained?.dropped ?? 0);
+  counter("crew_journal_dropped_writes_total", "Journal writes kept for retry that were dropped (lost): past their memory cap, or failing alone with an error no retry fixes", () => read().counters.retained?.dropped ?? 0);
   registry.registerMetric(commitHistogram(read));
 }
 

@@ -132,9 +132,16 @@ export interface RequestStore {
 }
 
 /**
- * A write the store refused to wait for because earlier ones are still being retried
- * (the journal after a failed commit: group-commit.ts). The store logged the failure
+ * A write the journal did not commit now but keeps, to retry (group-commit.ts): its
+ * commit failed, or earlier writes are still being retried. The journal logs the outage
  * once; callers log each of these at debug, or a full disk would log one error per
- * checkpoint and reply.
+ * checkpoint and reply. `code` is the SQLite error's (SQLITE_FULL, SQLITE_IOERR_WRITE …).
  */
-export class WritesBehindError extends Error {}
+export class WriteKeptError extends Error {
+  readonly code: string | undefined;
+
+  constructor(message: string, cause: Error) {
+    super(`${message}: ${cause.message}`, { cause });
+    this.code = (cause as { code?: string }).code;
+  }
+}
