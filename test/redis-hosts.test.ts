@@ -219,17 +219,21 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     expect(await s.request({ id: "one", handler: "isolated", payload: 2 })).toMatchObject({ ok: true, result: { payload: 2, kind: "process" }, meta: { host: "p" } });
   });
 
-  it("a host that cannot run a request lets go of it uncounted, and the host that can takes it once it has room", async () => {
+  it("a host that cannot run a request lets go of it uncounted, and the host that can claims it as soon as it has room", async () => {
     begin();
-    const a = await start("a", 0);
-    const b = await start("b", 1);
-    const p = await CrewHost.start("p", server.url, cluster, ["--threads", "0", "--processes", "1"]);
+    // A host timeout of a minute: no heartbeat takeover comes within the request's 20 s
+    // deadline (a host takes over only a host timeout after it connected), so only the
+    // let-go notice can bring the request to p in time.
+    const slow = ["--host-timeout-ms", "60000"];
+    const a = await start("a", 0, slow);
+    const b = await start("b", 1, slow);
+    const p = await CrewHost.start("p", server.url, cluster, ["--threads", "0", "--processes", "1", ...slow]);
     hosts.push(p);
     const s = await client(a);
     // p's one process node is busy, so b, which has room but no process node, pulls the next one.
     const busy = s.request({ id: "busy", handler: "isolated-steps", payload: { steps: 1000, ms: 20 } });
     await runningWithCheckpoint(1);
-    const wanted = s.request({ id: "wanted", handler: "isolated", payload: 3 });
+    const wanted = s.request({ id: "wanted", handler: "isolated", payload: 3, timeoutMs: 20_000 });
     await b.waitFor("let go: no node here can run it, a node on another host can", { handler: "isolated" });
     s.send({ op: "cancel", id: "busy" });
     expect(await busy).toMatchObject({ ok: false, error: { code: "E_CANCELLED" } });

@@ -15,7 +15,8 @@ import type { StoredReply } from "./shared-queue.js";
 
 export interface ChannelHandlers {
   reply(requestId: string, reply: StoredReply): void;
-  work(): void;
+  /** New work on the shared queue (`message`: its band), or `let-go BAND ENTRY` (scripts.ts, LET_GO). */
+  work(message: string): void;
   abort(requestId: string): void;
 }
 
@@ -48,7 +49,7 @@ export class HostChannels {
     const work = this.#keys.workChannel;
     const control = this.#keys.control(this.#host);
     this.#sub.on("message", (channel: string, message: string) => {
-      if (channel === work) this.#on.work();
+      if (channel === work) this.#on.work(message);
       else if (channel === control) this.#on.abort(message);
     });
     await this.#sub.subscribe(work, control);

@@ -17,6 +17,7 @@ import type { ComputeNode } from "../../nodes/compute-node.js";
 import type { Dispatcher } from "../../primary/dispatcher.js";
 import type { HandlerRegistry } from "../../primary/handler-registry.js";
 import type { Job, Outcome } from "../../primary/job.js";
+import { type Band, BANDS } from "./keys.js";
 import type { Claimed, HostInfo, SharedQueue, StoredReply } from "./shared-queue.js";
 
 export interface RedisWorkerDeps {
@@ -81,6 +82,8 @@ export class RedisWorker {
   #regrouping = false;
   /** Moving average of claim-to-answer time, ms; starts high, so nothing is pulled ahead until requests prove short. */
   #avgMs = Infinity;
+  /** Entries other hosts let go of for a host with a process node (LET_GO), to claim once there is room; oldest first. */
+  #letGoNotices: Array<{ band: Band; entryId: string }> = [];
   /** Requests let go of (#noNode), oldest first: logged at info once, then at debug. */
   readonly #letGo = new Set<string>();
   /** When the connection last became ready: takeovers wait one host timeout after it, so live hosts can heartbeat first. */
@@ -150,7 +153,7 @@ export class RedisWorker {
     }
     if (this.#pullsStopped || this.room() <= 0 || !this.#d.connected()) return;
     this.#pulling = true;
-    this.#d.queue.pull(this.room()).then(
+    this.#claimPass().then(
       (claims) => {
         this.#pulling = false;
         for (const claim of claims) this.#run(claim);
@@ -165,6 +168,32 @@ export class RedisWorker {
         this.#regroupIfLost(err);
       },
     );
+  }
+
+  /**
+   * Another host let go of a request none of its nodes could run (`let-go BAND ENTRY`):
+   * a host with a process node up claims it as soon as it has room (#claimLetGo), instead
+   * of at a heartbeat's takeover. Others ignore it. At most LET_GO_REMEMBERED are kept.
+   */
+  letGoNoticed(message: string): void {
+    const [, band, entryId] = message.split(" ");
+    if (!BANDS.includes(band as Band) || !entryId || this.#pullsStopped) return;
+    if (!this.#d.nodes.some((n) => n.kind === "process" && n.state === "up")) return;
+    this.#letGoNotices.push({ band: band as Band, entryId });
+    if (this.#letGoNotices.length > LET_GO_REMEMBERED) this.#letGoNotices.shift();
+    this.pump();
+  }
+
+  /** One pass of pump(): first the entries let go of for this host's process nodes (the older work), then new ones. */
+  async #claimPass(): Promise<Claimed[]> {
+    const out: Claimed[] = [];
+    while (this.#letGoNotices.length > 0 && this.room() > out.length) {
+      const { band, entryId } = this.#letGoNotices.shift()!;
+      out.push(...(await this.#d.queue.claimLetGo(band, entryId, this.#d.hostTimeoutMs)));
+    }
+    const room = this.room() - out.length;
+    if (room > 0) out.push(...(await this.#d.queue.pull(room)));
+    return out;
   }
 
   /** Another host answered (cancel, deadline) a request this host runs: abort it here. */

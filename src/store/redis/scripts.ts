@@ -169,21 +169,38 @@ return lost
 `);
 
 /**
- * KEYS: request, its queue stream. ARGV: fence, host, entryId, idleMs. A host lets go of a
- * request none of its nodes can run (a handler that needs a process node), while another
- * host can: the claim's attempt is given back (it ran nowhere), the holder is cleared (so
- * the next taker logs no takeover), and the entry's idle time is set to idleMs (the host
- * timeout), so another host's next heartbeat takes it over instead of one host timeout
- * later. 1 when let go, 0 when this host no longer held it (fenced, answered, gone).
+ * KEYS: request, its queue stream. ARGV: fence, host, entryId, idleMs, prefix, band. A
+ * host lets go of a request none of its nodes can run (a handler that needs a process
+ * node), while another host can: the claim's attempt is given back (it ran nowhere), the
+ * holder is cleared (so the next taker logs no takeover), the entry's idle time is set
+ * to idleMs (the host timeout), so any host's next heartbeat may take it over, and a
+ * notice `let-go BAND ENTRY` on the work channel lets a host with a process node claim it
+ * as soon as it has room (CLAIM_LET_GO). 1 when let go, 0 when this host no longer held
+ * it (fenced, answered, gone).
  */
 export const LET_GO = script(`
-local fence, host, entry, idle = unpack(ARGV)
+local fence, host, entry, idle, prefix, band = unpack(ARGV)
 local v = redis.call('HMGET', KEYS[1], 'f', 'own', 'done')
 if v[1] ~= fence or v[2] ~= host or v[3] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'att', -1)
 redis.call('HSET', KEYS[1], 'own', '')
 redis.call('XCLAIM', KEYS[2], 'hosts', host, 0, entry, 'IDLE', idle, 'JUSTID')
+redis.call('PUBLISH', prefix .. 'work', 'let-go ' .. band .. ' ' .. entry)
 return 1
+`);
+
+/**
+ * KEYS: the queue stream of the entry. ARGV: host, entryId, minIdleMs, prefix, band.
+ * Claims one entry another host let go of (LET_GO), if it is still idle that long (no one
+ * claimed it since: XCLAIM resets the idle time, so one host gets it). Returns the claimed
+ * requests, like PULL: none, or one.
+ */
+export const CLAIM_LET_GO = script(`${TAKE}
+local host, entry, idle, prefix, band = unpack(ARGV)
+local out = {}
+local r = redis.call('XCLAIM', KEYS[1], 'hosts', host, idle, entry)
+if r[1] then take(KEYS[1], band, r[1], host, prefix, out) end
+return out
 `);
 
 /** KEYS: request. ARGV: fence, state. 1 when stored, 0 when refused (fenced, answered, gone). */

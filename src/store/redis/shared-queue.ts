@@ -7,7 +7,7 @@ import type { Redis } from "ioredis";
 import type { WireError } from "../../errors.js";
 import type { ReplyMeta } from "../../protocol/frames.js";
 import { type Band, bandOf, BANDS, GROUP, type Keys } from "./keys.js";
-import { CHECKPOINT, ENQUEUE, FINISH, HEARTBEAT, LET_GO, PULL, runScript, TAKEOVER } from "./scripts.js";
+import { CHECKPOINT, CLAIM_LET_GO, ENQUEUE, FINISH, HEARTBEAT, LET_GO, PULL, runScript, TAKEOVER } from "./scripts.js";
 
 /** A reply as kept in Redis; `json` is the result as JSON text. */
 export type StoredReply = { ok: true; json: string; meta: ReplyMeta } | { ok: false; error: WireError; meta: ReplyMeta };
@@ -164,7 +164,12 @@ export class SharedQueue {
    */
   async letGo(claim: Claimed, idleMs: number): Promise<boolean> {
     const keys = [this.#keys.request(claim.requestId), this.#keys.queue(claim.band)];
-    return (await runScript(this.#redis, LET_GO, keys, [claim.fence, this.#host, claim.entryId, idleMs])) === 1;
+    return (await runScript(this.#redis, LET_GO, keys, [claim.fence, this.#host, claim.entryId, idleMs, this.#keys.prefix, claim.band])) === 1;
+  }
+
+  /** Claims the entry another host let go of, unless a host claimed it since (scripts.ts, CLAIM_LET_GO). */
+  async claimLetGo(band: Band, entryId: string, minIdleMs: number): Promise<Claimed[]> {
+    return claimed(await runScript(this.#redis, CLAIM_LET_GO, [this.#keys.queue(band)], [this.#host, entryId, minIdleMs, this.#keys.prefix, band]));
   }
 
   /** Stores a checkpoint if `fence` still holds the request; false when refused. */
