@@ -58,6 +58,27 @@ function room(db: Database, pages = 1_000_000): void {
 /** Text that needs 2 overflow pages (4 KiB pages): a row that fails on a full database. */
 const BIG = "x".repeat(10_000);
 
+/** GroupCommit on a new journal file in the test's folder, with its log lines and the table's statements. */
+async function openCommits(name: string) {
+  const db = await openJournalFile(join(dir, name), "normal");
+  const { log, lines } = capture();
+  return { db, log, lines, commits: new GroupCommit(db, log), sql: statements(db) };
+}
+
+const LIMITS = { maxKeys: 1000, maxBytes: 1 << 30, ttlMs: 600_000 };
+
+/** A JournalStore on a new file in the test's folder, on a connection the test holds (for its pragmas). */
+async function openStore(name: string) {
+  const file = join(dir, name);
+  const db = await openJournalFile(file, "normal");
+  return { file, db, store: JournalStore.fromDatabase(file, db, LIMITS, capture().log) };
+}
+
+/** The store a primary started again on `file` opens. */
+function reopened(file: string): Promise<JournalStore> {
+  return JournalStore.create(file, { ...LIMITS, sync: "normal" }, capture().log);
+}
+
 /** The journal's table, written directly: INSERT a row, set its attempts. */
 function statements(db: Database) {
   const insert = db.prepare(
@@ -125,11 +146,7 @@ describe("a commit that fails on a full disk", () => {
   });
 
   it("a request whose INSERT failed ends up with its row and its latest attempts, checkpoint and reply, and survives a restart", async () => {
-    const file = join(dir, "store.db");
-    const limits = { maxKeys: 1000, maxBytes: 1 << 24, ttlMs: 600_000 };
-    const { log } = capture();
-    const db = await openJournalFile(file, "normal");
-    const store = JournalStore.fromDatabase(file, db, limits, log);
+    const { file, db, store } = await openStore("store.db");
     expect(await store.open()).toEqual([]);
     noRoom(db);
     // Two requests in one batch: "a"'s INSERT fails first, so "b"'s never runs in that transaction.
@@ -156,17 +173,14 @@ describe("a commit that fails on a full disk", () => {
     await store.close();
 
     // A primary started again on the file runs "a" again from its checkpoint, and replays "b".
-    const again = await JournalStore.create(file, { ...limits, sync: "normal" }, log);
+    const again = await reopened(file);
     expect(await again.open()).toMatchObject([{ idempotencyKey: "a", attempts: 2, checkpoint: '{"i":2}' }]);
     expect(again.admit(request("b", "1"))).toMatchObject({ kind: "replay", reply });
     await again.close();
   });
 
   it("a batch too big for the room given back commits the part that fits, in smaller transactions, in order", async () => {
-    const db = await openJournalFile(join(dir, "chunks.db"), "normal");
-    const { log, lines } = capture();
-    const commits = new GroupCommit(db, log);
-    const sql = statements(db);
+    const { db, lines, commits, sql } = await openCommits("chunks.db");
     noRoom(db);
     for (let row = 1; row <= 8; row++) commits.add(sql.insert(row), BIG.length);
     await expect(commits.committed()).rejects.toMatchObject({ code: "SQLITE_FULL" });
@@ -189,10 +203,7 @@ describe("a commit that fails on a full disk", () => {
   });
 
   it("past the memory cap the oldest writes kept are dropped, logged with how many; a dropped INSERT's UPDATE changes nothing", async () => {
-    const db = await openJournalFile(join(dir, "cap.db"), "normal");
-    const { log, lines } = capture();
-    const commits = new GroupCommit(db, log);
-    const sql = statements(db);
+    const { db, lines, commits, sql } = await openCommits("cap.db");
     noRoom(db);
     // Sizes as the caller states them: three writes holding 1.25 times the cap.
     commits.add(sql.insert(1), MAX_RETAINED_BYTES / 2);
@@ -221,11 +232,7 @@ describe("a commit that fails on a full disk", () => {
   });
 
   it("past the memory cap a DELETE is never dropped: a request released during the outage does not come back at the next start", async () => {
-    const file = join(dir, "released.db");
-    const limits = { maxKeys: 1000, maxBytes: 1 << 30, ttlMs: 600_000 };
-    const { log } = capture();
-    const db = await openJournalFile(file, "normal");
-    const store = JournalStore.fromDatabase(file, db, limits, log);
+    const { file, db, store } = await openStore("released.db");
     await store.open();
     store.admit(request("k1", '"small"'));
     await store.checkpoint("k1", 0, '{"c":1}'); // k1's row is in the file
@@ -242,7 +249,7 @@ describe("a commit that fails on a full disk", () => {
     room(db);
     await store.caughtUp();
     await store.close();
-    const again = await JournalStore.create(file, { ...limits, sync: "normal" }, log);
+    const again = await reopened(file);
     const open = (await again.open()).map((r) => r.idempotencyKey);
     expect(open).not.toContain("k1");
     expect(open).toContain("k9"); // the newest were kept
@@ -250,10 +257,7 @@ describe("a commit that fails on a full disk", () => {
   });
 
   it("a write that fails alone with an error no retry fixes (a constraint) is dropped, and the writes after it commit", async () => {
-    const db = await openJournalFile(join(dir, "poison.db"), "normal");
-    const { log, lines } = capture();
-    const commits = new GroupCommit(db, log);
-    const sql = statements(db);
+    const { db, lines, commits, sql } = await openCommits("poison.db");
     commits.add(sql.insert(1, "one"), 3);
     commits.add(sql.insert(1, "again"), 5); // the same rowid: SQLITE_CONSTRAINT_PRIMARYKEY
     commits.add(sql.insert(2, "two"), 3);
@@ -284,10 +288,7 @@ describe("a commit that fails on a full disk", () => {
   });
 
   it("close() commits the writes kept if there is room, and logs those it cannot commit as lost", async () => {
-    const db = await openJournalFile(join(dir, "close.db"), "normal");
-    const { log, lines } = capture();
-    const commits = new GroupCommit(db, log);
-    const sql = statements(db);
+    const { db, lines, commits, sql } = await openCommits("close.db");
     noRoom(db);
     commits.add(sql.insert(1), BIG.length);
     await expect(commits.committed()).rejects.toMatchObject({ code: "SQLITE_FULL" });
