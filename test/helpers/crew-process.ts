@@ -8,6 +8,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { reap } from "./reaper.js";
 
 const BIN = fileURLToPath(new URL("../../bin/crew.js", import.meta.url));
 
@@ -37,7 +38,7 @@ export class CrewChild {
     const [command, argv] = options.fileSizeKb === undefined
       ? [process.execPath, [BIN, ...args]]
       : ["/bin/sh", ["-c", `trap '' XFSZ; ulimit -f ${options.fileSizeKb * 2} && exec "$@"`, "sh", process.execPath, BIN, ...args]];
-    this.child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"], detached: options.detached ?? false });
+    this.child = reap(spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"], detached: options.detached ?? false }), options.detached ?? false);
     this.exited = new Promise((resolve) =>
       this.child.on("exit", (code, signal) => {
         resolve({ code, signal });

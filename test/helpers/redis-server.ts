@@ -7,6 +7,7 @@
  * package) and the suites use `describe.skipIf(REDIS_SKIP !== null)`.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { reap } from "./reaper.js";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
@@ -103,7 +104,7 @@ export class RedisServer {
       "--appendonly", fsync === "no" ? "no" : "yes", "--appendfsync", fsync === "no" ? "everysec" : fsync,
       "--maxmemory-policy", this.#options.maxmemoryPolicy ?? "noeviction",
     ];
-    const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = reap(spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] }));
     let out = "";
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
