@@ -136,14 +136,22 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const b = await start("b", 1);
     const c = await start("c", 1);
     const s = await client(a);
-    const pending = s.request({ id: "long", handler: "steps", payload: { steps: 10, ms: 50 } });
-    const { id, owner } = await runningWithCheckpoint(2);
-    const [frozen, other] = owner === "b" ? [b, c] : [c, b];
+    const gate = await openGate();
+    const pending = s.request({ id: "long", handler: "gated-steps", payload: { steps: 10, ms: 50, hold: { port: gate.port, at: 2 } } });
+    // Attempt 1 waits at the gate after its checkpoint { i: 2 }: it cannot answer before its host freezes.
+    const parked = await gate.arrival();
+    const id = parked.requestId;
+    const frozen = await hostOf(parked);
+    expect(frozen === b || frozen === c).toBe(true);
+    const other = frozen === b ? c : b;
     frozen.signal("SIGSTOP");
     const reply = await pending;
-    expect(reply).toMatchObject({ ok: true, meta: { host: other.id } });
+    expect(reply).toMatchObject({ ok: true, meta: { host: other.id, attempts: 2 } });
     const from = frozen.lines.length;
     frozen.signal("SIGCONT");
+    // The thawed attempt goes on (unless its host has aborted it already): its next
+    // checkpoint, or its host's heartbeat, finds the request taken over.
+    parked.open();
     await frozen.waitFor("attempt aborted: this host no longer holds the request", { requestId: id }, from);
     await s.ping();
     expect(s.replies.filter((r) => r.id === "long")).toHaveLength(1);
@@ -155,17 +163,22 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const b = await start("b", 0);
     await start("w", 1);
     const first = await client(a);
-    const frame = { handler: "steps", payload: { steps: 6, ms: 50 }, idempotencyKey: "job-7" };
+    const gate = await openGate();
+    const frame = { handler: "gated-steps", payload: { steps: 6, ms: 50, hold: { port: gate.port, at: 1 } }, idempotencyKey: "job-7" };
     // Its accepting host dies before it answers: that connection can only end without a reply.
     const lost = first.request({ id: 1, ...frame }).then(
       () => "answered",
       (err: Error) => err.message,
     );
-    await runningWithCheckpoint(1);
+    // The job waits at the gate on w: it cannot answer before a dies.
+    const parked = await gate.arrival();
     await a.kill();
     expect(await lost).toMatch(/connection closed before the reply to 1/);
     const again = await client(b);
-    const reply = await again.request({ id: 2, ...frame });
+    const second = again.request({ id: 2, ...frame });
+    await again.ping(); // b has read the keyed request: it joins the job, or (if that has ended) replays its answer
+    parked.open();
+    const reply = await second;
     expect(reply).toMatchObject({ ok: true, result: { done: 6, attempt: 1 }, meta: { host: "w" } });
     const replay = await again.request({ id: 3, ...frame });
     expect(replay).toMatchObject({ ok: true, result: { done: 6 }, meta: { replayed: true } });
@@ -278,9 +291,13 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const a = await start("a", 0);
     await start("b", 1);
     const s = await client(a);
-    s.send({ id: "orphan", handler: "steps", payload: { steps: 4, ms: 50 } });
-    const { id } = await runningWithCheckpoint(1);
+    const gate = await openGate();
+    s.send({ id: "orphan", handler: "gated-steps", payload: { steps: 4, ms: 50, hold: { port: gate.port, at: 1 } } });
+    // The job waits at the gate on b: its reply is written only after a is dead.
+    const parked = await gate.arrival();
+    const id = parked.requestId;
     await a.kill();
+    parked.open();
     while ((await redis.hget(`crew:{${cluster}}:r:${id}`, "done")) !== "1") await new Promise((resolve) => setTimeout(resolve, 10));
     // Nobody reads a's reply stream any more (a host's default id, hostname-pid, is new at
     // every start): without an expiry each dead host left its unread replies for good.
