@@ -9,6 +9,7 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { formatStatus } from "../dist/commands/status.js";
 import { Client } from "../dist/protocol/client.js";
+import { Gate, type GateArrival } from "./helpers/cluster.js";
 import { CrewHost } from "./helpers/crew-host.js";
 import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { REDIS_SKIP, RedisServer } from "./helpers/redis-server.js";
@@ -18,6 +19,7 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
   let redis: Redis;
   let hosts: CrewHost[] = [];
   let sockets: NdjsonSocket[] = [];
+  let gates: Gate[] = [];
   let n = 0;
   let cluster = "";
 
@@ -35,8 +37,10 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     for (const s of sockets) s.socket.destroy();
     for (const h of hosts) h.signal("SIGCONT");
     await Promise.all(hosts.map((h) => h.kill()));
+    await Promise.all(gates.map((g) => g.close()));
     hosts = [];
     sockets = [];
+    gates = [];
   });
 
   async function start(id: string, threads: number, extra: string[] = []): Promise<CrewHost> {
@@ -49,6 +53,21 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const s = await NdjsonSocket.connect(host.port);
     sockets.push(s);
     return s;
+  }
+
+  /** A gate for gated-steps requests (fixtures/hosts/gated-steps.js), closed after the test. */
+  async function openGate(): Promise<Gate> {
+    const gate = await Gate.open();
+    gates.push(gate);
+    return gate;
+  }
+
+  /** The host that holds the request of an attempt parked at a gate (its holder in Redis). */
+  async function hostOf(parked: GateArrival): Promise<CrewHost> {
+    const owner = await redis.hget(`crew:{${cluster}}:r:${parked.requestId}`, "own");
+    const host = hosts.find((h) => h.id === owner);
+    if (!host) throw new Error(`no host of this test holds ${JSON.stringify(parked)} (holder: ${owner})`);
+    return host;
   }
 
   /** Polls Redis until one request of this cluster has a checkpoint of at least `step`; returns its id and holder. */
@@ -89,15 +108,21 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const b = await start("b", 1);
     const c = await start("c", 1);
     const s = await client(a);
-    const pending = s.request({ id: "long", handler: "steps", payload: { steps: 12, ms: 50 } });
-    const { owner } = await runningWithCheckpoint(3);
-    const [victim, survivor] = owner === "b" ? [b, c] : [c, b];
+    const gate = await openGate();
+    const pending = s.request({ id: "long", handler: "gated-steps", payload: { steps: 12, ms: 50, hold: { port: gate.port, at: 3 } } });
+    // Attempt 1 waits at the gate once its checkpoint { i: 3 } is kept: its host dies
+    // mid-job however slow the machine, as the gate is never opened.
+    const parked = await gate.arrival();
+    expect(parked.attempt).toBe(1);
+    const victim = await hostOf(parked);
+    expect(victim === b || victim === c).toBe(true);
+    const survivor = victim === b ? c : b;
     await victim.kill();
     const reply = await pending;
     expect(reply.ok).toBe(true);
     const result = reply.result as { done: number; resumedAt: number; attempt: number };
     expect(result.done).toBe(12);
-    expect(result.resumedAt).toBeGreaterThanOrEqual(3);
+    expect(result.resumedAt).toBe(3);
     expect(result.attempt).toBe(2);
     expect(reply.meta).toMatchObject({ host: survivor.id, attempts: 2 });
     await survivor.waitFor("takeover", { from: victim.id });
@@ -111,14 +136,22 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const b = await start("b", 1);
     const c = await start("c", 1);
     const s = await client(a);
-    const pending = s.request({ id: "long", handler: "steps", payload: { steps: 10, ms: 50 } });
-    const { id, owner } = await runningWithCheckpoint(2);
-    const [frozen, other] = owner === "b" ? [b, c] : [c, b];
+    const gate = await openGate();
+    const pending = s.request({ id: "long", handler: "gated-steps", payload: { steps: 10, ms: 50, hold: { port: gate.port, at: 2 } } });
+    // Attempt 1 waits at the gate after its checkpoint { i: 2 }: it cannot answer before its host freezes.
+    const parked = await gate.arrival();
+    const id = parked.requestId;
+    const frozen = await hostOf(parked);
+    expect(frozen === b || frozen === c).toBe(true);
+    const other = frozen === b ? c : b;
     frozen.signal("SIGSTOP");
     const reply = await pending;
-    expect(reply).toMatchObject({ ok: true, meta: { host: other.id } });
+    expect(reply).toMatchObject({ ok: true, meta: { host: other.id, attempts: 2 } });
     const from = frozen.lines.length;
     frozen.signal("SIGCONT");
+    // The thawed attempt goes on (unless its host has aborted it already): its next
+    // checkpoint, or its host's heartbeat, finds the request taken over.
+    parked.open();
     await frozen.waitFor("attempt aborted: this host no longer holds the request", { requestId: id }, from);
     await s.ping();
     expect(s.replies.filter((r) => r.id === "long")).toHaveLength(1);
@@ -130,17 +163,22 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const b = await start("b", 0);
     await start("w", 1);
     const first = await client(a);
-    const frame = { handler: "steps", payload: { steps: 6, ms: 50 }, idempotencyKey: "job-7" };
+    const gate = await openGate();
+    const frame = { handler: "gated-steps", payload: { steps: 6, ms: 50, hold: { port: gate.port, at: 1 } }, idempotencyKey: "job-7" };
     // Its accepting host dies before it answers: that connection can only end without a reply.
     const lost = first.request({ id: 1, ...frame }).then(
       () => "answered",
       (err: Error) => err.message,
     );
-    await runningWithCheckpoint(1);
+    // The job waits at the gate on w: it cannot answer before a dies.
+    const parked = await gate.arrival();
     await a.kill();
     expect(await lost).toMatch(/connection closed before the reply to 1/);
     const again = await client(b);
-    const reply = await again.request({ id: 2, ...frame });
+    const second = again.request({ id: 2, ...frame });
+    await again.ping(); // b has read the keyed request: it joins the job, or (if that has ended) replays its answer
+    parked.open();
+    const reply = await second;
     expect(reply).toMatchObject({ ok: true, result: { done: 6, attempt: 1 }, meta: { host: "w" } });
     const replay = await again.request({ id: 3, ...frame });
     expect(replay).toMatchObject({ ok: true, result: { done: 6 }, meta: { replayed: true } });
@@ -195,8 +233,14 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     for (let i = 0; i < 11; i++) s.send({ id: `long${i}`, handler: "steps", payload: { steps: 1000, ms: 50 } });
     await holding("b", 11);
     const c = await start("c", 1, ["--node-concurrency", "2"]);
-    const victims = [0, 1].map((i) => s.request({ id: `v${i}`, handler: "steps", payload: { steps: 10, ms: 50 }, timeoutMs: 20_000 }));
-    await holding("c", 2);
+    const gate = await openGate();
+    const victims = [0, 1].map((i) =>
+      s.request({ id: `v${i}`, handler: "gated-steps", payload: { steps: 10, ms: 50, hold: { port: gate.port, at: 1 } }, timeoutMs: 20_000 }),
+    );
+    // Both wait at the gate on c (b has no room), each after its first checkpoint: c dies
+    // with both unfinished however slow the machine, as the gate is never opened.
+    const parked = [await gate.arrival(), await gate.arrival()];
+    for (const p of parked) expect([(await hostOf(p)).id, p.attempt]).toEqual(["c", 1]);
     await c.kill();
     // One slot frees on b. XAUTOCLAIM scans only COUNT × 10 pending entries per call:
     // taking over one request, from the start of the list each time, b only ever looked at
@@ -247,9 +291,13 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const a = await start("a", 0);
     await start("b", 1);
     const s = await client(a);
-    s.send({ id: "orphan", handler: "steps", payload: { steps: 4, ms: 50 } });
-    const { id } = await runningWithCheckpoint(1);
+    const gate = await openGate();
+    s.send({ id: "orphan", handler: "gated-steps", payload: { steps: 4, ms: 50, hold: { port: gate.port, at: 1 } } });
+    // The job waits at the gate on b: its reply is written only after a is dead.
+    const parked = await gate.arrival();
+    const id = parked.requestId;
     await a.kill();
+    parked.open();
     while ((await redis.hget(`crew:{${cluster}}:r:${id}`, "done")) !== "1") await new Promise((resolve) => setTimeout(resolve, 10));
     // Nobody reads a's reply stream any more (a host's default id, hostname-pid, is new at
     // every start): without an expiry each dead host left its unread replies for good.
@@ -262,13 +310,20 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const a = await start("a", 0);
     await start("b", 1);
     const s = await client(a);
-    const pending = s.request({ id: "lost", handler: "steps", payload: { steps: 10, ms: 50 }, timeoutMs: 4000 });
-    const { id } = await runningWithCheckpoint(1);
+    const gate = await openGate();
+    const pending = s.request({ id: "lost", handler: "gated-steps", payload: { steps: 10, ms: 20, hold: { port: gate.port, at: 1 } }, timeoutMs: 4000 });
+    // The job waits at the gate on b after its first step: it cannot answer yet.
+    const parked = await gate.arrival();
+    expect((await hostOf(parked)).id).toBe("b");
+    const id = parked.requestId;
     // a stops reading its reply stream (frozen, its blocked read cut off)...
     a.signal("SIGSTOP");
     const reader = (await redis.client("LIST")) as string;
     const readerId = /id=(\d+) [^\n]*name=crew-a-read/.exec(reader)![1]!;
     await redis.client("KILL", "ID", readerId);
+    expect(await redis.hget(`crew:{${cluster}}:r:${id}`, "done")).not.toBe("1");
+    // ...only then may the job end: its reply goes to a stream nobody reads...
+    parked.open();
     // ...and the reply's entry is lost before a reads it (as MAXLEN trimming or a Redis
     // failover can lose it).
     while ((await redis.hget(`crew:{${cluster}}:r:${id}`, "done")) !== "1") await new Promise((resolve) => setTimeout(resolve, 10));
