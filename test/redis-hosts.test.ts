@@ -357,15 +357,23 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     const a = await start("a", 0);
     const b = await start("b", 1);
     const s = await client(a);
-    const pending = s.request({ id: "held", handler: "steps", payload: { steps: 8, ms: 50 } });
-    await runningWithCheckpoint(1);
-    const fromA = a.lines.length;
+    // The job waits at the gate after its last checkpoint, and answers once it is opened:
+    // while Redis is down, so b has to hold its reply until Redis is back.
+    const gate = await openGate();
+    const pending = s.request({ id: "held", handler: "gated-steps", payload: { steps: 3, ms: 20, hold: { port: gate.port, at: 3 } } });
+    const parked = await gate.arrival();
+    const [fromA, fromB] = [a.lines.length, b.lines.length];
     await server.kill("SIGKILL");
-    await a.waitFor("redis connection error", {}, fromA);
+    await Promise.all([a.waitFor("redis connection error", {}, fromA), b.waitFor("redis connection error", {}, fromB)]);
     expect(await s.request({ id: "new", handler: "echo", payload: 1 })).toMatchObject({ ok: false, error: { code: "E_UNAVAILABLE" } });
+    parked.open();
+    // b's node has answered: the reply waits in b for Redis (its status is served without Redis).
+    while ((await (await fetch(`http://127.0.0.1:${b.httpPort}/v1/status`)).json() as { requests: { completed: number } }).requests.completed < 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await server.restart();
     const reply = await pending;
-    expect(reply).toMatchObject({ ok: true, result: { done: 8 }, meta: { host: "b" } });
+    expect(reply).toMatchObject({ ok: true, result: { done: 3, attempt: 1 }, meta: { host: "b" } });
     expect(await s.request({ id: "after", handler: "echo", payload: 2 })).toMatchObject({ ok: true, result: 2 });
     await b.waitFor("redis connection back");
   });
