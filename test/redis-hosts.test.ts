@@ -192,10 +192,13 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
     await start("w", 1);
     const client = new Client({ resubmit: true, hosts: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`] });
     try {
-      const call = client.call("steps", { steps: 6, ms: 50 });
-      await runningWithCheckpoint(1);
+      // The job waits at the gate until a is dead: its reply can only come through b.
+      const gate = await openGate();
+      const call = client.call("gated-steps", { steps: 6, ms: 20, hold: { port: gate.port, at: 1 } });
+      const parked = await gate.arrival();
       await a.kill();
-      expect(await call).toMatchObject({ ok: true, result: { done: 6 }, meta: { host: "w" } });
+      parked.open();
+      expect(await call).toMatchObject({ ok: true, result: { done: 6, attempt: 1 }, meta: { host: "w" } });
     } finally {
       await client.close();
     }
