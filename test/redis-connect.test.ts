@@ -115,7 +115,9 @@ describe.skipIf(REDIS_SKIP !== null)("two hosts given the same --host-id", () =>
       expect(taken).not.toBe(held); // the stopped host did not take it back
       const old = await NdjsonSocket.connect(stopped.port);
       expect(await old.request({ id: 1, handler: "echo", payload: "refused" })).toMatchObject({ ok: false, error: { code: "E_UNAVAILABLE" } });
-      expect((await fetch(`http://127.0.0.1:${stopped.httpPort}/healthz`)).status).toBe(503);
+      const health = await fetch(`http://127.0.0.1:${stopped.httpPort}/healthz`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toEqual({ ok: false, retired: true });
       old.socket.destroy();
       // The id's replies all reach the host that holds it now: none is read away by the old one.
       const s = await NdjsonSocket.connect(taker.port);

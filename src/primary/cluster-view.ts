@@ -115,6 +115,8 @@ export interface ClusterView {
 export interface HttpPort extends ClusterView, Omit<RequestSink, "hold" | "release"> {
   readonly shares: ClientShares;
   readonly draining: boolean;
+  /** With --redis: this host lost its id to another and refuses every request. */
+  readonly retired: boolean;
   /** Kills a node; false when no node has that id. */
   killNode(id: string): boolean;
   /** Reloads the handlers folder; rejects with HandlerLoadError or ShuttingDownError. */

@@ -90,9 +90,13 @@ export class Cluster implements HttpPort {
     return this.#registry.list();
   }
 
-  /** Taking no more requests: draining, or (--redis) this host lost its id to another. */
   get draining(): boolean {
-    return this.#dispatcher.draining || this.#redis?.retired === true;
+    return this.#dispatcher.draining;
+  }
+
+  /** With --redis: this host lost its id to another and takes no more requests (redis-host.ts). */
+  get retired(): boolean {
+    return this.#redis?.retired === true;
   }
 
   /** Adds a watcher (metrics); its hooks run on the hot path. */

@@ -346,8 +346,9 @@ class HttpReceiver implements Front {
   }
 
   #health(res: ServerResponse): void {
-    const draining = this.#cluster.draining;
-    send(res, draining ? 503 : 200, draining ? '{"ok":false,"draining":true}' : '{"ok":true}');
+    if (this.#cluster.draining) return send(res, 503, '{"ok":false,"draining":true}');
+    if (this.#cluster.retired) return send(res, 503, '{"ok":false,"retired":true}');
+    send(res, 200, '{"ok":true}');
   }
 
   async #status(res: ServerResponse): Promise<void> {

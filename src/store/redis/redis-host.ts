@@ -60,7 +60,7 @@ export class RedisHost {
     this.#worker = new RedisWorker({ queue: this.#queue, dispatcher: deps.dispatcher, nodes: deps.nodes, registry: deps.registry, host, hostTimeoutMs: options.hostTimeoutMs, nodePipeline: options.nodePipeline, connected, renewLease: () => lease.renew(), onLostId: () => this.#retire(), log: deps.log });
     this.#channels = new HostChannels(conns, keys, host, {
       reply: (id, reply) => this.front.deliver(id, reply),
-      work: (message) => (message.startsWith("let-go ") ? this.#worker.letGoNoticed(message) : this.#worker.pump()),
+      work: (message) => this.#worker.workNoticed(message),
       abort: (id) => this.#worker.abort(id),
     }, deps.log);
     conns.cmd.on("ready", () => this.#worker.connectionReady());

@@ -85,7 +85,7 @@ export class RedisWorker {
   /** Entries other hosts let go of for a host with a process node (LET_GO), to claim once there is room; oldest first. */
   #letGoNotices: Array<{ band: Band; entryId: string }> = [];
   /** Requests let go of (#noNode), oldest first: logged at info once, then at debug. */
-  readonly #letGo = new Set<string>();
+  readonly #letGoLogged = new Set<string>();
   /** When the connection last became ready: takeovers wait one host timeout after it, so live hosts can heartbeat first. */
   #readySince = performance.now();
   /** The heartbeat under way (resolved when none is): close() waits for it. */
@@ -171,11 +171,13 @@ export class RedisWorker {
   }
 
   /**
-   * Another host let go of a request none of its nodes could run (`let-go BAND ENTRY`):
-   * a host with a process node up claims it as soon as it has room (#claimLetGo), instead
-   * of at a heartbeat's takeover. Others ignore it. At most LET_GO_REMEMBERED are kept.
+   * A message on the work channel: a band with new work (pull), or `let-go BAND ENTRY`,
+   * a request another host let go of as none of its nodes could run it. A host with a
+   * process node up claims that entry as soon as it has room (#claimPass), instead of at
+   * a heartbeat's takeover; others ignore it. At most LET_GO_REMEMBERED are kept.
    */
-  letGoNoticed(message: string): void {
+  workNoticed(message: string): void {
+    if (!message.startsWith("let-go ")) return this.pump();
     const [, band, entryId] = message.split(" ");
     if (!BANDS.includes(band as Band) || !entryId || this.#pullsStopped) return;
     if (!this.#d.nodes.some((n) => n.kind === "process" && n.state === "up")) return;
@@ -283,8 +285,8 @@ export class RedisWorker {
 
   /**
    * No node of this host can run the request (a handler that needs a process node, on a
-   * host without one). Another host may have one: let go of it, uncounted, and the next
-   * heartbeat of a host with room takes it over (SharedQueue.letGo). When no live host
+   * host without one). Another host may have one: let go of it, uncounted, and a host with
+   * a process node claims it once it has room (SharedQueue.letGo, workNoticed). When no live host
    * lists one, E_NO_NODE is the answer, as on a single host; letting go then only passed
    * it from host to host until its deadline.
    */
@@ -302,10 +304,10 @@ export class RedisWorker {
     this.#held.delete(claim.requestId);
     // While the hosts that can run it are busy, this host may take it over again at each
     // heartbeat and let it go again, uncounted: each time it looks whether one still lives.
-    const again = this.#letGo.has(claim.requestId);
+    const again = this.#letGoLogged.has(claim.requestId);
     if (!again) {
-      this.#letGo.add(claim.requestId);
-      if (this.#letGo.size > LET_GO_REMEMBERED) this.#letGo.delete(this.#letGo.values().next().value!);
+      this.#letGoLogged.add(claim.requestId);
+      if (this.#letGoLogged.size > LET_GO_REMEMBERED) this.#letGoLogged.delete(this.#letGoLogged.values().next().value!);
     }
     const line = { requestId: claim.requestId, host: this.#d.host, handler: claim.handler };
     this.#d.log[again ? "debug" : "info"](line, "let go: no node here can run it, a node on another host can");

@@ -158,9 +158,9 @@ export class SharedQueue {
   }
 
   /**
-   * Lets go of a claim this host cannot run, for another host's next takeover (scripts.ts,
-   * LET_GO): its attempt is not counted, and it is idle for `idleMs` at once. False when
-   * the claim was no longer this host's.
+   * Lets go of a claim this host cannot run (scripts.ts, LET_GO): its attempt is not
+   * counted, it is idle for `idleMs` at once, and the hosts hear of it on the work
+   * channel. False when the claim was no longer this host's.
    */
   async letGo(claim: Claimed, idleMs: number): Promise<boolean> {
     const keys = [this.#keys.request(claim.requestId), this.#keys.queue(claim.band)];
