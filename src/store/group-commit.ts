@@ -86,9 +86,9 @@ interface Outage {
   err: Error;
   /** Writes retried that have committed since. */
   retried: number;
-  /** Writes dropped past the cap since, and those not yet logged. */
-  dropped: number;
-  unlogged: number;
+  /** RetainedWrites.dropped when the outage began, and when the last "dropped" line was logged. */
+  droppedBefore: number;
+  droppedLogged: number;
   /** performance.now() of the last "dropped" line, ms (null: none yet). */
   droppedLoggedAt: number | null;
 }
@@ -202,7 +202,8 @@ export class GroupCommit {
     }
     const err = this.#commit(batch.writes);
     if (!err) return void batch.resolve?.(true);
-    this.#outage = { since: performance.now(), err, retried: 0, dropped: 0, unlogged: 0, droppedLoggedAt: null };
+    const dropped = this.#retained.dropped;
+    this.#outage = { since: performance.now(), err, retried: 0, droppedBefore: dropped, droppedLogged: dropped, droppedLoggedAt: null };
     this.#log.error({ err, writes: batch.writes.length }, "journal commit failed: its writes are kept and retried until they commit");
     this.#retain(batch);
     batch.reject?.(new WriteKeptError("journal commit failed: kept, to retry", err));
@@ -267,7 +268,7 @@ export class GroupCommit {
         // too big, a bug) fails the same way on every retry, and would hold every later
         // write behind it for good.
         this.#retained.drop(1);
-        this.#outage!.dropped++;
+        this.#outage!.droppedLogged++; // logged here, not as past the cap
         this.#log.error({ err }, "journal: a write failed with an error no retry fixes: it was dropped and is lost");
         return true;
       }
@@ -301,18 +302,16 @@ export class GroupCommit {
     this.#retryDelay = RETRY_FIRST_MS;
     this.#chunk = MAX_BATCH;
     const failedMs = Math.round(performance.now() - outage.since);
-    this.#log.info({ writes: outage.retried, dropped: outage.dropped, failedMs }, "journal caught up: the writes kept after a failed commit have committed");
+    const dropped = this.#retained.dropped - outage.droppedBefore;
+    this.#log.info({ writes: outage.retried, dropped, failedMs }, "journal caught up: the writes kept after a failed commit have committed");
     this.#caughtUpWaiters?.resolve();
     this.#caughtUpWaiters = null;
   }
 
   /** Keeps a failed or held-back batch's writes, dropping the oldest past the cap (logged, throttled). */
   #retain(batch: Batch): void {
-    const dropped = this.#retained.push(batch.writes, batch.sizes, batch.keeps);
-    if (dropped === 0) return;
+    if (this.#retained.push(batch.writes, batch.sizes, batch.keeps) === 0) return;
     const outage = this.#outage!;
-    outage.dropped += dropped;
-    outage.unlogged += dropped;
     const now = performance.now();
     if (outage.droppedLoggedAt !== null && now - outage.droppedLoggedAt < DROP_LOG_MS) return;
     outage.droppedLoggedAt = now;
@@ -322,10 +321,10 @@ export class GroupCommit {
     // row older (an attempt count, a checkpoint, or no reply: the request runs again
     // after a restart).
     this.#log.error(
-      { dropped: outage.unlogged, maxBytes: MAX_RETAINED_BYTES, writes: this.#retained.writes },
+      { dropped: this.#retained.dropped - outage.droppedLogged, maxBytes: MAX_RETAINED_BYTES, writes: this.#retained.writes },
       "journal: writes kept for retry passed their memory cap: the oldest were dropped and are lost",
     );
-    outage.unlogged = 0;
+    outage.droppedLogged = this.#retained.dropped;
   }
 
   /** Runs `writes` in one transaction; returns its error, or null once committed (and measured). */
