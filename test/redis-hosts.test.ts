@@ -84,6 +84,18 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
 
   const begin = () => (cluster = `c${process.pid}x${++n}`);
 
+  /**
+   * A new cluster: gateway "a" (no nodes), a host with one thread per id in `workers`, a
+   * client connected to a, and a gate for gated-steps requests.
+   */
+  async function gatewayAnd<const T extends readonly string[]>(...workers: T) {
+    begin();
+    const a = await start("a", 0);
+    const started: CrewHost[] = [];
+    for (const id of workers) started.push(await start(id, 1));
+    return { a, workers: started as { [K in keyof T]: CrewHost }, s: await client(a), gate: await openGate() };
+  }
+
   it("a request sent to a gateway host runs on another host's node; status lists every host", async () => {
     begin();
     const a = await start("a", 0);
@@ -103,12 +115,7 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
   });
 
   it("SIGKILL of the host running a checkpointing job: another host resumes it, the client on a third host gets one reply", async () => {
-    begin();
-    const a = await start("a", 0);
-    const b = await start("b", 1);
-    const c = await start("c", 1);
-    const s = await client(a);
-    const gate = await openGate();
+    const { workers: [b, c], s, gate } = await gatewayAnd("b", "c");
     const pending = s.request({ id: "long", handler: "gated-steps", payload: { steps: 12, ms: 50, hold: { port: gate.port, at: 3 } } });
     // Attempt 1 waits at the gate once its checkpoint { i: 3 } is kept: its host dies
     // mid-job however slow the machine, as the gate is never opened.
@@ -131,12 +138,7 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
   });
 
   it("SIGSTOP/SIGCONT: the thawed host is fenced, and the client never sees a second reply", async () => {
-    begin();
-    const a = await start("a", 0);
-    const b = await start("b", 1);
-    const c = await start("c", 1);
-    const s = await client(a);
-    const gate = await openGate();
+    const { workers: [b, c], s, gate } = await gatewayAnd("b", "c");
     const pending = s.request({ id: "long", handler: "gated-steps", payload: { steps: 10, ms: 50, hold: { port: gate.port, at: 2 } } });
     // Attempt 1 waits at the gate after its checkpoint { i: 2 }: it cannot answer before its host freezes.
     const parked = await gate.arrival();
@@ -290,11 +292,7 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
   });
 
   it("the replies of an accepting host that died do not stay in Redis for ever", async () => {
-    begin();
-    const a = await start("a", 0);
-    await start("b", 1);
-    const s = await client(a);
-    const gate = await openGate();
+    const { a, s, gate } = await gatewayAnd("b");
     s.send({ id: "orphan", handler: "gated-steps", payload: { steps: 4, ms: 50, hold: { port: gate.port, at: 1 } } });
     // The job waits at the gate on b: its reply is written only after a is dead.
     const parked = await gate.arrival();
@@ -309,11 +307,7 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
   });
 
   it("a reply whose entry in the reply stream was lost still answers at the deadline, with the result", async () => {
-    begin();
-    const a = await start("a", 0);
-    await start("b", 1);
-    const s = await client(a);
-    const gate = await openGate();
+    const { a, s, gate } = await gatewayAnd("b");
     const pending = s.request({ id: "lost", handler: "gated-steps", payload: { steps: 10, ms: 20, hold: { port: gate.port, at: 1 } }, timeoutMs: 4000 });
     // The job waits at the gate on b after its first step: it cannot answer yet.
     const parked = await gate.arrival();
@@ -356,13 +350,9 @@ describe.skipIf(REDIS_SKIP !== null)("several hosts on one Redis", () => {
   });
 
   it("Redis killed: new requests answer E_UNAVAILABLE at once; restarted: hosts reconnect and the held reply arrives", async () => {
-    begin();
-    const a = await start("a", 0);
-    const b = await start("b", 1);
-    const s = await client(a);
     // The job waits at the gate after its last checkpoint, and answers once it is opened:
     // while Redis is down, so b has to hold its reply until Redis is back.
-    const gate = await openGate();
+    const { a, workers: [b], s, gate } = await gatewayAnd("b");
     const pending = s.request({ id: "held", handler: "gated-steps", payload: { steps: 3, ms: 20, hold: { port: gate.port, at: 3 } } });
     const parked = await gate.arrival();
     const [fromA, fromB] = [a.lines.length, b.lines.length];
