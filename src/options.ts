@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { InvalidOptionError } from "./errors.js";
+import { describeValue } from "./describe-value.js";
 import { BALANCER_NAMES, type BalancerName } from "./primary/balancers/balancer.js";
 import { parseWeights } from "./primary/balancers/index.js";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./protocol/address.js";
@@ -271,14 +272,14 @@ function handlersPath(value: unknown): string {
 
 function str(value: unknown, name: string): string {
   if (typeof value !== "string" || value.length === 0) {
-    throw new InvalidOptionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(`${name} must be a non-empty string, got ${describeValue(value)}`);
   }
   return value;
 }
 
 function redisUrl(value: unknown): string {
   if (typeof value !== "string" || !/^rediss?:\/\/[^\s]+$/.test(value)) {
-    throw new InvalidOptionError(`redis must be a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(`redis must be a URL like redis://127.0.0.1:6379/0, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -286,7 +287,7 @@ function redisUrl(value: unknown): string {
 /** Cluster names and host ids go into Redis keys: short, plain characters. */
 function name(value: unknown, option: string): string {
   if (typeof value !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
-    throw new InvalidOptionError(`${option} must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(`${option} must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -304,9 +305,9 @@ function nodeRange<K extends string, M extends string>(value: unknown, name: K, 
   if (range) {
     min = Number(range[1]);
     max = Number(range[2]);
-    if (min > max || max > MAX_NODES) throw new InvalidOptionError(`${name} must be a range MIN..MAX with 0 ≤ MIN ≤ MAX ≤ ${MAX_NODES}, got ${JSON.stringify(value)}`);
+    if (min > max || max > MAX_NODES) throw new InvalidOptionError(`${name} must be a range MIN..MAX with 0 ≤ MIN ≤ MAX ≤ ${MAX_NODES}, got ${describeValue(value)}`);
   } else if (typeof value === "string" && value.includes("..")) {
-    throw new InvalidOptionError(`${name} must be a number or a range MIN..MAX (like "2..8"), got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(`${name} must be a number or a range MIN..MAX (like "2..8"), got ${describeValue(value)}`);
   } else {
     min = max = int(value, name, 0, MAX_NODES);
   }
@@ -314,13 +315,13 @@ function nodeRange<K extends string, M extends string>(value: unknown, name: K, 
 }
 
 function bool(value: unknown, name: string): boolean {
-  if (typeof value !== "boolean") throw new InvalidOptionError(`${name} must be true or false, got ${JSON.stringify(value)}`);
+  if (typeof value !== "boolean") throw new InvalidOptionError(`${name} must be true or false, got ${describeValue(value)}`);
   return value;
 }
 
 function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {
-    throw new InvalidOptionError(`${name} must be one of ${allowed.join(", ")}; got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(`${name} must be one of ${allowed.join(", ")}; got ${describeValue(value)}`);
   }
   return value as T;
 }
@@ -330,7 +331,7 @@ function hostList(value: unknown): string[] {
   if (value === undefined) return [];
   const list = typeof value === "string" ? value.split(",") : value;
   if (!Array.isArray(list) || !list.every((h) => typeof h === "string")) {
-    throw new InvalidOptionError(`allowedHosts must be a comma-separated string or an array of host names, got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(`allowedHosts must be a comma-separated string or an array of host names, got ${describeValue(value)}`);
   }
   const names = list.map((h) => h.trim().toLowerCase()).filter((h) => h !== "");
   const bad = names.find((h) => h !== "*" && !/^[a-z0-9.:_[\]-]+$/.test(h));
@@ -347,7 +348,7 @@ function weights(value: unknown): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
-      throw new InvalidOptionError(`weights.${k} must be a finite number ≥ 0, got ${JSON.stringify(v)}`);
+      throw new InvalidOptionError(`weights.${k} must be a finite number ≥ 0, got ${describeValue(v)}`);
     }
     out[k] = v;
   }

@@ -13,6 +13,7 @@ import type { Histogram } from "hdr-histogram-js";
 import { errorFromWire, InvalidOptionError } from "../errors.js";
 import { newLatencyHistogram } from "./histogram.js";
 import { Client } from "../protocol/client.js";
+import { describeValue } from "../describe-value.js";
 
 export interface LoadOptions {
   host: string;
@@ -239,7 +240,7 @@ class Generator implements LoadRun {
 function checkOptions(o: LoadOptions): void {
   const positive = (value: number | undefined, name: string) => {
     if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
-      throw new InvalidOptionError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+      throw new InvalidOptionError(`${name} must be a positive integer, got ${describeValue(value)}`);
     }
   };
   positive(o.connections, "connections");

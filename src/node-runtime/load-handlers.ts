@@ -7,6 +7,7 @@ import { pathToFileURL } from "node:url";
 import type { HandlerConfig } from "../nodes/messages.js";
 import { MAX_TIMEOUT_MS } from "../protocol/frames.js";
 import type { Handler } from "../types.js";
+import { describeValue } from "../describe-value.js";
 
 export interface LoadedHandler {
   fn: Handler;
@@ -74,7 +75,7 @@ function checkConfig(file: string, config: unknown): HandlerConfig {
   if (!isObject(config)) throw new HandlerModuleError(file, "config must be an object");
   const c = config as Record<string, unknown>;
   const wrong = (field: string, expected: string) =>
-    new HandlerModuleError(file, `config.${field} must be ${expected}, got ${describe(c[field])}`);
+    new HandlerModuleError(file, `config.${field} must be ${expected}, got ${describeValue(c[field])}`);
   if (c.timeoutMs !== undefined && !(Number.isInteger(c.timeoutMs) && (c.timeoutMs as number) > 0 && (c.timeoutMs as number) <= MAX_TIMEOUT_MS)) {
     throw wrong("timeoutMs", `an integer from 1 to ${MAX_TIMEOUT_MS}`);
   }
@@ -100,20 +101,6 @@ function checkConfig(file: string, config: unknown): HandlerConfig {
   return out;
 }
 
-/**
- * A config value as the message shows it: JSON where JSON can say it, else its String()
- * (a BigInt as 10n, an object holding one, a symbol, a function), at most 120 characters.
- */
-function describe(v: unknown): string {
-  let text: string | undefined;
-  try {
-    text = typeof v === "bigint" ? `${v}n` : JSON.stringify(v);
-  } catch {
-    text = undefined; // a BigInt or a cycle inside an object
-  }
-  text ??= String(v);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-}
 
 function isObject(v: unknown): v is object {
   return typeof v === "object" && v !== null;

@@ -5,6 +5,7 @@
  * that opens resets the backoff.
  */
 import { InvalidOptionError } from "../errors.js";
+import { describeValue } from "../describe-value.js";
 import { DEFAULT_HOST } from "./address.js";
 
 export interface Address {
@@ -16,7 +17,7 @@ export interface Address {
 export function parseAddress(value: string | Address, name: string): Address {
   if (typeof value === "object" && value !== null) return checkAddress(value.host, value.port, name);
   const m = typeof value === "string" ? /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value) : null;
-  if (!m) throw new InvalidOptionError(`${name} must be "host:port" or { host, port }, got ${JSON.stringify(value)}`);
+  if (!m) throw new InvalidOptionError(`${name} must be "host:port" or { host, port }, got ${describeValue(value)}`);
   return checkAddress(m[1] ?? (m[2] || DEFAULT_HOST), Number(m[3]), name);
 }
 
