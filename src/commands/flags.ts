@@ -100,7 +100,7 @@ export const START_FLAGS = {
   watch: { kind: "boolean", describe: "Reload the handlers (no downtime) when a file in their folder changes" },
   redis: { kind: "string", describe: "Redis URL (redis://HOST:PORT[/DB]): join the hosts sharing it (several hosts, docs/redis.md)" },
   cluster: { kind: "string", describe: "Cluster name in Redis: hosts with the same Redis and name share work" },
-  hostId: { kind: "string", defaultText: "hostname-pid", describe: "This host's id in the cluster" },
+  hostId: { kind: "string", defaultText: "hostname-pid", describe: "This host's id in the cluster: one live host per id (a second one is refused)" },
   hostTimeoutMs: { kind: "number", describe: "A host silent this long is dead: its requests resume on other hosts" },
   logLevel: { kind: "string", choices: LOG_LEVELS, describe: "Log level" },
   pretty: { kind: "boolean", to: "cli", fallback: false, describe: "Human-readable logs instead of JSON lines" },
