@@ -12,6 +12,7 @@ import { toJson } from "./json-value.js";
 import { captureConsole, nodeLogger } from "./output.js";
 import { HandlerModuleError, loadHandler, type LoadedHandler } from "./load-handlers.js";
 import { quietRejection, Running } from "./running.js";
+import { claimHeld } from "../nodes/hand-over.js";
 
 export class NodeRuntime {
   readonly #init: NodeInit;
@@ -266,12 +267,12 @@ export class NodeRuntime {
   }
 
   /**
-   * A held attempt starts only if this node wins it: compare-and-swap of the hand-over
-   * cell from its id to 0. The primary's take-back is the same swap, so exactly one wins.
-   * Lost: dropped without a word (the primary already counts it as never run here).
+   * A held attempt starts only if this node wins it on the hand-over cell (hand-over.ts);
+   * the primary's take-back decides on the same cell, so exactly one wins. Lost: dropped
+   * without a word (the primary already counts it as never run here).
    */
   #claim(a: number): boolean {
-    return !this.#held || Atomics.compareExchange(this.#held, 0, a, 0) === a;
+    return !this.#held || claimHeld(this.#held, a);
   }
 
   /**

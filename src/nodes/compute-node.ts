@@ -258,8 +258,8 @@ export class ComputeNode implements NodeView {
   }
 
   /**
-   * Asks the node to give back held attempt `a`. The transport decides, in order with the
-   * run that held it, by compare-and-swap on memory the thread shares with it: won back,
+   * Asks the node to give back held attempt `a`. The transport decides by compare-and-swap
+   * on memory the thread shares with it (hand-over.ts): won back,
    * the listener hears onTakenBack (the attempt never runs here); lost, the node has
    * started it and its result follows. True when `a` is held here, not started as far as
    * the primary knows, and asked back (now, or by a take already on its way); false when

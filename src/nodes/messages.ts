@@ -82,7 +82,7 @@ export interface MemoryQueryMsg {
 /**
  * Lookahead: take back held attempt `a` if the node has not started it. Never reaches the
  * node's code: the thread transport answers it with `taken`, by compare-and-swap on the
- * hand-over cell, in order with the run that held it (primary/lookahead.ts).
+ * hand-over cell (hand-over.ts), before it delivers the rest of its batch (primary/lookahead.ts).
  */
 export interface TakeMsg {
   t: "take";

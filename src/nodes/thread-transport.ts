@@ -6,6 +6,7 @@
  */
 import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import { Piscina } from "piscina";
+import { takeHeld } from "./hand-over.js";
 import type { FromNode, TakenMsg, ToNode } from "./messages.js";
 import type { ExitInfo, NodeTransport, TransportOptions } from "./transport.js";
 
@@ -53,8 +54,7 @@ export function createThreadTransport({ init, memoryMb, events }: Omit<Transport
   // One slot per concurrent attempt: the node writes the id it starts and clears it when
   // its result is out, so a crash says exactly which attempts were running.
   const slots = new Int32Array(new SharedArrayBuffer(4 * init.concurrency));
-  // The lookahead hand-over cell: the attempt held ahead, until the node starts it or
-  // the primary takes it back; whichever compare-and-swap turns it to 0 first wins.
+  // The lookahead hand-over cell: who won each held attempt, the node or a take (hand-over.ts).
   const held = new Int32Array(new SharedArrayBuffer(4));
   pool.run({ port: port2, init, slots, held }, { transferList: [port2] as never, signal: kill.signal }).then(
     () => exit({ code: 0, signal: null, reason: "stopped" }),
@@ -69,13 +69,11 @@ export function createThreadTransport({ init, memoryMb, events }: Omit<Transport
     },
     post(msgs: ToNode[]) {
       if (exited) return;
-      // Lookahead's hand-over, in the order the primary sent the messages: a held run is
-      // marked before the thread can see it; a take is decided here, never by the thread,
+      // Lookahead's hand-over (hand-over.ts): a take is decided here, never by the thread,
       // and before the batch is delivered, so no abort in it can free the thread first.
       let taken: TakenMsg[] | null = null;
       for (const msg of msgs) {
-        if (msg.t === "run" && msg.held) Atomics.store(held, 0, msg.a);
-        else if (msg.t === "take") (taken ??= []).push({ t: "taken", a: msg.a, ok: Atomics.compareExchange(held, 0, msg.a, 0) === msg.a });
+        if (msg.t === "take") (taken ??= []).push({ t: "taken", a: msg.a, ok: takeHeld(held, msg.a) });
       }
       const forward = taken ? msgs.filter((m) => m.t !== "take") : msgs;
       if (forward.length > 0) port1.postMessage(forward);

@@ -6,11 +6,11 @@
  *
  * A thread busy in synchronous code cannot give a request back, so the hand-over goes
  * through memory the thread shares with whoever feeds it (thread-transport.ts): one Int32
- * cell per node holds the id of the attempt held ahead. The node starts it only after a
- * compare-and-swap of the cell from that id to 0 succeeds, and then says `started`. The
+ * cell per node records who won each held attempt (nodes/hand-over.ts). The node starts
+ * a held attempt only if its compare-and-swap claims it, and then says `started`. The
  * primary takes it back by sending `take`, which the thread transport, not the thread,
- * answers with the same swap, in order with the run that held it: exactly one of the two
- * wins, so a request runs once, on the node that held it or, won back, wherever it is
+ * answers by a swap on the same cell: exactly one of the two wins, in whatever order they
+ * come, so a request runs once, on the node that held it or, won back, wherever it is
  * placed next. The answer is a message because the transport may live in another process
  * (thread nodes hosted in a child process, the default threadHost): the swap is then made
  * there, one IPC hop away, and the primary acts on the answer (`taken`) when it arrives.
