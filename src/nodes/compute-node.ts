@@ -197,20 +197,27 @@ export class ComputeNode implements NodeView {
         events: {
           onMessages: (msgs) => {
             if (ready) return this.#receive(msgs);
-            const first = msgs[0];
-            if (first?.t === "loading") {
-              loading = first.file;
-            } else if (first?.t === "ready") {
-              ready = true;
-              clearTimeout(deadline);
-              // A stop asked for while starting stands: the node stops, it does not come up.
-              if (this.#state === "starting") this.#state = "up";
-              resolve(first.configs);
-              if (msgs.length > 1) this.#receive(msgs.slice(1));
-            } else if (first?.t === "init-failed") {
-              clearTimeout(deadline);
-              reject(new NodeStartError(`${first.file || "a handler"}: ${first.message}`, first.file || null, null));
-              transport.kill();
+            // Every message of the batch: a transport may send `loading`, `ready` and what
+            // follows together (one that joins what one read brought in), and a `ready` after
+            // the first message was once missed, so the node never came up.
+            for (let i = 0; i < msgs.length; i++) {
+              const msg = msgs[i]!;
+              if (msg.t === "loading") {
+                loading = msg.file;
+              } else if (msg.t === "ready") {
+                ready = true;
+                clearTimeout(deadline);
+                // A stop asked for while starting stands: the node stops, it does not come up.
+                if (this.#state === "starting") this.#state = "up";
+                resolve(msg.configs);
+                if (i + 1 < msgs.length) this.#receive(msgs.slice(i + 1));
+                return;
+              } else if (msg.t === "init-failed") {
+                clearTimeout(deadline);
+                reject(new NodeStartError(`${msg.file || "a handler"}: ${msg.message}`, msg.file || null, null));
+                transport.kill();
+                return;
+              }
             }
           },
           onExit: (info) => {
