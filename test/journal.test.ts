@@ -19,7 +19,7 @@ import { fingerprintOf } from "../dist/store/keyed.js";
 import { Gate } from "./helpers/cluster.js";
 import { NdjsonSocket } from "./helpers/ndjson-socket.js";
 import { PrimaryProcess } from "./helpers/primary-process.js";
-import { freePort } from "./helpers/redis-server.js";
+import { freePorts } from "./helpers/redis-server.js";
 
 const HANDLERS = fileURLToPath(new URL("./fixtures/journal", import.meta.url));
 
@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 async function primaryArgs(file: string): Promise<string[]> {
-  const [port, httpPort] = [await freePort(), await freePort()];
+  const [port, httpPort] = await freePorts(2);
   return ["--handlers", HANDLERS, "--threads", "1", "--processes", "0", "--port", String(port), "--http-port", String(httpPort), "--journal", file];
 }
 

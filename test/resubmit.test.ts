@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "crew";
 import { Gate } from "./helpers/cluster.js";
 import { PrimaryProcess } from "./helpers/primary-process.js";
-import { freePort } from "./helpers/redis-server.js";
+import { freePort, freePorts } from "./helpers/redis-server.js";
 
 const HANDLERS = fileURLToPath(new URL("./fixtures/journal", import.meta.url));
 
@@ -30,7 +30,7 @@ afterAll(async () => {
 });
 
 async function args(journal?: string): Promise<{ port: number; argv: string[] }> {
-  const [port, httpPort] = [await freePort(), await freePort()];
+  const [port, httpPort] = (await freePorts(2)) as [number, number];
   const argv = ["--handlers", HANDLERS, "--threads", "1", "--processes", "0", "--port", String(port), "--http-port", String(httpPort)];
   return { port, argv: journal ? [...argv, "--journal", journal] : argv };
 }

@@ -31,12 +31,21 @@ export interface RedisServerOptions {
 
 /** Asks the OS for a free TCP port on loopback. */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  const [port] = await freePorts(1);
+  return port!;
+}
+
+/**
+ * Asks the OS for `count` free TCP ports on loopback, all different: each is held until
+ * every one is picked (two calls of freePort() in a row can get the same port back, and a
+ * primary given it for both --port and --http-port refuses to start).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer().listen(0, "127.0.0.1"));
+  await Promise.all(servers.map((server) => once(server, "listening")));
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
 }
 
 export class RedisServer {
