@@ -42,14 +42,14 @@ export class NodeRuntime {
    * Without it, the primary goes by dispatch order, and results must leave before the
    * next attempt starts.
    */
-  readonly #slots: Int32Array | undefined;
+  readonly #slots: BigInt64Array | undefined;
   /** The lookahead hand-over cell (threads only): see #claim. */
-  readonly #held: Int32Array | undefined;
+  readonly #held: BigInt64Array | undefined;
   #starting = false;
   /** A process node waits for its IPC to be read before starting a held attempt: one is pending. */
   #deferred = false;
 
-  constructor(init: NodeInit, send: (msgs: FromNode[]) => void, shared: { poll?: () => void; slots?: Int32Array; held?: Int32Array } = {}) {
+  constructor(init: NodeInit, send: (msgs: FromNode[]) => void, shared: { poll?: () => void; slots?: BigInt64Array; held?: BigInt64Array } = {}) {
     this.#init = init;
     this.#send = send;
     this.#poll = shared.poll;
@@ -122,8 +122,8 @@ export class NodeRuntime {
     const running = new Running(msg);
     running.startedAt = performance.now();
     if (this.#slots) {
-      running.slot = this.#slots.indexOf(0);
-      if (running.slot >= 0) Atomics.store(this.#slots, running.slot, msg.a);
+      running.slot = this.#slots.indexOf(0n);
+      if (running.slot >= 0) Atomics.store(this.#slots, running.slot, BigInt(msg.a));
     }
     this.#running.set(msg.a, running);
     let result: unknown;
@@ -221,7 +221,7 @@ export class NodeRuntime {
     if (!running) return;
     this.#running.delete(a);
     msg.ms = performance.now() - running.startedAt;
-    if (this.#slots && running.slot >= 0) Atomics.store(this.#slots, running.slot, 0);
+    if (this.#slots && running.slot >= 0) Atomics.store(this.#slots, running.slot, 0n);
     // A handler that returned without awaiting its checkpoints: nobody waits on them now.
     running.ended();
     this.#post(msg);
@@ -297,7 +297,7 @@ export class NodeRuntime {
     const i = this.#waiting.findIndex((m) => m.a === a);
     if (i < 0) return;
     const [msg] = this.#waiting.splice(i, 1);
-    // Held: it must be won like a start (and the cell cleared); lost, it is the primary's already.
+    // Held: it must be won like a start (hand-over.ts); lost, it is the primary's already.
     if (msg!.held && !this.#claim(a)) return;
     this.#post({ t: "result", a, ok: false, error: reason, ms: 0, skipped: true });
   }

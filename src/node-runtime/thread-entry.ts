@@ -12,9 +12,9 @@ export interface ThreadTask {
   port: MessagePort;
   init: NodeInit;
   /** Shared with the primary: the attempts this thread is running (see thread-transport.ts). */
-  slots: Int32Array;
-  /** Shared with the primary: the attempt held ahead, claimed by compare-and-swap (lookahead). */
-  held: Int32Array;
+  slots: BigInt64Array;
+  /** Shared with whoever answers takes: who won each held attempt, the node or a take (nodes/hand-over.ts). */
+  held: BigInt64Array;
 }
 
 export default async function serve({ port, init, slots, held }: ThreadTask): Promise<void> {

@@ -52,10 +52,12 @@ export function createThreadTransport({ init, memoryMb, events }: Omit<Transport
   // With no listener, an error piscina cannot pin on a task would end the primary.
   pool.on("error", (err: unknown) => exit(threadExit(err)));
   // One slot per concurrent attempt: the node writes the id it starts and clears it when
-  // its result is out, so a crash says exactly which attempts were running.
-  const slots = new Int32Array(new SharedArrayBuffer(4 * init.concurrency));
+  // its result is out, so a crash says exactly which attempts were running. 64 bits, as
+  // the cell below: attempt ids grow for the cluster's life, and an Int32 wrapped after
+  // 2^31 attempts (~12 h at 50k req/s), when a crash would no longer charge what it ran.
+  const slots = new BigInt64Array(new SharedArrayBuffer(8 * init.concurrency));
   // The lookahead hand-over cell: who won each held attempt, the node or a take (hand-over.ts).
-  const held = new Int32Array(new SharedArrayBuffer(4));
+  const held = new BigInt64Array(new SharedArrayBuffer(8));
   pool.run({ port: port2, init, slots, held }, { transferList: [port2] as never, signal: kill.signal }).then(
     () => exit({ code: 0, signal: null, reason: "stopped" }),
     (err: unknown) => exit(kill.signal.aborted ? { code: null, signal: null, reason: "terminated" } : threadExit(err)),
@@ -87,7 +89,7 @@ export function createThreadTransport({ init, memoryMb, events }: Omit<Transport
     kill() {
       kill.abort();
     },
-    runningNow: () => Array.from(slots).filter((a) => a !== 0),
+    runningNow: () => Array.from(slots, Number).filter((a) => a !== 0),
     lookahead: true,
   };
 }

@@ -5,7 +5,7 @@
  * kept fib on 2 nodes at 0.75–0.89 of ideal, issue 13).
  *
  * A thread busy in synchronous code cannot give a request back, so the hand-over goes
- * through memory the thread shares with whoever feeds it (thread-transport.ts): one Int32
+ * through memory the thread shares with whoever feeds it (thread-transport.ts): one BigInt64
  * cell per node records who won each held attempt (nodes/hand-over.ts). The node starts
  * a held attempt only if its compare-and-swap claims it, and then says `started`. The
  * primary takes it back by sending `take`, which the thread transport, not the thread,
