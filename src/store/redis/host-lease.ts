@@ -10,7 +10,8 @@
  * (a restart under a fixed id waits that out once); a host that stops cleanly releases
  * it, so a restart goes on at once. A host that missed its heartbeats for a host timeout
  * (SIGSTOP, cut off from Redis) may find on its next one that another host took the id
- * meanwhile: renew() then says so and the host stops taking work (redis-worker.ts).
+ * meanwhile: renew() then says so, and the host retires: it stops taking work and reading
+ * the id's replies, and refuses every request (redis-worker.ts, redis-host.ts).
  * The pattern is Redis's single-instance lock (https://redis.io/docs/manual/patterns/distributed-locks/).
  */
 import { randomBytes } from "node:crypto";

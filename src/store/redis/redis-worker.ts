@@ -368,7 +368,8 @@ export class RedisWorker {
    * Another host holds this host's id: this one missed its heartbeats for a host timeout
    * (stopped, or cut off from Redis) and a host started under the same --host-id
    * meanwhile. Two hosts heartbeating as one would lose each other's work: this one stops
-   * pulling and heartbeating, and what it held is taken over like a dead host's.
+   * pulling and heartbeating, what it held is taken over like a dead host's, and the host
+   * retires (onLostId: redis-host.ts).
    */
   #lostId(): void {
     if (this.#stopped) return;
