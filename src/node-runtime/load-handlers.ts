@@ -101,7 +101,6 @@ function checkConfig(file: string, config: unknown): HandlerConfig {
   return out;
 }
 
-
 function isObject(v: unknown): v is object {
   return typeof v === "object" && v !== null;
 }

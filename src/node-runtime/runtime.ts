@@ -5,6 +5,7 @@
  */
 import type { Logger } from "pino";
 import { CheckpointTooLargeError, type WireError } from "../errors.js";
+import { claimHeld } from "../nodes/hand-over.js";
 import type { FromNode, HandlerConfig, NodeInit, ResultMsg, RunMsg, ToNode } from "../nodes/messages.js";
 import type { HandlerContext } from "../types.js";
 import { HandlerErrorLog, handlerWireError } from "./handler-error.js";
@@ -12,7 +13,6 @@ import { toJson } from "./json-value.js";
 import { captureConsole, nodeLogger } from "./output.js";
 import { HandlerModuleError, loadHandler, type LoadedHandler } from "./load-handlers.js";
 import { quietRejection, Running } from "./running.js";
-import { claimHeld } from "../nodes/hand-over.js";
 
 export class NodeRuntime {
   readonly #init: NodeInit;
