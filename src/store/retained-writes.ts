@@ -21,13 +21,18 @@ export type WriteSize = number | (() => number);
  */
 const WRITE_BYTES = 200;
 
+/** One write kept: the statement, the bytes it counts, and whether it may be dropped. */
+interface Kept {
+  write: Write;
+  bytes: number;
+  /** Never dropped past the cap (see push). */
+  keep: boolean;
+}
+
 export class RetainedWrites {
   readonly maxBytes: number;
-  /** Writes kept, oldest first, from #head on. */
-  #writes: Write[] = [];
-  #sizes: number[] = [];
-  /** Per write: never dropped past the cap (see push). */
-  #keeps: boolean[] = [];
+  /** Writes kept, oldest first, from #head on (a failure path: one object each is fine). */
+  #kept: Kept[] = [];
   #head = 0;
   /** Bytes the writes kept hold (their text plus WRITE_BYTES each). */
   bytes = 0;
@@ -41,7 +46,7 @@ export class RetainedWrites {
 
   /** Writes kept. */
   get writes(): number {
-    return this.#writes.length - this.#head;
+    return this.#kept.length - this.#head;
   }
 
   /**
@@ -57,16 +62,15 @@ export class RetainedWrites {
   push(writes: readonly Write[], sizes: readonly WriteSize[], keeps: readonly boolean[]): number {
     for (let i = 0; i < writes.length; i++) {
       const size = sizes[i]!;
-      this.#append(writes[i]!, (typeof size === "number" ? size : size()) + WRITE_BYTES, keeps[i]!);
+      this.#append({ write: writes[i]!, bytes: (typeof size === "number" ? size : size()) + WRITE_BYTES, keep: keeps[i]! });
     }
     let dropped = 0;
     let moved = 0;
     while (this.bytes > this.maxBytes && this.writes > 0) {
-      const i = this.#head;
-      if (this.#keeps[i] && moved < this.writes) {
-        const [write, bytes] = [this.#writes[i]!, this.#sizes[i]!];
+      const oldest = this.#kept[this.#head]!;
+      if (oldest.keep && moved < this.writes) {
         this.#forget(1);
-        this.#append(write, bytes, true);
+        this.#append(oldest);
         moved++;
         continue;
       }
@@ -76,9 +80,9 @@ export class RetainedWrites {
     return dropped;
   }
 
-  /** The oldest `n` writes (a copy), still kept until `shift`. */
+  /** The oldest `n` writes, still kept until `shift`. */
   oldest(n: number): Write[] {
-    return this.#writes.slice(this.#head, this.#head + n);
+    return this.#kept.slice(this.#head, this.#head + n).map((k) => k.write);
   }
 
   /** Forgets the oldest `n` writes: they committed. */
@@ -97,26 +101,20 @@ export class RetainedWrites {
     this.#forget(this.writes);
   }
 
-  #append(write: Write, bytes: number, keep: boolean): void {
-    this.#writes.push(write);
-    this.#sizes.push(bytes);
-    this.#keeps.push(keep);
-    this.bytes += bytes;
+  #append(kept: Kept): void {
+    this.#kept.push(kept);
+    this.bytes += kept.bytes;
   }
 
   #forget(n: number): void {
-    for (let i = this.#head; i < this.#head + n; i++) this.bytes -= this.#sizes[i]!;
+    for (let i = this.#head; i < this.#head + n; i++) this.bytes -= this.#kept[i]!.bytes;
     this.#head += n;
-    // Compact once the forgotten front is most of the arrays, so shifting stays O(1) amortised.
-    if (this.#head === this.#writes.length) {
-      this.#writes = [];
-      this.#sizes = [];
-      this.#keeps = [];
+    // Compact once the forgotten front is most of the array, so shifting stays O(1) amortised.
+    if (this.#head === this.#kept.length) {
+      this.#kept = [];
       this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#writes.length) {
-      this.#writes = this.#writes.slice(this.#head);
-      this.#sizes = this.#sizes.slice(this.#head);
-      this.#keeps = this.#keeps.slice(this.#head);
+    } else if (this.#head > 1024 && this.#head * 2 > this.#kept.length) {
+      this.#kept = this.#kept.slice(this.#head);
       this.#head = 0;
     }
   }
