@@ -12,6 +12,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Cluster, createCluster } from "crew";
+import { changed } from "./helpers/atomics.js";
 import { Gate, type GateArrival, startCluster } from "./helpers/cluster.js";
 
 const HANDLERS = fileURLToPath(new URL("./fixtures/lookahead", import.meta.url));
@@ -49,10 +50,8 @@ class SharedRound implements Round {
     return { round: this.round, idx, runs: this.runs.buffer, ...gate, ...extra };
   }
 
-  async running(idx: number): Promise<void> {
-    // Atomics.waitAsync is in Node 16+, typed from lib es2024 (this project targets es2022).
-    const wait = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string } }).waitAsync(this.runs, idx, 0);
-    if (wait.async) await wait.value;
+  running(idx: number): Promise<void> {
+    return changed(this.runs, idx, 0);
   }
 
   open(gate: number): void {

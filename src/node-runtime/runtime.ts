@@ -234,21 +234,25 @@ export class NodeRuntime {
    * its attempt before it runs; and without shared slots the results so far go out first
    * (the primary then tells running from waiting attempts by their order: if this one
    * killed the node first, a request that had finished would take the blame).
+   *
+   * A thread reads them even when nothing waits: the primary's next attempt (with
+   * lookahead, the one it holds ahead) has often arrived while the last one ran, and
+   * started now its `started` leaves with the last result in one batch. Read later, from
+   * the event loop, it cost a batch of its own: a wake-up of the thread host and of the
+   * primary per request (benchmarks/lookahead.js, docs/bench.md).
    */
   #startWaiting(afterAnother: boolean): void {
     if (this.#starting) return; // re-entered from a handler that ended synchronously: the outer loop goes on
     this.#starting = true;
     try {
       let followsAnother = afterAnother;
-      while (this.#running.size < this.#init.concurrency && this.#waiting.length > 0) {
-        if (followsAnother) {
+      while (this.#running.size < this.#init.concurrency) {
+        if (followsAnother && this.#poll) this.#poll();
+        if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
+        if (followsAnother && !this.#poll) {
           if (!this.#slots) this.#flush();
-          if (!this.#poll) {
-            this.#deferStart();
-            break;
-          }
-          this.#poll();
-          if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
+          this.#deferStart();
+          break;
         }
         const msg = this.#waiting.shift()!;
         if (msg.held) {
