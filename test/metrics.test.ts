@@ -3,6 +3,7 @@ import parsePrometheus from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster, type Cluster } from "crew";
 import { waitFor, watch } from "./helpers/cluster-events.js";
+import { HandlerFolder } from "./helpers/handler-folder.js";
 import { Client } from "../dist/protocol/client.js";
 
 let cluster: Cluster;
@@ -177,6 +178,27 @@ describe("GET /metrics", () => {
     const idle = await scrape();
     expect(sample(idle, "crew_requests_total", { handler: "sleep", code: "E_CANCELLED" }) - cancelled).toBe(3);
     expect(sample(idle, "crew_queue_length")).toBe(0);
+  });
+
+  it("gives a handler a reload added its own series, listed at 0 from the reload on", async () => {
+    const folder = new HandlerFolder();
+    cleanups.push(async () => folder.dispose());
+    folder.writeVersion("first", 1);
+    const other = await createCluster({ handlers: folder.dir, threads: 1, logLevel: "silent" });
+    cleanups.push(() => other.close());
+    const url = `http://127.0.0.1:${(await other.listen({ port: 0, httpPort: 0 })).httpPort}`;
+    expect(sample(await scrape(url), "crew_requests_total", { handler: "first", code: "ok" })).toBe(0);
+    folder.writeVersion("added", 1);
+    await other.reload();
+    const listed = await scrape(url);
+    expect(listed).toContain('crew_requests_total{handler="added",code="ok"} 0');
+    expect((await post("added", "{}", undefined, url)).status).toBe(200);
+    expect((await post("nosuch", "{}", undefined, url)).status).toBe(404);
+    const after = await scrape(url);
+    expect(sample(after, "crew_requests_total", { handler: "added", code: "ok" })).toBe(1);
+    expect(sample(after, "crew_request_duration_seconds_count", { handler: "added" })).toBe(1);
+    expect(sample(after, "crew_requests_total", { handler: "<unknown>", code: "E_UNKNOWN_HANDLER" })).toBe(1);
+    expect(total(after, "crew_requests_total")).toBe(2);
   });
 
   it("keeps each cluster's metrics in its own registry", async () => {

@@ -94,6 +94,8 @@ export interface ClusterView {
   readonly options: ResolvedOptions;
   readonly log: Logger;
   readonly handlers: HandlerSpec[];
+  /** The handler served under `name` now (a reload adds and removes them), or undefined. */
+  handler(name: string): HandlerSpec | undefined;
   readonly nodes: ReadonlyArray<NodeSummary>;
   readonly queueLength: number;
   /** Requests accepted and not yet answered. */

@@ -90,6 +90,10 @@ export class Cluster implements HttpPort {
     return this.#registry.list();
   }
 
+  handler(name: string): HandlerSpec | undefined {
+    return this.#registry.get(name);
+  }
+
   get draining(): boolean {
     return this.#dispatcher.draining;
   }

@@ -18,9 +18,9 @@ import { BUCKETS, type HandlerSeries, type Latency, type NodeCounts } from "./me
 
 const NODE_STATES: readonly NodeState[] = ["starting", "up", "down", "stopping", "stopped"];
 
-/** What a cluster's registry reads: every handler's series (the unknown one last), the nodes' counts, the cluster. */
+/** What a cluster's registry reads: every handler's series now (the unknown one last; a reload adds some), the nodes' counts, the cluster. */
 export interface MetricsSource {
-  series: HandlerSeries[];
+  series: () => HandlerSeries[];
   nodes: ReadonlyMap<string, NodeCounts>;
   cluster: ClusterView;
 }
@@ -81,7 +81,7 @@ export function scrapedRegistry(source: MetricsSource): ScrapedRegistry {
 }
 
 /** Counters published from the per-handler numbers when scraped. */
-function counters(registers: Registry[], all: HandlerSeries[]): void {
+function counters(registers: Registry[], all: () => HandlerSeries[]): void {
   new Counter({
     name: "crew_requests_total",
     help: "Requests answered, by handler and outcome code (ok, or the error code; refusals at the door included)",
@@ -89,7 +89,7 @@ function counters(registers: Registry[], all: HandlerSeries[]): void {
     registers,
     collect() {
       this.reset();
-      for (const s of all) for (const [code, n] of s.codes) this.inc({ handler: s.name, code }, n);
+      for (const s of all()) for (const [code, n] of s.codes) this.inc({ handler: s.name, code }, n);
     },
   });
   const perHandler = (name: string, help: string, pick: (s: HandlerSeries) => number) =>
@@ -100,7 +100,7 @@ function counters(registers: Registry[], all: HandlerSeries[]): void {
       registers,
       collect() {
         this.reset();
-        for (const s of all) if (s.zeroed || pick(s) > 0) this.inc({ handler: s.name }, pick(s));
+        for (const s of all()) if (s.zeroed || pick(s) > 0) this.inc({ handler: s.name }, pick(s));
       },
     });
   perHandler("crew_retries_total", "Attempts restarted on another node after their node died", (s) => s.retries);
@@ -147,7 +147,7 @@ function liveGauges(registers: Registry[], cluster: ClusterView): void {
  * has no way to set its buckets, so this is a metric of its own in the shape a
  * Registry reads (name, help, type, get, reset): the registry formats it like any other.
  */
-function histogramFamily(name: string, help: string, all: HandlerSeries[], pick: (s: HandlerSeries) => Latency): Metric {
+function histogramFamily(name: string, help: string, all: () => HandlerSeries[], pick: (s: HandlerSeries) => Latency): Metric {
   const family = {
     name,
     help,
@@ -155,7 +155,7 @@ function histogramFamily(name: string, help: string, all: HandlerSeries[], pick:
     aggregator: "sum",
     get() {
       const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
-      for (const s of all) {
+      for (const s of all()) {
         const h = pick(s);
         if (h.count === 0) continue;
         let cumulative = 0;
@@ -169,7 +169,7 @@ function histogramFamily(name: string, help: string, all: HandlerSeries[], pick:
       return { name, help, type: "histogram", aggregator: "sum", values };
     },
     reset() {
-      for (const s of all) pick(s).reset();
+      for (const s of all()) pick(s).reset();
     },
   };
   return family as unknown as Metric;

@@ -40,6 +40,10 @@ export class ClusterMetrics {
       hedgeSettled: (job, byHedge) => void (byHedge && this.#of(job.handler).hedgeWins++),
       nodeCrashed: (node) => void this.#node(node).crashes++,
       nodeRestarted: (node) => void this.#node(node).restarts++,
+      // Handlers a reload added are listed at 0 from then on, as those it started with.
+      event: (event) => {
+        if (event.kind === "reload") for (const { name } of cluster.handlers) this.#of(name);
+      },
     });
   }
 
@@ -51,7 +55,7 @@ export class ClusterMetrics {
   /** The Prometheus text (this cluster's metrics, then the process's) and its Content-Type. The first call loads prom-client. */
   async scrape(): Promise<{ text: string; contentType: string }> {
     this.#registry ??= import("./metrics-registry.js").then(({ scrapedRegistry }) =>
-      scrapedRegistry({ series: [...this.#series.values(), this.#unknown], nodes: this.#nodes, cluster: this.#cluster }),
+      scrapedRegistry({ series: () => [...this.#series.values(), this.#unknown], nodes: this.#nodes, cluster: this.#cluster }),
     );
     const registry = await this.#registry;
     return { text: await registry.text(), contentType: registry.contentType };
@@ -65,8 +69,16 @@ export class ClusterMetrics {
     if (job.startedAt !== 0) series.run.observe((now - job.startedAt) / 1000);
   }
 
+  /**
+   * A handler's series. One a reload added gets its own from its first request; names the
+   * cluster does not serve share one, so clients cannot grow the set of label values.
+   */
   #of(handler: string): HandlerSeries {
-    return this.#series.get(handler) ?? this.#unknown;
+    let series = this.#series.get(handler);
+    if (series) return series;
+    if (!this.#cluster.handler(handler)) return this.#unknown;
+    this.#series.set(handler, (series = newSeries(handler, true)));
+    return series;
   }
 
   /** A node's counts, shown at 0 from the start (or from its first event, for a node added later). */
