@@ -3,9 +3,10 @@
  * them into yargs. Options are checked by the same resolveOptions as createCluster.
  */
 // Only small modules here, loaded before main() forks the thread host: each static import delays the fork.
-import type { CommandModule } from "yargs";
+import type { Argv, CommandModule } from "yargs";
 import { CrewError } from "./errors.js";
 import { UsageError } from "./commands/usage-error.js";
+import { nearest } from "./suggest.js";
 import { preforkThreadHost } from "./nodes/host-prefork.js";
 
 /**
@@ -56,6 +57,32 @@ async function startWithoutYargs(argv: string[]): Promise<boolean> {
   return true;
 }
 
+/**
+ * yargs' "Unknown argument(s): threds" with the nearest flag the command has, as the
+ * config file and createCluster's options say it: "unknown flag --threds (did you mean --threads?)".
+ */
+function withSuggestions(message: string, cli: Argv, argv: string[]): string {
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (!unknown) return message;
+  // getOptions(): a method of the yargs instance that @types/yargs leaves out.
+  const declared = (cli as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key;
+  const flags = Object.keys(declared).filter((key) => !/[A-Z]/.test(key) && key.length > 1);
+  // yargs names unknown flags and extra words alike: a flag is one the command line has with dashes.
+  const given = new Set(argv.filter((arg) => arg.startsWith("-")).flatMap((arg) => {
+    const name = arg.replace(/^-+/, "").split("=")[0]!;
+    return [name, name.replace(/^no-/, "")];
+  }));
+  return unknown[1]!
+    .split(", ")
+    .map((name) => {
+      if (!given.has(name)) return `unexpected argument ${JSON.stringify(name)}`;
+      const near = nearest(name, flags);
+      const flag = name.length > 1 ? `--${name}` : `-${name}`;
+      return `unknown flag ${flag}${near ? ` (did you mean --${near}?)` : ""}`;
+    })
+    .join("; ");
+}
+
 export async function main(argv: string[]): Promise<void> {
   const first = argv.find((arg) => !arg.startsWith("-"));
   // The thread host boots while this process loads the rest (host-prefork.ts).
@@ -93,7 +120,7 @@ export async function main(argv: string[]): Promise<void> {
       .fail((message, err, y) => {
         // yargs wraps what an option's coerce() throws (a bad --priority) in a YError: a usage error too.
         if (err && err.name !== "YError") throw err;
-        console.error(`${y.help() && ""}crew: ${message ?? err?.message}\nRun crew --help for usage.`);
+        console.error(`${y.help() && ""}crew: ${withSuggestions(message ?? err?.message ?? "", cli, argv)}\nRun ${only ? `crew ${first}` : "crew"} --help for usage.`);
         process.exit(2);
       })
       .parseAsync();

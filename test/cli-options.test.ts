@@ -108,6 +108,21 @@ describe("crew start checks every option before any node starts", () => {
   });
 });
 
+describe("a flag or word the command does not take", () => {
+  it("is named, with the nearest flag of that command, and the help to read", async () => {
+    const cases: Array<[string[], string]> = [
+      [["start", "--threds", "2"], "crew: unknown flag --threds (did you mean --threads?)\nRun crew start --help for usage.\n"],
+      [["start", "--no-wtch", "--zzzzzz"], "crew: unknown flag --wtch (did you mean --watch?); unknown flag --zzzzzz\nRun crew start --help for usage.\n"],
+      [["run", "echo", "1", "--prot", "5"], "crew: unknown flag --prot (did you mean --port?)\nRun crew run --help for usage.\n"],
+      [["run", "echo", "1", "2"], 'crew: unexpected argument "2"\nRun crew run --help for usage.\n'],
+    ];
+    for (const [args, message] of cases) {
+      const out = await crew(args);
+      expect({ args, code: out.code, stderr: out.stderr }).toEqual({ args, code: 2, stderr: message });
+    }
+  });
+});
+
 describe("run, status and bench name their flags too", () => {
   it("quote a bad number, refuse a flag given twice, and name the flag of a value out of range", async () => {
     const cases: Array<[string[], number, string]> = [
@@ -120,7 +135,7 @@ describe("run, status and bench name their flags too", () => {
     ];
     for (const [args, code, message] of cases) {
       const out = await crew(args);
-      expect({ args, code: out.code, stderr: out.stderr.replace("Run crew --help for usage.\n", "") }).toEqual({ args, code, stderr: message });
+      expect({ args, code: out.code, stderr: out.stderr.replace(/^Run crew \w+ --help for usage.\n/m, "") }).toEqual({ args, code, stderr: message });
     }
   });
 });

@@ -33,9 +33,9 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option("timeout-ms", numberOption("timeout-ms", "Deadline for this request [default: the handler's]"))
       .option("priority", numberOption("priority", "Higher runs first when requests queue"))
       .option("meta", { type: "boolean", default: false, describe: 'Print {"result", "meta"} (request id, node, attempts, ms); on an error, the meta goes to stderr' })
-      .example("$0 run fib '{\"n\": 30}'", "compute fib(30) on the cluster at 127.0.0.1:7070")
-      .example("$0 run echo - < payload.json", "send the payload read from stdin")
-      .example("$0 run echo @payload.json --meta", "send a file's payload, print the result and its meta") as unknown as Argv<RunArgs>,
+      .example("$0 fib '{\"n\": 30}'", "compute fib(30) on the cluster at 127.0.0.1:7070")
+      .example("$0 echo - < payload.json", "send the payload read from stdin")
+      .example("$0 echo @payload.json --meta", "send a file's payload, print the result and its meta") as unknown as Argv<RunArgs>,
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
     const address = clusterAddress(args);
     let payload: unknown;

@@ -23,8 +23,8 @@ export const startCommand: CommandModule<object, object> = {
   describe: "Start a local cluster serving the handlers in a folder",
   builder: (y: Argv) =>
     declareFlags(y, START_FLAGS, resolveOptions({}) as unknown as Record<string, unknown>)
-      .example("$0 start --handlers ./workers --threads 4", "serve ./workers on 127.0.0.1:7070 (TCP) and :7071 (HTTP)")
-      .example("CREW_THREADS=4 $0 start --print-config", "show the options flags, CREW_* variables and crew.config.json give"),
+      .example("$0 --handlers ./workers --threads 4", "serve ./workers on 127.0.0.1:7070 (TCP) and :7071 (HTTP)")
+      .example("CREW_THREADS=4 $0 --print-config", "show the options flags, CREW_* variables and crew.config.json give"),
   handler: async (argv: ArgumentsCamelCase) => {
     const gathered = gatherOptions(argv, START_FLAGS);
     const { cluster: clusterInput, listen, cli } = checkAll(gathered);
