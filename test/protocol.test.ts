@@ -85,6 +85,13 @@ describe("one cluster of two thread nodes", () => {
     expect(c.isClosed).toBe(false);
   });
 
+  it("calls a frame that is JSON but not an object that, not invalid JSON", async () => {
+    const c = await sockets.open(port);
+    await c.write('[1,2]\n"echo"\n{"id":1,"handler":\n');
+    const replies = await c.waitForReplies(3);
+    expect(replies.map((r) => r.error?.message)).toEqual(["frame is not a JSON object", "frame is not a JSON object", expect.stringMatching(/^frame is not valid JSON: /)]);
+  });
+
   it("refuses path-like handler names with E_BAD_REQUEST and never runs them", async () => {
     const c = await sockets.open(port);
     const before = (await cluster.status()).requests;
@@ -199,7 +206,7 @@ describe("one cluster of two thread nodes", () => {
     const other = await sockets.open(port);
     await c.write(JSON.stringify({ id: "big", handler: "echo", payload: "x".repeat(MAX_FRAME) }) + "\n");
     await c.closed;
-    expect(c.replies).toEqual([{ id: null, ok: false, error: { code: "E_FRAME_TOO_LARGE", message: expect.stringContaining(String(MAX_FRAME)) } }]);
+    expect(c.replies).toEqual([{ id: null, ok: false, error: { code: "E_FRAME_TOO_LARGE", message: `frame over the limit of ${MAX_FRAME} bytes (maxFrameBytes, --max-frame-bytes)` } }]);
     expect((await other.ping()).ok).toBe(true);
   });
 

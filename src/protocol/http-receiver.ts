@@ -134,7 +134,7 @@ class HttpReceiver implements Front {
       if (refusal) return sendError(res, refusal, { connection: "close" });
       if (req.url?.startsWith(RUN_PREFIX) && declaredLength(req) > this.#maxBody) {
         // The client still holds the body we did not ask for: this connection is done.
-        const error = new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes`);
+        const error = new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes (maxFrameBytes, --max-frame-bytes)`);
         return this.#refuse(res, req.url.slice(RUN_PREFIX.length), error, { connection: "close" });
       }
       res.writeContinue();
@@ -319,7 +319,7 @@ class HttpReceiver implements Front {
    * which could destroy the 413 unread), and the connection is cut LINGER_MS later.
    */
   #tooLarge(res: ServerResponse, handler: string, req: IncomingMessage): void {
-    this.#refuse(res, handler, new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes`));
+    this.#refuse(res, handler, new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes (maxFrameBytes, --max-frame-bytes)`));
     if (req.complete) return;
     let dropped = 0;
     const most = Math.max(this.#maxBody, LINGER_MIN_BYTES);

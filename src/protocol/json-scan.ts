@@ -12,6 +12,9 @@
 /** Deeper nesting is refused: JSON.parse in a node would need a deep stack for it too. */
 export const MAX_DEPTH = 2048;
 
+/** The refusal of a frame that does not start with "{": valid JSON or not, a frame is a JSON object. */
+export const NOT_AN_OBJECT = "frame is not a JSON object";
+
 export class JsonSyntaxError extends Error {
   /** scanObject: the top-level member whose value was being read when the error was found. */
   member: string | undefined;
@@ -32,7 +35,7 @@ export type Members = Map<string, { start: number; end: number; plain: boolean }
 export function scanObject(text: string, members: Members): void {
   const s = new Scanner(text);
   s.ws();
-  if (s.peek() !== 0x7b) throw new JsonSyntaxError("frame must be a JSON object");
+  if (s.peek() !== 0x7b) throw new JsonSyntaxError(NOT_AN_OBJECT);
   s.pos++;
   s.ws();
   if (s.peek() === 0x7d) {

@@ -167,7 +167,7 @@ class Connection implements ShareHolder {
 
   #tooLarge(): void {
     this.#log.warn({ remote: this.#socket.remoteAddress, limit: this.#options.maxFrameBytes }, "frame too large: closing connection");
-    this.#refuse(null, "", new FrameTooLargeError(`frame over the limit of ${this.#options.maxFrameBytes} bytes`));
+    this.#refuse(null, "", new FrameTooLargeError(`frame over the limit of ${this.#options.maxFrameBytes} bytes (maxFrameBytes, --max-frame-bytes)`));
     // The error goes out first, then FIN; a client that keeps its side open would keep
     // its requests running, so the connection is cut after the linger ('close' cancels them).
     this.#end();
