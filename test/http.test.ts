@@ -127,6 +127,19 @@ describe("POST /v1/run/:handler", () => {
     expect(typeof reply.body.error.message).toBe("string");
   });
 
+  it("names the header or the path part a refusal is about", async () => {
+    const cases: Array<[string, Record<string, string>, string]> = [
+      ["echo", { "x-crew-timeout-ms": "soon" }, "header x-crew-timeout-ms: timeoutMs must be an integer"],
+      ["echo", { "x-crew-priority": "99999999" }, "header x-crew-priority: priority must be an integer"],
+      ["echo", { "idempotency-key": "k".repeat(2000) }, "header idempotency-key: idempotencyKey must be a string"],
+      ["a%2F..%2Fb", {}, "the handler in the path: handler must be a handler name"],
+    ];
+    for (const [handler, headers, message] of cases) {
+      const reply = await run(handler, "1", headers);
+      expect({ handler, status: reply.status, message: reply.body.error.message }).toEqual({ handler, status: 400, message: expect.stringContaining(message) });
+    }
+  });
+
   it("answers 413 to a declared body over maxFrameBytes and keeps the connection usable", async () => {
     const conn = new RawConnection(httpPort);
     try {

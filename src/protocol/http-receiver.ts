@@ -228,7 +228,7 @@ class HttpReceiver implements Front {
     const priority = intHeader(req, "x-crew-priority");
     const idempotencyKey = req.headers["idempotency-key"];
     const invalid = checkRunFields(handler, key, timeoutMs, priority) ?? checkIdempotencyKey(idempotencyKey);
-    if (invalid) return this.#refuse(res, handler, new BadRequestError(`${invalid} (path or x-crew-* headers)`));
+    if (invalid) return this.#refuse(res, handler, new BadRequestError(inHttpTerms(invalid)));
     const untyped = contentTypeRefusal(req);
     if (untyped) return this.#refuse(res, handler, untyped);
     if (declaredLength(req) > this.#maxBody) return this.#tooLarge(res, handler, req);
@@ -412,6 +412,21 @@ function declaredLength(req: IncomingMessage): number {
 }
 
 /** An integer header as a number; any other text stays a string, so checkRunFields rejects it. */
+/** Where each field the frame checks name comes from in an HTTP request. */
+const HTTP_SOURCES: Record<string, string> = {
+  handler: "the handler in the path",
+  key: "header x-crew-key",
+  timeoutMs: "header x-crew-timeout-ms",
+  priority: "header x-crew-priority",
+  idempotencyKey: "header idempotency-key",
+};
+
+/** "timeoutMs must be …" (checkRunFields' words, the frame's fields) as "header x-crew-timeout-ms: timeoutMs must be …". */
+function inHttpTerms(invalid: string): string {
+  const source = HTTP_SOURCES[invalid.slice(0, invalid.indexOf(" "))];
+  return source ? `${source}: ${invalid}` : invalid;
+}
+
 function intHeader(req: IncomingMessage, name: string): unknown {
   const value = req.headers[name];
   if (typeof value !== "string") return value;
