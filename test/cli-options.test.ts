@@ -128,6 +128,7 @@ describe("run, status and bench name their flags too", () => {
     const cases: Array<[string[], number, string]> = [
       [["run", "echo", "1", "--priority", "high"], 2, 'crew: --priority must be a number, got "high"\n'],
       [["run", "echo", "1", "--timeout-ms", "1", "--timeout-ms", "2"], 2, 'crew: --timeout-ms was given 2 times ("1", "2"): give it once\n'],
+      [["run", "echo", "1", "--idempotency-key", "a", "--idempotency-key", "b"], 2, 'crew: --idempotency-key was given 2 times ("a", "b"): give it once\n'],
       [["status", "--interval-ms", "soon"], 2, 'crew: --interval-ms must be a number, got "soon"\n'],
       [["bench", "--connections", "0", "--requests", "1"], 1, "crew: --connections must be a positive integer, got 0\n"],
       [["bench", "--duration", "5x"], 1, 'crew: --duration must be a duration like 500ms, 10s or 2m, got "5x"\n'],

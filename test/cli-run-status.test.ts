@@ -69,6 +69,19 @@ describe("crew start, run and status as real processes", () => {
     expect(await crew(["run", "echo", "--port", String(port), "--key", "k", "--priority", "3"])).toMatchObject({ code: 0, stdout: "null\n" });
   });
 
+  it("crew run --idempotency-key: the same key again is answered the same reply, replayed; with another payload it is a conflict", async () => {
+    const args = ["run", "echo", '{"a":1}', "--port", String(port), "--idempotency-key", "cli-key-1", "--meta"];
+    const first = await crew(args);
+    expect(first.code).toBe(0);
+    const again = await crew(args);
+    expect(again.code).toBe(0);
+    const [one, two] = [JSON.parse(first.stdout), JSON.parse(again.stdout)];
+    expect(two).toEqual({ result: { a: 1 }, meta: { ...one.meta, replayed: true } });
+    const other = await crew(["run", "echo", '{"a":2}', "--port", String(port), "--idempotency-key", "cli-key-1"]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/^E_IDEMPOTENCY_CONFLICT: /);
+  });
+
   it("crew run prints CODE: message on stderr and exits 1 for an error reply", async () => {
     const unknown = await crew(["run", "nope", "{}", "--port", String(port)]);
     expect(unknown.code).toBe(1);

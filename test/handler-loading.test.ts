@@ -68,6 +68,15 @@ describe("handler modules that cannot load", () => {
     }
   });
 
+  it("a JavaScript module with a syntax error is refused naming its file, line and column, on either node kind", async () => {
+    const dir = folder("syntax-error", { "half.js": "export default () => {\n  const x = 1;\n  return x +;\n};\n" });
+    for (const kind of [{ threads: 1 }, { processes: 1 }]) {
+      const err = await refusal({ handlers: dir, ...kind });
+      expect(err).toBeInstanceOf(HandlerLoadError);
+      expect(err.message).toBe(`${join(dir, "half.js")}: failed to import at ${join(dir, "half.js")}:3:13: Unexpected token ';'`);
+    }
+  });
+
   it("a module without a default export function is refused, naming the file", async () => {
     const dir = folder("no-default", { "half.js": "export const config = {};\n" });
     const err = await refusal({ handlers: dir, threads: 1 });

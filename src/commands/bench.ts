@@ -15,7 +15,7 @@ import { startProgress } from "../bench/progress.js";
 import { type BenchConfig, buildReport, formatReport, lostRequests } from "../bench/report.js";
 import { InvalidOptionError } from "../errors.js";
 import { clusterAddress, relabel } from "./config-sources.js";
-import { CLIENT_FLAGS, declareFlags, numberOption } from "./flags.js";
+import { CLIENT_FLAGS, declareFlags, numberOption, stringOption } from "./flags.js";
 
 interface BenchArgs {
   handler: string;
@@ -37,16 +37,16 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
   describe: "Load a running cluster and report throughput, latency and errors",
   builder: (y: Argv) =>
     declareFlags(y, CLIENT_FLAGS)
-      .option("handler", { type: "string", default: "echo", describe: "Handler to call" })
-      .option("payload", { type: "string", describe: "Payload for every request, as JSON" })
+      .option("handler", stringOption("handler", "Handler to call", "echo"))
+      .option("payload", stringOption("payload", "Payload for every request, as JSON"))
       .option("connections", numberOption("connections", "TCP connections", 8))
       .option("pipeline", numberOption("pipeline", "Requests in flight per connection", 32))
-      .option("duration", { type: "string", describe: `How long to send, e.g. 10s, 500ms, 2m [default: ${DEFAULT_DURATION}]` })
+      .option("duration", stringOption("duration", `How long to send, e.g. 10s, 500ms, 2m [default: ${DEFAULT_DURATION}]`))
       .option("requests", numberOption("requests", "Send exactly this many requests instead of --duration"))
       .conflicts("duration", "requests")
-      .option("chaos", { type: "string", describe: "Kill a random node on an interval while loading: kill-every=500ms" })
-      .option("admin-token", { type: "string", describe: "Admin token of the cluster (sent as Authorization: Bearer), for --chaos off loopback" })
-      .option("json", { type: "string", describe: "Also write the report to this file as JSON" })
+      .option("chaos", stringOption("chaos", "Kill a random node on an interval while loading: kill-every=500ms"))
+      .option("admin-token", stringOption("admin-token", "Admin token of the cluster (sent as Authorization: Bearer), for --chaos off loopback"))
+      .option("json", stringOption("json", "Also write the report to this file as JSON"))
       .option("resubmit", { type: "boolean", default: false, describe: "Key every request and resend unanswered ones after a lost connection (survives a primary restart)" }) as unknown as Argv<BenchArgs>,
   // The load generator's checks name its options (connections, duration): say the flags.
   handler: (args: ArgumentsCamelCase<BenchArgs>) => bench(args).catch((err: unknown) => Promise.reject(relabel(err, FLAG_NAMES))),

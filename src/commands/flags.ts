@@ -157,6 +157,20 @@ export function numberOption(flag: string, describe: string, fallback?: number) 
   };
 }
 
+/** A string option of one command (not in a table): a flag given twice is an error, as for the table's flags. */
+export function stringOption(flag: string, describe: string, fallback?: string) {
+  return {
+    type: "string" as const,
+    requiresArg: true,
+    describe,
+    ...(fallback === undefined ? {} : { default: fallback }),
+    coerce: (value: unknown): string => {
+      refuseRepeated(flag, value);
+      return String(value);
+    },
+  };
+}
+
 /** yargs collects a flag given twice into an array: an error here, naming the values. */
 export function refuseRepeated(flag: string, value: unknown): void {
   if (Array.isArray(value)) throw new UsageError(`--${flag} was given ${value.length} times (${value.map((v) => JSON.stringify(v)).join(", ")}): give it once`);

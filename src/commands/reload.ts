@@ -8,7 +8,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import type { ReloadResult } from "../primary/reloader.js";
 import { hostPort } from "../protocol/address.js";
 import { clusterAddress } from "./config-sources.js";
-import { CLIENT_FLAGS, declareFlags } from "./flags.js";
+import { CLIENT_FLAGS, declareFlags, stringOption } from "./flags.js";
 
 interface ReloadArgs {
   adminToken?: string;
@@ -20,7 +20,7 @@ export const reloadCommand: CommandModule<object, ReloadArgs> = {
   describe: "Reload a running cluster's handlers with no downtime (new nodes replace old ones one at a time)",
   builder: (y: Argv) =>
     declareFlags(y, CLIENT_FLAGS)
-      .option("admin-token", { type: "string", describe: "The cluster's --admin-token (needed from other hosts than loopback)" })
+      .option("admin-token", stringOption("admin-token", "The cluster's --admin-token (needed from other hosts than loopback)"))
       .option("json", { type: "boolean", default: false, describe: "Print the reply's JSON as it is" }) as unknown as Argv<ReloadArgs>,
   handler: async (args: ArgumentsCamelCase<ReloadArgs>) => {
     const { host, httpPort } = clusterAddress(args);

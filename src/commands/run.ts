@@ -11,12 +11,13 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { CrewError } from "../errors.js";
 import { Client } from "../protocol/client.js";
 import { clusterAddress } from "./config-sources.js";
-import { CLIENT_FLAGS, declareFlags, numberOption } from "./flags.js";
+import { CLIENT_FLAGS, declareFlags, numberOption, stringOption } from "./flags.js";
 
 interface RunArgs {
   handler: string;
   payloadJson?: string;
   key?: string;
+  idempotencyKey?: string;
   timeoutMs?: number;
   priority?: number;
   meta: boolean;
@@ -29,13 +30,15 @@ export const runCommand: CommandModule<object, RunArgs> = {
     declareFlags(y, CLIENT_FLAGS)
       .positional("handler", { type: "string", describe: "Handler name (a file in the cluster's handlers folder)" })
       .positional("payload-json", { type: "string", describe: "The payload: JSON, - to read it from stdin, or @FILE to read it from a file [default: none]" })
-      .option("key", { type: "string", describe: "Routing key (the hash balancer keeps a key on one node)" })
+      .option("key", stringOption("key", "Routing key (the hash balancer keeps a key on one node); not an idempotency key"))
+      .option("idempotency-key", stringOption("idempotency-key", "The request's idempotency key: sent again with it, it is answered once [default: a random UUID]"))
       .option("timeout-ms", numberOption("timeout-ms", "Deadline for this request [default: the handler's]"))
       .option("priority", numberOption("priority", "Higher runs first when requests queue"))
       .option("meta", { type: "boolean", default: false, describe: 'Print {"result", "meta"} (request id, node, attempts, ms); on an error, the meta goes to stderr' })
       .example("$0 fib '{\"n\": 30}'", "compute fib(30) on the cluster at 127.0.0.1:7070")
       .example("$0 echo - < payload.json", "send the payload read from stdin")
-      .example("$0 echo @payload.json --meta", "send a file's payload, print the result and its meta") as unknown as Argv<RunArgs>,
+      .example("$0 echo @payload.json --meta", "send a file's payload, print the result and its meta")
+      .example("$0 sum '{\"n\": 1000000}' --idempotency-key job-42", "run it once: the same key again answers the same reply") as unknown as Argv<RunArgs>,
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
     const address = clusterAddress(args);
     let payload: unknown;
@@ -102,6 +105,7 @@ async function runOnce(args: RunArgs, address: { host: string; port: number }, p
     await client.connect();
     const reply = await client.call(args.handler, payload, {
       key: args.key,
+      idempotencyKey: args.idempotencyKey,
       timeoutMs: args.timeoutMs,
       priority: args.priority,
       signal: abort.signal,

@@ -3,6 +3,7 @@
  * module that calls process.exit or throws on import can only take a node down, and
  * the first node's report is how `crew start` learns each handler's config.
  */
+import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import type { HandlerConfig } from "../nodes/messages.js";
 import { MAX_TIMEOUT_MS } from "../protocol/frames.js";
@@ -31,7 +32,7 @@ export async function loadHandler(file: string, compiled?: string): Promise<Load
   try {
     mod = await importModule(file, compiled);
   } catch (err) {
-    throw new HandlerModuleError(file, `failed to import${where(file, err)}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new HandlerModuleError(file, `failed to import${where(file, err) || (await syntaxErrorAt(file, err))}: ${err instanceof Error ? err.message : String(err)}`);
   }
   // A .ts file outside a "type": "module" package is compiled to CommonJS by tsx, which
   // puts the module's exports under `default`.
@@ -69,6 +70,24 @@ function where(file: string, err: unknown): string {
   const at = stack.split("\n").find((line) => line.includes(file) || line.includes(pathToFileURL(file).href));
   const loc = at && /(\d+):(\d+)\)?\s*$/.exec(at);
   return loc ? ` at ${file}:${loc[1]}:${loc[2]}` : "";
+}
+
+/**
+ * " at <file>:<line>:<col>" of a JavaScript module's syntax error. Node.js 20 prints where
+ * one is only when it is uncaught: an import's SyntaxError carries neither line nor column.
+ * esbuild (crew's TypeScript compiler, loaded on this failure only) parses the file again
+ * to find it; nothing when it finds none (the two parsers disagree on some strict-mode errors).
+ */
+async function syntaxErrorAt(file: string, err: unknown): Promise<string> {
+  if (!(err instanceof SyntaxError) || TS_FILE.test(file)) return "";
+  try {
+    const [{ transform }, source] = await Promise.all([import("esbuild"), readFile(file, "utf8")]);
+    await transform(source, { loader: "js", format: "esm", sourcefile: file });
+  } catch (parsed) {
+    const at = (parsed as { errors?: Array<{ location: { line: number; column: number } | null }> }).errors?.[0]?.location;
+    if (at) return ` at ${file}:${at.line}:${at.column + 1}`;
+  }
+  return "";
 }
 
 function checkConfig(file: string, config: unknown): HandlerConfig {
