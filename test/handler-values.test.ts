@@ -64,7 +64,7 @@ describe.each([
     expect(err).toBeInstanceOf(HandlerError);
     expect(err).toMatchObject({ code: "E_HANDLER", message: "no such sku", cause: { name: "ValidationError", ...fields } });
     const line = await logs.waitFor("handler threw", { node, handler: "throws" }, from);
-    expect(line).toMatchObject({ level: 40, requestId: expect.any(String), attempt: 1, err: { message: "no such sku", stack: expect.stringContaining("throws.js") } });
+    expect(line).toMatchObject({ level: 40, requestId: expect.any(String), attempt: 1, err: { type: "Error", message: "no such sku", stack: expect.stringContaining("throws.js") } });
 
     const res = await fetch(`http://127.0.0.1:${httpPort}/v1/run/throws`, {
       method: "POST",

@@ -20,7 +20,10 @@ export interface RelayState {
 }
 
 /** Reads `stream` line by line into `log`; `source` fields (node ids) go on raw lines. */
-export function relayOutput(stream: Readable, log: Logger, source: Record<string, unknown>, name: "stdout" | "stderr", state: RelayState): void {
+export function relayOutput(stream: Readable, primaryLog: Logger, source: Record<string, unknown>, name: "stdout" | "stderr", state: RelayState): void {
+  // A node's line holds its error already serialised ({type: "RangeError", message, stack}):
+  // pino's err serialiser would take it for an error object and call its type "Object".
+  const log = primaryLog.child({}, { serializers: { err: (err: unknown) => err } });
   let partial = "";
   let cut = false;
   stream.setEncoding("utf8");
