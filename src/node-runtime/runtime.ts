@@ -236,8 +236,8 @@ export class NodeRuntime {
    * killed the node first, a request that had finished would take the blame).
    *
    * A thread reads them even when nothing waits: the primary's next attempt (with
-   * lookahead, the one it holds ahead) has often arrived while the last one ran, and
-   * started now its `started` leaves with the last result in one batch. Read later, from
+   * lookahead, the one it holds ahead) has often arrived while the last one ran; started
+   * at once, its `started` leaves with the last result in one batch. Read later, from
    * the event loop, it cost a batch of its own: a wake-up of the thread host and of the
    * primary per request (benchmarks/lookahead.js, docs/bench.md).
    */
