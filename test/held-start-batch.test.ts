@@ -3,25 +3,24 @@
  * result leaves: the attempt held ahead for it (lookahead) starts at once, and its `started`
  * leaves in the same batch as the result. Read later, from the thread's event loop, it cost
  * a batch of its own: one more wake-up of the thread host and of the primary per request.
- * A real thread, blocked synchronously (block.js) while the held attempt arrives.
+ * An attempt sent ahead without lookahead starts only once that result is out. A real
+ * thread, blocked synchronously (block.js) while the next attempt arrives.
  */
 import { fileURLToPath } from "node:url";
-import { expect, it } from "vitest";
+import { afterEach, beforeEach, expect, it } from "vitest";
 import { changed } from "./helpers/atomics.js";
 import { createThreadTransport } from "../dist/nodes/thread-transport.js";
 import type { FromNode, NodeInit } from "../dist/nodes/messages.js";
 
 const BLOCK = fileURLToPath(new URL("./fixtures/lookahead/block.js", import.meta.url));
 
-it("a held attempt that arrived while the node was busy starts with the last result, in one batch", async () => {
+/** A real thread node running block.js; records every batch it sends after `ready`. */
+async function blockNode() {
   const init: NodeInit = { nodeId: "t9", kind: "thread", handlers: { block: BLOCK }, logLevel: "silent", maxCheckpointBytes: 1 << 20, maxResultBytes: 1 << 20, concurrency: 1 };
-  const runs = new Int32Array(new SharedArrayBuffer(4 * 2));
-  const gate = new Int32Array(new SharedArrayBuffer(4));
   const batches: FromNode[][] = [];
+  const waiters: Array<() => void> = [];
   let ready!: () => void;
-  let answered!: () => void;
   const up = new Promise<void>((resolve) => (ready = resolve));
-  const bothAnswered = new Promise<void>((resolve) => (answered = resolve));
   const transport = createThreadTransport({
     init,
     memoryMb: 64,
@@ -29,21 +28,51 @@ it("a held attempt that arrived while the node was busy starts with the last res
       onMessages: (msgs: FromNode[]) => {
         if (msgs.some((m) => m.t === "ready")) return ready();
         batches.push(msgs);
-        if (batches.flat().filter((m) => m.t === "result").length === 2) answered();
+        for (const wake of waiters.splice(0)) wake();
       },
       onExit: () => {},
     },
   });
+  await up;
+  /** Resolves once attempt `a`'s result has arrived. */
+  const resultOf = async (a: number): Promise<void> => {
+    while (!batches.flat().some((m) => m.t === "result" && m.a === a)) await new Promise<void>((wake) => waiters.push(wake));
+  };
+  return { transport, batches, resultOf };
+}
+
+const runs = new Int32Array(new SharedArrayBuffer(4 * 2));
+const gates = [0, 1].map(() => new Int32Array(new SharedArrayBuffer(4)));
+const run = (a: number, idx: number, { held = false, gate = false } = {}) => ({
+  t: "run" as const,
+  a,
+  requestId: `r${a}`,
+  handler: "block",
+  attempt: 1,
+  resumeFrom: null,
+  payload: { runs: runs.buffer, idx, ...(gate ? { gate: gates[idx]!.buffer } : {}) },
+  ...(held ? { held: true as const } : {}),
+});
+const open = (idx: number) => {
+  Atomics.store(gates[idx]!, 0, 1);
+  Atomics.notify(gates[idx]!, 0);
+};
+beforeEach(() => {
+  runs.fill(0);
+  for (const gate of gates) gate.fill(0);
+});
+// A test that failed leaves no thread blocked.
+afterEach(() => gates.forEach((_, idx) => open(idx)));
+
+it("a held attempt that arrived while the node was busy starts with the last result, in one batch", async () => {
+  const { transport, batches, resultOf } = await blockNode();
   try {
-    await up;
-    const run = (a: number, held: boolean) => ({ t: "run" as const, a, requestId: `r${a}`, handler: "block", attempt: 1, resumeFrom: null, ...(held ? { held: true as const } : {}) });
-    transport.post([{ ...run(1, false), payload: { runs: runs.buffer, idx: 0, gate: gate.buffer } }]);
+    transport.post([run(1, 0, { gate: true })]);
     // Attempt 1 has started and blocks its thread: attempt 2 arrives while it runs.
     await changed(runs, 0, 0);
-    transport.post([{ ...run(2, true), payload: { runs: runs.buffer, idx: 1 } }]);
-    Atomics.store(gate, 0, 1);
-    Atomics.notify(gate, 0);
-    await bothAnswered;
+    transport.post([run(2, 1, { held: true })]);
+    open(0);
+    await resultOf(2);
 
     expect(Array.from(runs)).toEqual([1, 1]);
     const first = batches.find((b) => b.some((m) => m.t === "result" && m.a === 1));
@@ -55,3 +84,23 @@ it("a held attempt that arrived while the node was busy starts with the last res
     transport.kill();
   }
 });
+
+it("an attempt sent ahead that arrived while the node was busy starts only once the last result is out", async () => {
+  // Else that result waits behind the whole next attempt (past its deadline), and is lost
+  // if the next one kills the thread: the finished request then runs again.
+  const { transport, resultOf } = await blockNode();
+  try {
+    transport.post([run(1, 0, { gate: true })]);
+    await changed(runs, 0, 0);
+    transport.post([run(2, 1, { gate: true })]);
+    open(0);
+    // Attempt 2 now blocks the thread until its gate opens: attempt 1's result must be out already.
+    await changed(runs, 1, 0);
+    await resultOf(1);
+    open(1);
+    await resultOf(2);
+    expect(Array.from(runs)).toEqual([1, 1]);
+  } finally {
+    transport.kill();
+  }
+}, 10_000);

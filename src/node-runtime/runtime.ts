@@ -239,7 +239,11 @@ export class NodeRuntime {
    * lookahead, the one it holds ahead) has often arrived while the last one ran; started
    * at once, its `started` leaves with the last result in one batch. Read later, from
    * the event loop, it cost a batch of its own: a wake-up of the thread host and of the
-   * primary per request (benchmarks/lookahead.js, docs/bench.md).
+   * primary per request (benchmarks/lookahead.js, docs/bench.md). What is done leaves
+   * before an attempt read so starts, as it did when the event loop delivered that one:
+   * else the result of an attempt that finished would wait behind a long one, and be lost
+   * with it if it killed the thread (the attempt then ran again, uncharged). Attempts that
+   * arrived together still run back to back, their results in one batch (pipelining).
    */
   #startWaiting(afterAnother: boolean): void {
     if (this.#starting) return; // re-entered from a handler that ended synchronously: the outer loop goes on
@@ -247,6 +251,7 @@ export class NodeRuntime {
     try {
       let followsAnother = afterAnother;
       while (this.#running.size < this.#init.concurrency) {
+        const arrivedBefore = this.#waiting.length > 0;
         if (followsAnother && this.#poll) this.#poll();
         if (this.#running.size >= this.#init.concurrency || this.#waiting.length === 0) break;
         if (followsAnother && !this.#poll) {
@@ -260,6 +265,8 @@ export class NodeRuntime {
           // Held means long: what is done so far leaves now, not after it, and the
           // primary learns this node may hold another.
           this.#post({ t: "started", a: msg.a });
+          this.#flush();
+        } else if (followsAnother && !arrivedBefore) {
           this.#flush();
         }
         this.#run(msg);
