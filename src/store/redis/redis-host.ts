@@ -76,7 +76,9 @@ export class RedisHost {
       const host = new RedisHost(conns, options, lease, deps);
       await host.#queue.ensureGroups();
       await host.#channels.start();
-      host.#worker.start();
+      // Joined once the other hosts can see its nodes: before, a host with no process node
+      // could answer E_NO_NODE for a handler this one (already listening) can run.
+      await host.#worker.start();
       deps.log.info({ host: options.hostId, cluster: options.cluster, redis: withoutPassword(options.url), hostTimeoutMs: options.hostTimeoutMs }, "joined the cluster through Redis");
       return host;
     } catch (err) {

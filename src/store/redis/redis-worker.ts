@@ -101,8 +101,14 @@ export class RedisWorker {
     return this.#held.size;
   }
 
-  start(): void {
+  /**
+   * Starts heartbeating. Resolves once the first heartbeat is done (it never rejects: a
+   * failed one is retried every heartbeatMs): from then on the other hosts see this
+   * host's nodes, so a host that needs a process node, say, knows this one has one.
+   */
+  start(): Promise<void> {
     this.#tick();
+    return this.#beating;
   }
 
   /** Redis is back: flush replies held meanwhile, and wait a host timeout before taking anything over. */
