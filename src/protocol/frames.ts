@@ -3,7 +3,7 @@
  * and the reply shape both receivers and the client share.
  */
 import { BadRequestError, type CrewError, type WireError } from "../errors.js";
-import { JsonSyntaxError, MAX_DEPTH, type Members, NOT_AN_OBJECT, scanObject } from "./json-scan.js";
+import { JsonSyntaxError, MAX_DEPTH, type Members, scanObject } from "./json-scan.js";
 
 export type RequestId = string | number;
 
@@ -90,12 +90,12 @@ export function parseFrame(line: string): ParseResult {
   } catch (err) {
     if (!(err instanceof JsonSyntaxError)) throw err;
     const id = members.has("id") && isRequestId(field("id"), line, members) ? (field("id") as RequestId) : null;
-    if (err.message.startsWith("nesting")) {
+    if (err.kind === "nesting") {
       const where = err.member === "payload" ? "the payload cannot be sent to a node" : `field ${JSON.stringify(err.member)} of the frame`;
       return bad(id, `${where}: nested deeper than ${MAX_DEPTH}`);
     }
     // Valid JSON that is not an object ([1, 2], "text") is not called invalid JSON.
-    return bad(null, err.message === NOT_AN_OBJECT ? err.message : `frame is not valid JSON: ${err.message}`);
+    return bad(null, err.kind === "not-an-object" ? err.message : `frame is not valid JSON: ${err.message}`);
   }
   const id = field("id");
   if (!isRequestId(id, line, members)) {

@@ -264,7 +264,7 @@ class HttpReceiver implements Front {
           checkJson(payloadJson);
         } catch (err) {
           if (!(err instanceof JsonSyntaxError)) throw err;
-          const deep = err.message.startsWith("nesting");
+          const deep = err.kind === "nesting";
           return this.#refuse(res, handler, new BadRequestError(deep ? `the body is nested deeper than ${MAX_DEPTH}` : `the body is not valid JSON: ${err.message}`));
         }
       }

@@ -12,12 +12,22 @@
 /** Deeper nesting is refused: JSON.parse in a node would need a deep stack for it too. */
 export const MAX_DEPTH = 2048;
 
-/** The refusal of a frame that does not start with "{": valid JSON or not, a frame is a JSON object. */
-export const NOT_AN_OBJECT = "frame is not a JSON object";
+/**
+ * What the scanner refused: `syntax` (not JSON), `nesting` (deeper than MAX_DEPTH), or
+ * `not-an-object` (scanObject on text that does not start with "{", valid JSON or not).
+ */
+export type JsonRefusal = "syntax" | "nesting" | "not-an-object";
 
 export class JsonSyntaxError extends Error {
   /** scanObject: the top-level member whose value was being read when the error was found. */
   member: string | undefined;
+
+  constructor(
+    message: string,
+    readonly kind: JsonRefusal = "syntax",
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -35,7 +45,7 @@ export type Members = Map<string, { start: number; end: number; plain: boolean }
 export function scanObject(text: string, members: Members): void {
   const s = new Scanner(text);
   s.ws();
-  if (s.peek() !== 0x7b) throw new JsonSyntaxError(NOT_AN_OBJECT);
+  if (s.peek() !== 0x7b) throw new JsonSyntaxError("frame is not a JSON object", "not-an-object");
   s.pos++;
   s.ws();
   if (s.peek() === 0x7d) {
@@ -94,8 +104,8 @@ class Scanner {
     this.pos++;
   }
 
-  fail(what: string): never {
-    throw new JsonSyntaxError(`${what} at position ${this.pos}`);
+  fail(what: string, kind?: JsonRefusal): never {
+    throw new JsonSyntaxError(`${what} at position ${this.pos}`, kind);
   }
 
   ws(): void {
@@ -124,7 +134,7 @@ class Scanner {
   }
 
   container(object: boolean, depth: number): void {
-    if (depth > MAX_DEPTH) this.fail(`nesting deeper than ${MAX_DEPTH}`);
+    if (depth > MAX_DEPTH) this.fail(`nesting deeper than ${MAX_DEPTH}`, "nesting");
     const close = object ? 0x7d : 0x5d;
     this.pos++;
     this.ws();
