@@ -8,7 +8,7 @@ import { startHttpFront } from "../protocol/http-receiver.js";
 import { createLogger } from "../logger.js";
 import type { NodeKind } from "../nodes/messages.js";
 import { checkListenAddress, type ClusterOptions, type ResolvedOptions, resolveOptions } from "../options.js";
-import { checkIdempotencyKey, checkRunFields, type ReplyMeta } from "../protocol/frames.js";
+import { checkRunFields, type ReplyMeta } from "../protocol/frames.js";
 import { TcpReceiver } from "../protocol/tcp-receiver.js";
 import { UnreadReplies } from "../protocol/unread-replies.js";
 import { ClientShares } from "./admission.js";
@@ -135,7 +135,7 @@ export class Cluster implements HttpPort {
     payload?: unknown,
     options: RunOptions = {},
   ): Promise<{ ok: true; result: unknown; meta: ReplyMeta } | { ok: false; error: { code: string; message: string }; meta: ReplyMeta }> {
-    const invalid = typeof handler === "string" ? (checkRunFields(handler, options.key, options.timeoutMs, options.priority) ?? checkIdempotencyKey(options.idempotencyKey)) : "handler must be a string";
+    const invalid = typeof handler === "string" ? checkRunFields({ handler, ...options })?.message : "handler must be a string";
     if (invalid) return Promise.reject(new BadRequestError(invalid));
     return new Promise((resolve) => {
       const { signal } = options;

@@ -121,8 +121,8 @@ function parseRun(field: (name: string) => unknown, payload: { start: number; en
   const timeoutMs = field("timeoutMs");
   const priority = field("priority");
   const idempotencyKey = field("idempotencyKey");
-  const invalid = checkRunFields(handler, key, timeoutMs, priority) ?? checkIdempotencyKey(idempotencyKey);
-  if (invalid) return bad(id, invalid);
+  const invalid = checkRunFields({ handler, key, timeoutMs, priority, idempotencyKey });
+  if (invalid) return bad(id, invalid.message);
   return {
     frame: {
       op: "run",
@@ -138,30 +138,33 @@ function parseRun(field: (name: string) => unknown, payload: { start: number; en
   };
 }
 
+/** A run request's fields that checkRunFields checks, by their frame names. */
+export type RunField = "handler" | "key" | "timeoutMs" | "priority" | "idempotencyKey";
+
 /**
- * Checks the fields of a run request; returns what is wrong, or undefined. The HTTP
- * receiver checks its path and headers through this too, so both fronts agree.
+ * Checks the fields of a run request (a frame, an HTTP request's path and headers,
+ * cluster.run's options), so every front agrees; returns the first wrong field and what
+ * is wrong with it, or undefined.
  */
-export function checkRunFields(handler: string, key: unknown, timeoutMs: unknown, priority: unknown): string | undefined {
-  if (!HANDLER_NAME.test(handler)) {
-    return `handler must be a handler name (letters, digits, "_" and "-"), not ${JSON.stringify(handler.slice(0, 64))}`;
+export function checkRunFields(f: { handler: string; key?: unknown; timeoutMs?: unknown; priority?: unknown; idempotencyKey?: unknown }): { field: RunField; message: string } | undefined {
+  if (!HANDLER_NAME.test(f.handler)) {
+    return { field: "handler", message: `handler must be a handler name (letters, digits, "_" and "-"), not ${JSON.stringify(f.handler.slice(0, 64))}` };
   }
-  if (key !== undefined && (typeof key !== "string" || key.length > 1024)) {
-    return "key must be a string of at most 1024 characters";
+  if (f.key !== undefined && (typeof f.key !== "string" || f.key.length > 1024)) {
+    return { field: "key", message: "key must be a string of at most 1024 characters" };
   }
+  const timeoutMs = f.timeoutMs;
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && (timeoutMs as number) > 0 && (timeoutMs as number) <= MAX_TIMEOUT_MS)) {
-    return `timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS}`;
+    return { field: "timeoutMs", message: `timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS}` };
   }
-  if (priority !== undefined && !(Number.isInteger(priority) && Math.abs(priority as number) <= 1_000_000)) {
-    return "priority must be an integer from -1000000 to 1000000";
+  if (f.priority !== undefined && !(Number.isInteger(f.priority) && Math.abs(f.priority as number) <= 1_000_000)) {
+    return { field: "priority", message: "priority must be an integer from -1000000 to 1000000" };
+  }
+  const ik = f.idempotencyKey;
+  if (ik !== undefined && !(typeof ik === "string" && ik.length >= 1 && ik.length <= MAX_IDEMPOTENCY_KEY_LENGTH)) {
+    return { field: "idempotencyKey", message: `idempotencyKey must be a string of 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters` };
   }
   return undefined;
-}
-
-/** Checks an idempotency key (frame field, header, option); returns what is wrong, or undefined. */
-export function checkIdempotencyKey(key: unknown): string | undefined {
-  if (key === undefined || (typeof key === "string" && key.length >= 1 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH)) return undefined;
-  return `idempotencyKey must be a string of 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`;
 }
 
 /**

@@ -30,7 +30,7 @@ import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
 import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import type { UnreadReplies } from "./unread-replies.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
-import { checkIdempotencyKey, checkRunFields } from "./frames.js";
+import { checkRunFields, type RunField } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
 import { clientOf, HttpClient, onPeerEnd } from "./http-connection.js";
 import { grown } from "./ndjson.js";
@@ -227,8 +227,8 @@ class HttpReceiver implements Front {
     const timeoutMs = intHeader(req, "x-crew-timeout-ms");
     const priority = intHeader(req, "x-crew-priority");
     const idempotencyKey = req.headers["idempotency-key"];
-    const invalid = checkRunFields(handler, key, timeoutMs, priority) ?? checkIdempotencyKey(idempotencyKey);
-    if (invalid) return this.#refuse(res, handler, new BadRequestError(inHttpTerms(invalid)));
+    const invalid = checkRunFields({ handler, key, timeoutMs, priority, idempotencyKey });
+    if (invalid) return this.#refuse(res, handler, new BadRequestError(`${HTTP_SOURCES[invalid.field]}: ${invalid.message}`));
     const untyped = contentTypeRefusal(req);
     if (untyped) return this.#refuse(res, handler, untyped);
     if (declaredLength(req) > this.#maxBody) return this.#tooLarge(res, handler, req);
@@ -412,20 +412,14 @@ function declaredLength(req: IncomingMessage): number {
 }
 
 /** An integer header as a number; any other text stays a string, so checkRunFields rejects it. */
-/** Where each field the frame checks name comes from in an HTTP request. */
-const HTTP_SOURCES: Record<string, string> = {
+/** Where each field checkRunFields names comes from in an HTTP request. */
+const HTTP_SOURCES: Record<RunField, string> = {
   handler: "the handler in the path",
   key: "header x-crew-key",
   timeoutMs: "header x-crew-timeout-ms",
   priority: "header x-crew-priority",
   idempotencyKey: "header idempotency-key",
 };
-
-/** "timeoutMs must be …" (checkRunFields' words, the frame's fields) as "header x-crew-timeout-ms: timeoutMs must be …". */
-function inHttpTerms(invalid: string): string {
-  const source = HTTP_SOURCES[invalid.slice(0, invalid.indexOf(" "))];
-  return source ? `${source}: ${invalid}` : invalid;
-}
 
 function intHeader(req: IncomingMessage, name: string): unknown {
   const value = req.headers[name];
