@@ -2,7 +2,7 @@
  * The frames of DESIGN.md's wire protocol: parsing and checking what a client sends,
  * and the reply shape both receivers and the client share.
  */
-import { BadRequestError, type CrewError, type WireError } from "../errors.js";
+import { BadRequestError, type CrewError, FrameTooLargeError, type WireError } from "../errors.js";
 import { JsonSyntaxError, MAX_DEPTH, type Members, scanObject } from "./json-scan.js";
 
 export type RequestId = string | number;
@@ -136,6 +136,11 @@ function parseRun(field: (name: string) => unknown, payload: { start: number; en
       bytes: line.length,
     },
   };
+}
+
+/** The refusal of a TCP frame or an HTTP body over `maxFrameBytes` (bytes), naming the option. */
+export function frameTooLarge(what: "frame" | "body", maxFrameBytes: number): CrewError {
+  return new FrameTooLargeError(`${what} over the limit of ${maxFrameBytes} bytes (maxFrameBytes, --max-frame-bytes)`);
 }
 
 /** A run request's fields that checkRunFields checks, by their frame names. */

@@ -19,7 +19,6 @@ import {
   BadRequestError,
   type CrewError,
   ForbiddenError,
-  FrameTooLargeError,
   MethodNotAllowedError,
   NotFoundError,
   OverloadedError,
@@ -30,7 +29,7 @@ import { type ClusterMetrics, metricsFor } from "../primary/metrics.js";
 import { Dashboard, isDashboardPath } from "../dashboard/dashboard.js";
 import type { UnreadReplies } from "./unread-replies.js";
 import { DEFAULT_HOST, DEFAULT_HTTP_PORT } from "./address.js";
-import { checkRunFields, type RunField } from "./frames.js";
+import { checkRunFields, frameTooLarge, type RunField } from "./frames.js";
 import { checkJson, JsonSyntaxError, MAX_DEPTH } from "./json-scan.js";
 import { clientOf, HttpClient, onPeerEnd } from "./http-connection.js";
 import { grown } from "./ndjson.js";
@@ -134,7 +133,7 @@ class HttpReceiver implements Front {
       if (refusal) return sendError(res, refusal, { connection: "close" });
       if (req.url?.startsWith(RUN_PREFIX) && declaredLength(req) > this.#maxBody) {
         // The client still holds the body we did not ask for: this connection is done.
-        const error = new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes (maxFrameBytes, --max-frame-bytes)`);
+        const error = frameTooLarge("body", this.#maxBody);
         return this.#refuse(res, req.url.slice(RUN_PREFIX.length), error, { connection: "close" });
       }
       res.writeContinue();
@@ -319,7 +318,7 @@ class HttpReceiver implements Front {
    * which could destroy the 413 unread), and the connection is cut LINGER_MS later.
    */
   #tooLarge(res: ServerResponse, handler: string, req: IncomingMessage): void {
-    this.#refuse(res, handler, new FrameTooLargeError(`body over the limit of ${this.#maxBody} bytes (maxFrameBytes, --max-frame-bytes)`));
+    this.#refuse(res, handler, frameTooLarge("body", this.#maxBody));
     if (req.complete) return;
     let dropped = 0;
     const most = Math.max(this.#maxBody, LINGER_MIN_BYTES);

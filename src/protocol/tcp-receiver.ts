@@ -18,11 +18,11 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { BadRequestError, type CrewError, DuplicateIdError, FrameTooLargeError, OverloadedError } from "../errors.js";
+import { BadRequestError, type CrewError, DuplicateIdError, OverloadedError } from "../errors.js";
 import { type ClientShares, type ShareHolder, Throttle } from "../primary/admission.js";
 import type { RequestSink as Dispatcher } from "../store/keyed.js";
 import type { Job, Outcome } from "../primary/job.js";
-import { encodeError, encodeReply, parseFrame, type RequestId, type RunFrame } from "./frames.js";
+import { encodeError, encodeReply, frameTooLarge, parseFrame, type RequestId, type RunFrame } from "./frames.js";
 import { LineSplitter } from "./ndjson.js";
 import type { UnreadReplies } from "./unread-replies.js";
 
@@ -167,7 +167,7 @@ class Connection implements ShareHolder {
 
   #tooLarge(): void {
     this.#log.warn({ remote: this.#socket.remoteAddress, limit: this.#options.maxFrameBytes }, "frame too large: closing connection");
-    this.#refuse(null, "", new FrameTooLargeError(`frame over the limit of ${this.#options.maxFrameBytes} bytes (maxFrameBytes, --max-frame-bytes)`));
+    this.#refuse(null, "", frameTooLarge("frame", this.#options.maxFrameBytes));
     // The error goes out first, then FIN; a client that keeps its side open would keep
     // its requests running, so the connection is cut after the linger ('close' cancels them).
     this.#end();
