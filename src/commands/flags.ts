@@ -138,37 +138,34 @@ export function declareFlags<T>(y: Argv<T>, table: FlagTable, defaults: Record<s
 }
 
 /**
- * A number option of one command (not in a table): the text as typed is checked, so a
- * bad value is quoted (`--priority must be a number, got "high"`) and a flag given twice
- * is an error, as for the table's flags.
+ * An option of one command (not in a table) that takes one value: a flag given twice is
+ * an error, as for the table's flags; `convert` checks the text as typed.
  */
-export function numberOption(flag: string, describe: string, fallback?: number) {
+function singleValued<T>(flag: string, describe: string, fallback: T | undefined, convert: (value: unknown) => T) {
   return {
     requiresArg: true,
     describe,
     ...(fallback === undefined ? {} : { default: fallback }),
-    coerce: (value: unknown): number => {
+    coerce: (value: unknown): T => {
       refuseRepeated(flag, value);
-      if (typeof value === "number") return value;
-      const n = Number(value);
-      if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got ${JSON.stringify(value)}`);
-      return n;
+      return convert(value);
     },
   };
 }
 
-/** A string option of one command (not in a table): a flag given twice is an error, as for the table's flags. */
+/** A number option of one command: a bad value is quoted (`--priority must be a number, got "high"`). */
+export function numberOption(flag: string, describe: string, fallback?: number) {
+  return singleValued(flag, describe, fallback, (value): number => {
+    if (typeof value === "number") return value;
+    const n = Number(value);
+    if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got ${JSON.stringify(value)}`);
+    return n;
+  });
+}
+
+/** A string option of one command. */
 export function stringOption(flag: string, describe: string, fallback?: string) {
-  return {
-    type: "string" as const,
-    requiresArg: true,
-    describe,
-    ...(fallback === undefined ? {} : { default: fallback }),
-    coerce: (value: unknown): string => {
-      refuseRepeated(flag, value);
-      return String(value);
-    },
-  };
+  return { type: "string" as const, ...singleValued(flag, describe, fallback, String) };
 }
 
 /** yargs collects a flag given twice into an array: an error here, naming the values. */
