@@ -9,31 +9,19 @@
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { changed } from "./helpers/atomics.js";
-import { createThreadTransport } from "../dist/nodes/thread-transport.js";
-import type { FromNode, NodeInit } from "../dist/nodes/messages.js";
+import type { FromNode } from "../dist/nodes/messages.js";
+import { startThreadNode } from "./helpers/thread-node.js";
 
 const BLOCK = fileURLToPath(new URL("./fixtures/lookahead/block.js", import.meta.url));
 
 /** A real thread node running block.js; records every batch it sends after `ready`. */
 async function blockNode() {
-  const init: NodeInit = { nodeId: "t9", kind: "thread", handlers: { block: BLOCK }, logLevel: "silent", maxCheckpointBytes: 1 << 20, maxResultBytes: 1 << 20, concurrency: 1 };
   const batches: FromNode[][] = [];
   const waiters: Array<() => void> = [];
-  let ready!: () => void;
-  const up = new Promise<void>((resolve) => (ready = resolve));
-  const transport = createThreadTransport({
-    init,
-    memoryMb: 64,
-    events: {
-      onMessages: (msgs: FromNode[]) => {
-        if (msgs.some((m) => m.t === "ready")) return ready();
-        batches.push(msgs);
-        for (const wake of waiters.splice(0)) wake();
-      },
-      onExit: () => {},
-    },
+  const transport = await startThreadNode({ block: BLOCK }, (msgs) => {
+    batches.push(msgs);
+    for (const wake of waiters.splice(0)) wake();
   });
-  await up;
   /** Resolves once attempt `a`'s result has arrived. */
   const resultOf = async (a: number): Promise<void> => {
     while (!batches.flat().some((m) => m.t === "result" && m.a === a)) await new Promise<void>((wake) => waiters.push(wake));
