@@ -135,7 +135,7 @@ export class Cluster implements HttpPort {
     payload?: unknown,
     options: RunOptions = {},
   ): Promise<{ ok: true; result: unknown; meta: ReplyMeta } | { ok: false; error: { code: string; message: string }; meta: ReplyMeta }> {
-    const invalid = typeof handler === "string" ? checkRunFields({ handler, ...options })?.message : "handler must be a string";
+    const invalid = typeof handler === "string" ? checkRunFields(handler, options.key, options.timeoutMs, options.priority, options.idempotencyKey)?.message : "handler must be a string";
     if (invalid) return Promise.reject(new BadRequestError(invalid));
     return new Promise((resolve) => {
       const { signal } = options;

@@ -121,7 +121,7 @@ function parseRun(field: (name: string) => unknown, payload: { start: number; en
   const timeoutMs = field("timeoutMs");
   const priority = field("priority");
   const idempotencyKey = field("idempotencyKey");
-  const invalid = checkRunFields({ handler, key, timeoutMs, priority, idempotencyKey });
+  const invalid = checkRunFields(handler, key, timeoutMs, priority, idempotencyKey);
   if (invalid) return bad(id, invalid.message);
   return {
     frame: {
@@ -149,24 +149,23 @@ export type RunField = "handler" | "key" | "timeoutMs" | "priority" | "idempoten
 /**
  * Checks the fields of a run request (a frame, an HTTP request's path and headers,
  * cluster.run's options), so every front agrees; returns the first wrong field and what
- * is wrong with it, or undefined.
+ * is wrong with it, or undefined. Positional: it runs for every request, and allocates
+ * only for a refusal.
  */
-export function checkRunFields(f: { handler: string; key?: unknown; timeoutMs?: unknown; priority?: unknown; idempotencyKey?: unknown }): { field: RunField; message: string } | undefined {
-  if (!HANDLER_NAME.test(f.handler)) {
-    return { field: "handler", message: `handler must be a handler name (letters, digits, "_" and "-"), not ${JSON.stringify(f.handler.slice(0, 64))}` };
+export function checkRunFields(handler: string, key: unknown, timeoutMs: unknown, priority: unknown, idempotencyKey: unknown): { field: RunField; message: string } | undefined {
+  if (!HANDLER_NAME.test(handler)) {
+    return { field: "handler", message: `handler must be a handler name (letters, digits, "_" and "-"), not ${JSON.stringify(handler.slice(0, 64))}` };
   }
-  if (f.key !== undefined && (typeof f.key !== "string" || f.key.length > 1024)) {
+  if (key !== undefined && (typeof key !== "string" || key.length > 1024)) {
     return { field: "key", message: "key must be a string of at most 1024 characters" };
   }
-  const timeoutMs = f.timeoutMs;
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && (timeoutMs as number) > 0 && (timeoutMs as number) <= MAX_TIMEOUT_MS)) {
     return { field: "timeoutMs", message: `timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS}` };
   }
-  if (f.priority !== undefined && !(Number.isInteger(f.priority) && Math.abs(f.priority as number) <= 1_000_000)) {
+  if (priority !== undefined && !(Number.isInteger(priority) && Math.abs(priority as number) <= 1_000_000)) {
     return { field: "priority", message: "priority must be an integer from -1000000 to 1000000" };
   }
-  const ik = f.idempotencyKey;
-  if (ik !== undefined && !(typeof ik === "string" && ik.length >= 1 && ik.length <= MAX_IDEMPOTENCY_KEY_LENGTH)) {
+  if (idempotencyKey !== undefined && !(typeof idempotencyKey === "string" && idempotencyKey.length >= 1 && idempotencyKey.length <= MAX_IDEMPOTENCY_KEY_LENGTH)) {
     return { field: "idempotencyKey", message: `idempotencyKey must be a string of 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters` };
   }
   return undefined;

@@ -226,7 +226,7 @@ class HttpReceiver implements Front {
     const timeoutMs = intHeader(req, "x-crew-timeout-ms");
     const priority = intHeader(req, "x-crew-priority");
     const idempotencyKey = req.headers["idempotency-key"];
-    const invalid = checkRunFields({ handler, key, timeoutMs, priority, idempotencyKey });
+    const invalid = checkRunFields(handler, key, timeoutMs, priority, idempotencyKey);
     if (invalid) return this.#refuse(res, handler, new BadRequestError(`${HTTP_SOURCES[invalid.field]}: ${invalid.message}`));
     const untyped = contentTypeRefusal(req);
     if (untyped) return this.#refuse(res, handler, untyped);
